@@ -1,0 +1,162 @@
+//! `greenlet::Builder`: spawning with a name, a stack size, or a `Result`.
+
+use std::io;
+use std::sync::Arc;
+
+use crate::greenlet::JoinHandle;
+use crate::greenlet::GreenletId;
+use crate::greenlet::task::{Header, Task, TaskRef};
+use crate::hub::{HubContext, context};
+use crate::runtime::shared::Shared;
+use crate::stack::{MIN_STACK_SIZE, class_for};
+
+/// Configures a greenlet before spawning it, like `std::thread::Builder`.
+///
+/// ```
+/// greenhub::run(|| {
+///     let h = greenhub::greenlet::Builder::new()
+///         .name("fetcher".to_string())
+///         .stack_size(64 * 1024)
+///         .spawn(|| greenhub::current().name().unwrap().to_string())
+///         .expect("spawn failed");
+///     assert_eq!(h.join().unwrap(), "fetcher");
+/// });
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a Builder does nothing until `spawn` is called"]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the runtime's default stack size.
+    ///
+    /// ```
+    /// let _b = greenhub::greenlet::Builder::new();
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet. The name shows in [`Greenlet::name`](crate::Greenlet::name),
+    /// in debug output and in the stack-overflow report.
+    ///
+    /// ```
+    /// let _b = greenhub::greenlet::Builder::new().name("conn-42".into());
+    /// ```
+    pub fn name(mut self, name: String) -> Builder {
+        self.name = Some(name);
+        self
+    }
+
+    /// Sets the usable stack size in bytes. It is rounded up to a power of
+    /// two of at least 16 KiB; more than 64 MiB is refused by `spawn` with an
+    /// `InvalidInput` error. Only touched pages cost memory.
+    ///
+    /// ```
+    /// let _b = greenhub::greenlet::Builder::new().stack_size(1 << 20);
+    /// ```
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Spawns the greenlet on the current runtime (see [`crate::spawn`]).
+    ///
+    /// # Errors
+    ///
+    /// Fails when called outside a greenhub runtime or with an invalid stack
+    /// size. A greenlet that cannot get a stack when it first runs (a memory
+    /// or mapping limit) is reported by its [`JoinHandle::join`] instead.
+    ///
+    /// ```
+    /// // Outside a runtime, spawning is an error rather than a panic:
+    /// assert!(greenhub::greenlet::Builder::new().spawn(|| ()).is_err());
+    /// ```
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let hub = context::hub().ok_or_else(|| outside_runtime("spawn"))?;
+        self.spawn_on_hub(hub, f, false)
+    }
+
+    /// Spawns a greenlet that stays on the current hub, from a closure that
+    /// need not be `Send` (see [`crate::spawn_local`]).
+    ///
+    /// # Errors
+    ///
+    /// Fails off a hub thread, or with an invalid stack size.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// greenhub::run(|| {
+    ///     let rc = Rc::new(5);
+    ///     let h = greenhub::greenlet::Builder::new()
+    ///         .spawn_local(move || *rc + 1)
+    ///         .unwrap();
+    ///     assert_eq!(h.join().unwrap(), 6);
+    /// });
+    /// ```
+    pub fn spawn_local<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let hub = context::hub().ok_or_else(|| outside_runtime("spawn_local"))?;
+        self.spawn_on_hub(hub, f, true)
+    }
+
+    fn spawn_on_hub<F, T>(self, hub: &HubContext, f: F, local: bool) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let (task, handle) = self.build(hub.next_id(), f)?;
+        hub.spawn(task, local);
+        Ok(handle)
+    }
+
+    /// Spawns onto `shared`'s runtime from anywhere.
+    pub(crate) fn spawn_on<F, T>(self, shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Some(hub) = context::hub() {
+            if Arc::ptr_eq(&hub.shared, shared) {
+                return self.spawn_on_hub(hub, f, false);
+            }
+        }
+        let (task, handle) = self.build(GreenletId::next(), f)?;
+        shared.inject(task);
+        Ok(handle)
+    }
+
+    fn build<F, T>(self, id: GreenletId, f: F) -> io::Result<(TaskRef, JoinHandle<T>)>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let stack_size = match self.stack_size {
+            None => 0,
+            Some(size) => {
+                class_for(size)?;
+                size.max(MIN_STACK_SIZE)
+            }
+        };
+        let header = Header::new(id, self.name.map(String::into_boxed_str), stack_size, true);
+        let task = Task::new(header, f);
+        let handle = JoinHandle::new(task.clone());
+        Ok((task, handle))
+    }
+}
+
+fn outside_runtime(what: &str) -> io::Error {
+    io::Error::other(format!(
+        "greenhub::{what} called outside a greenhub runtime; start one with \
+         greenhub::run or Runtime::block_on, or spawn through a runtime Handle"
+    ))
+}

@@ -1,0 +1,448 @@
+//! Greenlets: spawning, joining, and the calls that block only the caller.
+//!
+//! This module mirrors `std::thread`: [`spawn`] returns a [`JoinHandle`],
+//! [`current`] names the running greenlet, [`yield_now`], [`sleep`], [`park`]
+//! and [`Greenlet::unpark`] behave like their std twins, and [`Builder`] sets
+//! a name and stack size. The difference is the unit: a greenlet is a stackful
+//! coroutine scheduled by a greenhub hub, and a blocking call suspends only
+//! the greenlet, letting the hub run others.
+//!
+//! Every blocking call also works off a greenlet, on a plain OS thread: there
+//! it blocks the thread, exactly like std.
+//!
+//! Internals: `task.rs` is the control block, `state.rs` the park/wake
+//! protocol, `completion.rs` the join protocol, `waiter.rs` the "greenlet or
+//! thread" wake-up target.
+
+pub(crate) mod completion;
+pub(crate) mod state;
+pub(crate) mod task;
+pub(crate) mod waiter;
+
+mod builder;
+mod join;
+
+use std::any::Any;
+use std::fmt;
+use std::num::NonZeroU64;
+use std::panic;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub use builder::Builder;
+pub use join::JoinHandle;
+
+use crate::hub::{HubContext, context};
+use task::{Header, HubRef, RawTask, Suspend, TaskRef};
+use waiter::Waiter;
+
+/// A greenlet's unique identifier within the process.
+///
+/// ```
+/// greenhub::run(|| {
+///     let a = greenhub::spawn(|| greenhub::current().id());
+///     let b = greenhub::spawn(|| greenhub::current().id());
+///     let (ida, idb) = (a.id(), b.id());
+///     assert_ne!(ida, idb);
+///     assert_eq!(a.join().unwrap(), ida);
+/// # b.join().unwrap();
+/// });
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GreenletId(NonZeroU64);
+
+/// Process-wide id counter (not part of any protocol, hence a plain std
+/// atomic rather than the loom shim).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl GreenletId {
+    /// Reserves `n` consecutive ids and returns the first.
+    pub(crate) fn reserve(n: u64) -> u64 {
+        NEXT_ID.fetch_add(n, Ordering::Relaxed)
+    }
+
+    pub(crate) fn from_u64(id: u64) -> GreenletId {
+        GreenletId(NonZeroU64::new(id).expect("greenhub: greenlet id 0"))
+    }
+
+    /// A fresh id, for greenlets spawned off the hubs.
+    pub(crate) fn next() -> GreenletId {
+        GreenletId::from_u64(GreenletId::reserve(1))
+    }
+
+    /// The id as a number (unique in the process, never 0).
+    ///
+    /// ```
+    /// greenhub::run(|| assert!(greenhub::current().id().as_u64() > 0));
+    /// ```
+    pub fn as_u64(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for GreenletId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GreenletId({})", self.0)
+    }
+}
+
+impl fmt::Display for GreenletId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A handle to a greenlet: its identity, and a way to unpark it.
+///
+/// The twin of `std::thread::Thread`. Obtained from [`current`] or
+/// [`JoinHandle::greenlet`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// greenhub::run(|| {
+///     let flag = Arc::new(AtomicBool::new(false));
+///     let f2 = flag.clone();
+///     let waiter = greenhub::spawn(move || {
+///         while !f2.load(Ordering::Acquire) {
+///             greenhub::park();
+///         }
+///     });
+///     flag.store(true, Ordering::Release);
+///     waiter.greenlet().unpark();
+///     waiter.join().unwrap();
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Greenlet {
+    task: TaskRef,
+}
+
+impl Greenlet {
+    pub(crate) fn from_task(task: TaskRef) -> Greenlet {
+        Greenlet { task }
+    }
+
+    /// The greenlet's id.
+    ///
+    /// ```
+    /// greenhub::run(|| {
+    ///     let me = greenhub::current();
+    ///     assert_eq!(me.id(), greenhub::current().id());
+    /// });
+    /// ```
+    pub fn id(&self) -> GreenletId {
+        self.task.header().id
+    }
+
+    /// The greenlet's name, if it was given one with [`Builder::name`].
+    ///
+    /// ```
+    /// greenhub::run(|| {
+    ///     let h = greenhub::greenlet::Builder::new()
+    ///         .name("worker".into())
+    ///         .spawn(|| greenhub::current().name().map(String::from))
+    ///         .unwrap();
+    ///     assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+    /// });
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.task.header().name.as_deref()
+    }
+
+    /// Makes the greenlet's current or next [`park`] return, like
+    /// `std::thread::Thread::unpark`. May be called from any thread.
+    ///
+    /// ```
+    /// greenhub::run(|| {
+    ///     let me = greenhub::current();
+    ///     me.unpark(); // the token makes the next park return at once
+    ///     greenhub::park();
+    /// });
+    /// ```
+    pub fn unpark(&self) {
+        Waiter::Greenlet(self.task.clone()).wake();
+    }
+}
+
+impl fmt::Debug for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Greenlet")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Spawns a greenlet on the current runtime and returns its [`JoinHandle`].
+///
+/// In M:N mode (the default) the greenlet is queued on the calling hub and
+/// may be stolen by an idle hub *before it starts*; once started it stays on
+/// one OS thread for its whole life. In pinned and single-threaded mode it
+/// runs on the calling hub.
+///
+/// # Panics
+///
+/// Panics when called outside a greenhub runtime (use
+/// [`Handle::spawn`](crate::Handle::spawn) or [`Builder::spawn`] for a
+/// `Result`). During a runtime shutdown the greenlet is not started and its
+/// handle reports it as killed.
+///
+/// ```
+/// greenhub::run(|| {
+///     let h = greenhub::spawn(|| 6 * 7);
+///     assert_eq!(h.join().unwrap(), 42);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new()
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("greenhub::spawn: {e}"))
+}
+
+/// Spawns a greenlet that stays on the current hub, from a closure that need
+/// not be `Send`.
+///
+/// The greenlet is never moved to another hub, so it can share `Rc` and
+/// `RefCell` state with the greenlets of this hub. Combined with pinned or
+/// single-threaded mode this is gevent's model: state shared between the
+/// greenlets of one hub needs no lock.
+///
+/// # Panics
+///
+/// Panics when not called from a greenlet or hub thread.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
+/// rt.block_on(|| {
+///     let log = Rc::new(RefCell::new(Vec::new()));
+///     let l2 = log.clone();
+///     let h = greenhub::spawn_local(move || l2.borrow_mut().push("child"));
+///     h.join().unwrap();
+///     assert_eq!(*log.borrow(), ["child"]);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn_local<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Builder::new()
+        .spawn_local(f)
+        .unwrap_or_else(|e| panic!("greenhub::spawn_local: {e}"))
+}
+
+/// The greenlet that calls it.
+///
+/// # Panics
+///
+/// Panics when called off a greenlet; see [`try_current`].
+///
+/// ```
+/// greenhub::run(|| {
+///     println!("I am greenlet {}", greenhub::current().id());
+/// });
+/// ```
+#[track_caller]
+pub fn current() -> Greenlet {
+    try_current().expect("greenhub::current() called outside a greenlet")
+}
+
+/// The greenlet that calls it, or `None` on a plain thread.
+///
+/// ```
+/// assert!(greenhub::greenlet::try_current().is_none());
+/// greenhub::run(|| assert!(greenhub::greenlet::try_current().is_some()));
+/// ```
+pub fn try_current() -> Option<Greenlet> {
+    context::current_task().map(Greenlet::from_task)
+}
+
+/// Lets the hub run other greenlets, then continues. Like gevent's `sleep(0)`.
+/// On a plain thread, `std::thread::yield_now`.
+///
+/// ```
+/// greenhub::run(|| {
+///     let h = greenhub::spawn(|| "ran");
+///     greenhub::yield_now(); // the child gets a turn
+///     assert!(h.is_finished());
+/// # h.join().unwrap();
+/// });
+/// ```
+pub fn yield_now() {
+    match context::current_raw() {
+        Some(task) => {
+            // SAFETY: the hub holds an `Arc` to the running greenlet, and a
+            // started greenlet stays alive (in its hub's live set) while it
+            // is suspended.
+            let task = unsafe { task.as_ref() };
+            check_killed(task.header());
+            suspend(task, Suspend::Yield);
+            check_killed(task.header());
+        }
+        None => std::thread::yield_now(),
+    }
+}
+
+/// Blocks the calling greenlet until its token is made available by
+/// [`Greenlet::unpark`], like `std::thread::park` (and on a plain thread it is
+/// `std::thread::park`). May return spuriously: call it in a loop that checks
+/// a condition.
+///
+/// If the greenlet has been killed, `park` unwinds it instead of blocking.
+///
+/// ```
+/// greenhub::run(|| {
+///     let me = greenhub::current();
+///     let h = greenhub::spawn(move || me.unpark());
+///     greenhub::park();
+///     h.join().unwrap();
+/// });
+/// ```
+pub fn park() {
+    match context::current_raw() {
+        // SAFETY: as in `yield_now`.
+        Some(task) => park_greenlet(unsafe { task.as_ref() }),
+        None => crate::loom::thread::park(),
+    }
+}
+
+/// Like [`park`], returning after `dur` at the latest.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// greenhub::run(|| {
+///     let t = Instant::now();
+///     greenhub::greenlet::park_timeout(Duration::from_millis(10));
+///     assert!(t.elapsed() >= Duration::from_millis(10) || true); // may return spuriously
+/// });
+/// ```
+pub fn park_timeout(dur: Duration) {
+    match context::current_raw() {
+        Some(task) => {
+            // SAFETY: as in `yield_now`.
+            let task = unsafe { task.as_ref() };
+            let deadline = Instant::now() + dur;
+            let _timer = TimerGuard::arm(deadline);
+            park_greenlet(task);
+        }
+        None => std::thread::park_timeout(dur),
+    }
+}
+
+/// Suspends the calling greenlet for at least `dur`; other greenlets run
+/// meanwhile. `sleep(Duration::ZERO)` is [`yield_now`] (gevent's `sleep(0)`).
+/// On a plain thread, `std::thread::sleep`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// greenhub::run(|| {
+///     let t = Instant::now();
+///     let a = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(50)));
+///     let b = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(50)));
+///     a.join().unwrap();
+///     b.join().unwrap();
+///     // Both slept at the same time.
+///     assert!(t.elapsed() < Duration::from_millis(100));
+/// });
+/// ```
+pub fn sleep(dur: Duration) {
+    if dur.is_zero() {
+        return yield_now();
+    }
+    match context::current_raw() {
+        Some(task) => {
+            // SAFETY: as in `yield_now`.
+            let task = unsafe { task.as_ref() };
+            let deadline = Instant::now() + dur;
+            let _timer = TimerGuard::arm(deadline);
+            loop {
+                park_greenlet(task);
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+        None => std::thread::sleep(dur),
+    }
+}
+
+/// A timer that wakes the current greenlet, disarmed on drop (also when the
+/// greenlet unwinds).
+struct TimerGuard {
+    key: crate::time::heap::TimerKey,
+}
+
+impl TimerGuard {
+    fn arm(deadline: Instant) -> TimerGuard {
+        let hub = context::hub().expect("greenhub: timer outside a hub");
+        let key = hub.add_timer(deadline, Waiter::current());
+        TimerGuard { key }
+    }
+}
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        // A started greenlet never leaves its hub, so this is the hub that
+        // armed the timer.
+        if let Some(hub) = context::hub() {
+            hub.cancel_timer(self.key);
+        }
+    }
+}
+
+/// The greenlet half of park: consume a token, or suspend until woken.
+fn park_greenlet(task: &dyn RawTask) {
+    let header = task.header();
+    check_killed(header);
+    if !header.state.take_notified() {
+        suspend(task, Suspend::Park);
+    }
+    check_killed(header);
+}
+
+/// Suspends the running greenlet `task` and returns the hub that resumed it.
+#[inline]
+fn suspend<'a>(task: &dyn RawTask, why: Suspend) -> &'a HubContext {
+    // SAFETY: `task` is the running greenlet (callers got it from the hub's
+    // current pointer), so we are on its stack.
+    let yielder = unsafe { task.header().yielder() };
+    let hub: HubRef = yielder.suspend(why);
+    hub.get()
+}
+
+/// The payload a killed greenlet unwinds with.
+struct KillSignal;
+
+/// Whether an unwinding payload is greenhub's kill signal.
+pub(crate) fn is_kill_payload(payload: &(dyn Any + Send)) -> bool {
+    payload.is::<KillSignal>()
+}
+
+/// Unwinds the current greenlet if it was killed.
+#[inline]
+fn check_killed(header: &Header) {
+    if header.state.load().is_killed() {
+        unwind_killed();
+    }
+}
+
+#[cold]
+fn unwind_killed() {
+    // Raising while already unwinding (a destructor that blocks during a kill
+    // or a panic) would abort the process; the greenlet then blocks normally
+    // and is killed at its next blocking point after the unwinding ends.
+    if !std::thread::panicking() {
+        panic::resume_unwind(Box::new(KillSignal));
+    }
+}

@@ -1,0 +1,359 @@
+//! The greenlet control block: one allocation per greenlet.
+//!
+//! A greenlet is an `Arc<Task<F, T>>`: a non-generic [`Header`] (state word,
+//! id, name, owning hub, coroutine) followed by the closure `F` (until it
+//! starts) and the [`Completion`] slots for its output `T`. Hubs and wakers see
+//! it type-erased as a [`TaskRef`] (`Arc<dyn RawTask>`); its `JoinHandle` sees
+//! it as `Arc<dyn JoinTarget<T>>`. One allocation holds all of it.
+//!
+//! An unstarted greenlet is only its boxed closure: no stack, no coroutine.
+//! The hub that first runs it (possibly one that stole it) takes a pooled
+//! stack, builds the coroutine and becomes its owner for good (DESIGN.md §2.1:
+//! a started greenlet never changes thread).
+
+use std::cell::UnsafeCell as StdCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::error::JoinError;
+use crate::greenlet::GreenletId;
+use crate::greenlet::completion::Completion;
+use crate::greenlet::state::State;
+use crate::greenlet::waiter::WaiterKey;
+use crate::hub::HubContext;
+use crate::hub::remote::HubRemote;
+use crate::stack::Stack;
+
+/// A type-erased greenlet, as hubs, queues and wakers hold it.
+pub(crate) type TaskRef = Arc<dyn RawTask>;
+
+/// Why a greenlet handed control back to its hub.
+pub(crate) enum Suspend {
+    /// Put me at the back of the run queue.
+    Yield,
+    /// Park me, unless a wake-up arrived since I checked (the hub's final CAS).
+    Park,
+}
+
+/// What a hub passes to a greenlet each time it resumes it: the hub itself
+/// (DESIGN.md §2.3: the runtime does not rely on thread-locals across a
+/// switch; code after a suspend uses this pointer, not a cached TLS read).
+#[derive(Clone, Copy)]
+pub(crate) struct HubRef(NonNull<HubContext>);
+
+impl HubRef {
+    pub(crate) fn new(hub: &HubContext) -> HubRef {
+        HubRef(NonNull::from(hub))
+    }
+
+    /// The hub that resumed the greenlet.
+    pub(crate) fn get<'a>(self) -> &'a HubContext {
+        // SAFETY: a hub only resumes greenlets from inside its run loop, and
+        // its context outlives every greenlet it runs (it unwinds or leaks
+        // them before returning), so the pointer is valid while the greenlet
+        // runs; the greenlet does not keep it past its next suspend.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+pub(crate) type Coro = Coroutine<HubRef, Suspend, (), Stack>;
+pub(crate) type GreenletYielder = Yielder<HubRef, Suspend>;
+
+/// The non-generic part of every greenlet.
+pub(crate) struct Header {
+    pub(crate) state: State,
+    pub(crate) id: GreenletId,
+    pub(crate) name: Option<Box<str>>,
+    /// Requested stack size in bytes, 0 for the runtime's default.
+    pub(crate) stack_size: usize,
+    /// The hub that started the greenlet; set once, before its first resume.
+    owner: OnceLock<Arc<HubRemote>>,
+    /// The running coroutine. Hub-owned: see `Header`'s `Sync` argument.
+    coroutine: StdCell<Option<Coro>>,
+    /// The greenlet's yielder, set by the greenlet when it starts. Only the
+    /// greenlet itself reads it.
+    yielder: StdCell<*const GreenletYielder>,
+    /// Guard range and usable size of the stack, for the overflow report.
+    stack_info: StdCell<StackInfo>,
+    /// Index in the owning hub's live set.
+    pub(crate) live_slot: StdAtomicUsize,
+}
+
+/// Where a running greenlet's stack and guard are.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct StackInfo {
+    pub(crate) guard_lo: usize,
+    pub(crate) guard_hi: usize,
+    pub(crate) usable: usize,
+}
+
+// SAFETY: `Header` is shared between threads through `Arc`. Its atomic and
+// immutable fields are Sync. The `StdCell` fields (`coroutine`, `yielder`,
+// `stack_info`) are only touched by the hub that owns the greenlet, on that
+// hub's thread, while the greenlet is dequeued or running there (the state
+// protocol gives that hub exclusive use), and by the greenlet itself, which
+// runs on that same thread. The coroutine is created on the owner hub and never
+// leaves it (started greenlets do not migrate), and it is removed (completed,
+// unwound or leaked) by that hub before the last `Arc` can drop elsewhere (the
+// hub's live set holds an `Arc` until then).
+unsafe impl Sync for Header {}
+// SAFETY: as above; the `!Send` coroutine never moves between threads because
+// only its owning hub creates, resumes and removes it.
+unsafe impl Send for Header {}
+
+impl Header {
+    pub(crate) fn new(
+        id: GreenletId,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        join_interest: bool,
+    ) -> Header {
+        Header {
+            state: State::new(join_interest),
+            id,
+            name,
+            stack_size,
+            owner: OnceLock::new(),
+            coroutine: StdCell::new(None),
+            yielder: StdCell::new(std::ptr::null()),
+            stack_info: StdCell::new(StackInfo::default()),
+            live_slot: StdAtomicUsize::new(usize::MAX),
+        }
+    }
+
+    /// The hub that owns this greenlet, once it has started.
+    #[inline]
+    pub(crate) fn owner(&self) -> Option<&Arc<HubRemote>> {
+        self.owner.get()
+    }
+
+    /// Whether a hub has started this greenlet.
+    #[inline]
+    pub(crate) fn is_started(&self) -> bool {
+        self.owner.get().is_some()
+    }
+
+    /// Claims the greenlet for `hub`. Called once, by the hub that starts it.
+    pub(crate) fn set_owner(&self, hub: Arc<HubRemote>) {
+        if self.owner.set(hub).is_err() {
+            unreachable!("greenhub: greenlet started twice");
+        }
+    }
+
+    /// The coroutine slot.
+    ///
+    /// # Safety
+    ///
+    /// Only the owning hub, while it has the greenlet dequeued or running,
+    /// and without another live reference into the slot.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn coroutine(&self) -> &mut Option<Coro> {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.coroutine.get() }
+    }
+
+    /// The greenlet's yielder.
+    ///
+    /// # Safety
+    ///
+    /// Only the greenlet itself, while it runs.
+    pub(crate) unsafe fn yielder(&self) -> &GreenletYielder {
+        // SAFETY: the yielder lives at a fixed place on the greenlet's own
+        // stack for as long as the greenlet runs, and was stored before any
+        // code of the greenlet could call this.
+        unsafe { &**self.yielder.get() }
+    }
+
+    /// Records the stack the greenlet runs on.
+    ///
+    /// # Safety
+    ///
+    /// Only the owning hub, before the first resume.
+    pub(crate) unsafe fn set_stack_info(&self, info: StackInfo) {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { *self.stack_info.get() = info }
+    }
+
+    /// The stack the greenlet runs on. Used by the overflow handler and the
+    /// run-info dump, on the owning hub's thread.
+    pub(crate) fn stack_info(&self) -> StackInfo {
+        // SAFETY: written once before the first resume, by the thread that
+        // also calls this (the owning hub); a plain copy.
+        unsafe { *self.stack_info.get() }
+    }
+}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        // A coroutine that was not removed by its hub would be dropped here,
+        // possibly on another thread. That cannot happen (see the Sync
+        // argument above); if it ever did, leaking is the sound choice.
+        if let Some(coro) = self.coroutine.get_mut().take() {
+            std::mem::forget(coro);
+        }
+    }
+}
+
+/// What a hub needs from a greenlet, whatever its closure and output types.
+pub(crate) trait RawTask: Send + Sync {
+    fn header(&self) -> &Header;
+
+    /// Builds the coroutine that runs the closure on `stack`, and stores it in
+    /// the header.
+    ///
+    /// # Safety
+    ///
+    /// Only the owning hub, once, after `Header::set_owner`.
+    unsafe fn start(&self, stack: Stack);
+
+    /// Completes a greenlet that never started with `err`, dropping its
+    /// closure on the calling thread. Returns with the greenlet `COMPLETE`.
+    ///
+    /// # Safety
+    ///
+    /// Only the hub (or, for greenlets sent through the global injector, the
+    /// thread) that dequeued the unstarted greenlet, once.
+    unsafe fn cancel(&self, err: JoinError);
+
+    /// Publishes completion after the coroutine returned: `COMPLETE`, then the
+    /// join wake-up and output clean-up.
+    ///
+    /// # Safety
+    ///
+    /// Only the owning hub, once, after the closure stored its outcome and the
+    /// coroutine has been removed from the header.
+    unsafe fn finish(&self);
+}
+
+/// What a `JoinHandle<T>` needs.
+pub(crate) trait JoinTarget<T>: RawTask {
+    /// See [`Completion::poll_join`].
+    ///
+    /// # Safety
+    ///
+    /// Only the single `JoinHandle`, before it has taken the outcome.
+    unsafe fn poll_join(&self, registered: &mut Option<WaiterKey>) -> Option<Result<T, JoinError>>;
+
+    /// See [`Completion::drop_handle`].
+    ///
+    /// # Safety
+    ///
+    /// Only the single `JoinHandle`, once, if it has not taken the outcome.
+    unsafe fn drop_handle(&self);
+}
+
+/// A greenlet running closure `F` that returns `T`.
+pub(crate) struct Task<F, T> {
+    header: Header,
+    /// The closure, until the greenlet starts or is cancelled.
+    func: StdCell<Option<F>>,
+    completion: Completion<T>,
+}
+
+// SAFETY: `func` is taken exactly once, by the hub that starts or cancels the
+// greenlet, so it is accessed by one thread. For `spawn`, `F: Send` makes that
+// move across threads fine. For `spawn_local` (`F: !Send`) the greenlet is
+// only ever queued on the hub that created it (never on a stealable deque or
+// the injector) and that hub also cancels it at shutdown, so `F` never leaves
+// its thread. `T` is produced on the owning hub and taken by the `JoinHandle`,
+// which is `Send` only when `T: Send`; when the handle is gone, the hub drops
+// the output itself. The header is Sync on its own (see above).
+unsafe impl<F, T> Sync for Task<F, T> {}
+// SAFETY: see the `Sync` argument.
+unsafe impl<F, T> Send for Task<F, T> {}
+
+impl<F, T> Task<F, T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    pub(crate) fn new(header: Header, func: F) -> Arc<Task<F, T>> {
+        Arc::new(Task {
+            header,
+            func: StdCell::new(Some(func)),
+            completion: Completion::new(),
+        })
+    }
+}
+
+impl<F, T> RawTask for Task<F, T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    #[inline]
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    unsafe fn start(&self, stack: Stack) {
+        // SAFETY: the caller is the owning hub, starting the greenlet once.
+        let func = unsafe { (*self.func.get()).take() }.expect("greenhub: greenlet started twice");
+        let this = self as *const Self;
+        let coro = Coro::with_stack(stack, move |yielder, _hub| {
+            // SAFETY: the coroutine is stored in this task's header and the
+            // owning hub holds an `Arc` to the task while it resumes it, so
+            // the task outlives every run of this closure.
+            let task = unsafe { &*this };
+            // SAFETY: we are the greenlet; the yielder lives on our stack.
+            unsafe { *task.header.yielder.get() = yielder as *const GreenletYielder };
+            let outcome = match panic::catch_unwind(AssertUnwindSafe(func)) {
+                Ok(value) => Ok(value),
+                Err(payload) if crate::greenlet::is_kill_payload(&*payload) => {
+                    crate::error::drop_payload_safely(payload);
+                    Err(JoinError::killed())
+                }
+                Err(payload) => Err(JoinError::panic(payload)),
+            };
+            // SAFETY: the closure has finished; this is the single store,
+            // before the hub publishes COMPLETE.
+            unsafe { task.completion.store(outcome) };
+        });
+        // SAFETY: the caller is the owning hub; nothing else references the
+        // slot yet.
+        unsafe { *self.header.coroutine() = Some(coro) };
+    }
+
+    unsafe fn cancel(&self, err: JoinError) {
+        // SAFETY: the caller dequeued the unstarted greenlet; nobody else
+        // touches the closure.
+        let func = unsafe { (*self.func.get()).take() };
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| drop(func))) {
+            crate::error::drop_payload_safely(p);
+        }
+        // SAFETY: single store before COMPLETE.
+        unsafe { self.completion.store(Err(err)) };
+        // SAFETY: completes the greenlet we own.
+        unsafe { self.finish() };
+    }
+
+    unsafe fn finish(&self) {
+        let prev = self.header.state.complete();
+        // SAFETY: `prev` is from the completing transition, used once.
+        unsafe { self.completion.after_complete(prev) };
+    }
+}
+
+impl<F, T> JoinTarget<T> for Task<F, T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    unsafe fn poll_join(&self, registered: &mut Option<WaiterKey>) -> Option<Result<T, JoinError>> {
+        // SAFETY: forwarded contract.
+        unsafe { self.completion.poll_join(&self.header.state, registered) }
+    }
+
+    unsafe fn drop_handle(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.completion.drop_handle(&self.header.state) }
+    }
+}
+
+/// Relaxed is enough for the live-set index: only the owning hub reads and
+/// writes it.
+pub(crate) const LIVE_ORDER: Ordering = Ordering::Relaxed;

@@ -1,0 +1,155 @@
+//! The run queues that other hubs may take from: each hub's deque of
+//! unstarted greenlets and the runtime's global injector.
+//!
+//! Normally these are `crossbeam-deque`'s `Worker`/`Stealer`/`Injector`. That
+//! crate is not loom-instrumented, so under `--cfg loom` a mutex-protected
+//! `VecDeque` with the same interface stands in: the loom models then explore
+//! greenhub's use of the queues (who pops, who steals, each greenlet runs
+//! once), while the deque's own correctness stays crossbeam's job.
+//!
+//! Only greenlets that have never run are ever put here (DESIGN.md §2.1):
+//! moving them to another thread moves nothing but their `Send` closure.
+
+/// At most this many greenlets move in one steal.
+pub const STEAL_LIMIT: usize = 32;
+
+#[cfg(not(loom))]
+mod imp {
+    use super::STEAL_LIMIT;
+    use crossbeam_deque::Steal;
+
+    /// A hub's own deque (FIFO). Only its hub pushes and pops.
+    pub struct LocalQueue<T>(crossbeam_deque::Worker<T>);
+    /// Another hub's handle on a `LocalQueue`.
+    pub struct Stealer<T>(crossbeam_deque::Stealer<T>);
+    /// The global queue for work submitted from outside the hubs.
+    pub struct Injector<T>(crossbeam_deque::Injector<T>);
+
+    impl<T> LocalQueue<T> {
+        pub fn new() -> Self {
+            LocalQueue(crossbeam_deque::Worker::new_fifo())
+        }
+        pub fn stealer(&self) -> Stealer<T> {
+            Stealer(self.0.stealer())
+        }
+        #[inline]
+        pub fn push(&self, item: T) {
+            self.0.push(item)
+        }
+        #[inline]
+        pub fn pop(&self) -> Option<T> {
+            self.0.pop()
+        }
+    }
+
+    fn retry<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
+        loop {
+            match f() {
+                Steal::Success(item) => return Some(item),
+                Steal::Empty => return None,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    impl<T> Stealer<T> {
+        /// Moves up to half of the victim's greenlets (at most
+        /// `STEAL_LIMIT`) into `dest` and returns one of them.
+        pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
+            retry(|| self.0.steal_batch_with_limit_and_pop(&dest.0, STEAL_LIMIT))
+        }
+        pub fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    impl<T> Injector<T> {
+        pub fn new() -> Self {
+            Injector(crossbeam_deque::Injector::new())
+        }
+        pub fn push(&self, item: T) {
+            self.0.push(item)
+        }
+        pub fn pop(&self) -> Option<T> {
+            retry(|| self.0.steal())
+        }
+        /// Moves a batch into `dest` and returns one greenlet.
+        pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
+            retry(|| self.0.steal_batch_with_limit_and_pop(&dest.0, STEAL_LIMIT))
+        }
+        pub fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    use super::STEAL_LIMIT;
+    use crate::loom::Mutex;
+    use loom::sync::Arc;
+    use std::collections::VecDeque;
+
+    pub struct LocalQueue<T>(Arc<Mutex<VecDeque<T>>>);
+    pub struct Stealer<T>(Arc<Mutex<VecDeque<T>>>);
+    pub struct Injector<T>(Mutex<VecDeque<T>>);
+
+    impl<T> LocalQueue<T> {
+        pub fn new() -> Self {
+            LocalQueue(Arc::new(Mutex::new(VecDeque::new())))
+        }
+        pub fn stealer(&self) -> Stealer<T> {
+            Stealer(self.0.clone())
+        }
+        pub fn push(&self, item: T) {
+            self.0.lock().push_back(item)
+        }
+        pub fn pop(&self) -> Option<T> {
+            self.0.lock().pop_front()
+        }
+    }
+
+    /// Takes one greenlet and up to half of the rest out of `src`, then
+    /// (with `src` unlocked, so two hubs stealing from each other cannot
+    /// deadlock) moves the batch into `dest`.
+    fn take_half<T>(src: &Mutex<VecDeque<T>>, dest: &LocalQueue<T>) -> Option<T> {
+        let (first, batch) = {
+            let mut src = src.lock();
+            let first = src.pop_front()?;
+            let n = (src.len() / 2).min(STEAL_LIMIT - 1);
+            let batch: Vec<T> = src.drain(..n).collect();
+            (first, batch)
+        };
+        dest.0.lock().extend(batch);
+        Some(first)
+    }
+
+    impl<T> Stealer<T> {
+        pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
+            take_half(&self.0, dest)
+        }
+        pub fn is_empty(&self) -> bool {
+            self.0.lock().is_empty()
+        }
+    }
+
+    impl<T> Injector<T> {
+        pub fn new() -> Self {
+            Injector(Mutex::new(VecDeque::new()))
+        }
+        pub fn push(&self, item: T) {
+            self.0.lock().push_back(item)
+        }
+        pub fn pop(&self) -> Option<T> {
+            self.0.lock().pop_front()
+        }
+        pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
+            take_half(&self.0, dest)
+        }
+        pub fn is_empty(&self) -> bool {
+            self.0.lock().is_empty()
+        }
+    }
+}
+
+pub use imp::*;

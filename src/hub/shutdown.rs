@@ -1,0 +1,132 @@
+//! Shutting a hub down: kill, unwind, and agree when nothing can progress.
+//!
+//! `Runtime::shutdown` (or drop) sets the runtime's `shutdown` flag and
+//! unparks every hub. Each hub then:
+//!
+//! 1. **Kills** every live greenlet (`Phase::Draining`). Parked ones are woken;
+//!    all of them unwind from their blocking point with their destructors run
+//!    (DESIGN.md §2.6). Unstarted greenlets popped from now on are cancelled
+//!    without running, and new spawns are cancelled at once.
+//! 2. **Runs** whatever becomes runnable: unwinding greenlets may wake others
+//!    (on this or another hub) or sleep in a destructor.
+//! 3. When it has nothing runnable, no inbox items and no timers, it is
+//!    **quiescent** and parks.
+//!
+//! Termination is decided with one counter, `pending` = active hubs + queued
+//! inbox items. It starts at the number of hubs; every inbox push adds one
+//! *before* pushing, every inbox drain subtracts what it took; a hub
+//! subtracts one when it turns quiescent and adds one back (before draining
+//! anything) when it is woken. So `pending` can only reach zero when every hub
+//! is quiescent and no wake-up is in flight between hubs; the hub whose
+//! decrement reaches zero sets `terminated` and unparks the others, and all
+//! exit.
+//!
+//! A greenlet that is still parked at that point is blocked for good (in a
+//! destructor, waiting for something that will not come). It cannot be
+//! unwound a second time, so the hub **leaks** it: its stack and coroutine are
+//! forgotten (never resumed, never freed), and its `JoinHandle` reports it as
+//! killed. The hub prints how many it leaked.
+
+use crate::error::JoinError;
+use crate::loom::Ordering::*;
+
+use super::HubContext;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Phase {
+    Running,
+    /// Killed everything; `active` says whether this hub counts in `pending`.
+    Draining {
+        active: bool,
+    },
+}
+
+impl HubContext {
+    /// Called from the run loop when there is no local work and shutdown has
+    /// begun. Returns `true` when the hub must exit.
+    pub(super) fn shutdown_step(&self) -> bool {
+        let active = match self.phase.get() {
+            Phase::Running => {
+                self.begin_draining();
+                return false;
+            }
+            Phase::Draining { active } => active,
+        };
+        if self.shared.terminated.load(SeqCst) {
+            return true;
+        }
+        self.shared.cancel_injected();
+        while let Some(task) = self.fresh.pop() {
+            // SAFETY: we popped the unstarted greenlet.
+            unsafe { task.cancel(JoinError::killed()) };
+        }
+        if !self.timers.borrow().is_empty() {
+            // A destructor sleeps: not quiescent until its timer fires.
+            let timeout = self.timer_timeout();
+            self.park(timeout);
+            self.fire_timers();
+            return false;
+        }
+        if active {
+            self.phase.set(Phase::Draining { active: false });
+            if self.shared.pending.fetch_sub(1, SeqCst) == 1 {
+                self.shared.terminate();
+                return true;
+            }
+        }
+        self.park(None);
+        if self.shared.terminated.load(SeqCst) {
+            return true;
+        }
+        // Woken: count as active again before taking anything from the inbox.
+        self.shared.pending.fetch_add(1, SeqCst);
+        self.phase.set(Phase::Draining { active: true });
+        false
+    }
+
+    fn begin_draining(&self) {
+        self.phase.set(Phase::Draining { active: true });
+        if self.searching.replace(false) {
+            self.shared.idle.end_search();
+        }
+        let live = self.live.borrow().snapshot();
+        for task in live {
+            if task.header().state.kill() {
+                self.push_ready(task);
+            }
+        }
+    }
+
+    /// After the loop: close the inbox and leak what could not be unwound.
+    pub(super) fn exit(&self) {
+        drop(self.remote.inbox.close());
+        let ready: Vec<_> = self.ready.borrow_mut().drain(..).collect();
+        for task in ready {
+            if !task.header().is_started() {
+                // SAFETY: we popped the unstarted greenlet.
+                unsafe { task.cancel(JoinError::killed()) };
+            }
+        }
+        let stuck = self.live.borrow_mut().take_all();
+        if !stuck.is_empty() {
+            eprintln!(
+                "greenhub: hub {}: {} greenlet(s) were still blocked at runtime shutdown \
+                 (blocked inside a destructor while unwinding); they were leaked",
+                self.index,
+                stuck.len()
+            );
+        }
+        for task in stuck {
+            let header = task.header();
+            // SAFETY: owning hub, after the loop: nothing else touches it.
+            if let Some(coro) = unsafe { header.coroutine() }.take() {
+                // It can never be resumed again; unwinding it a second time
+                // is impossible, so forget its stack.
+                std::mem::forget(coro);
+            }
+            // SAFETY: the greenlet will never run again; we complete it as
+            // killed so that joiners return.
+            unsafe { task.cancel(JoinError::killed()) };
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! # greenhub: green threads for Rust
+//!
+//! gevent's programming model, Go's multi-core scheduler, Rust's safety.
+//!
+//! A *greenlet* is a stackful coroutine with the API of a `std::thread`:
+//! [`spawn`] it, [`join`](JoinHandle::join) it, let it [`sleep`],
+//! [`yield_now`] or [`park`]. Its blocking calls suspend only the greenlet; the
+//! *hub* (one OS thread per core) runs other greenlets meanwhile, so
+//! straight-line blocking code scales to many thousands of concurrent tasks.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let total = greenhub::run(|| {
+//!     let workers: Vec<_> = (0..10u64)
+//!         .map(|i| {
+//!             greenhub::spawn(move || {
+//!                 greenhub::sleep(Duration::from_millis(10)); // parks only this greenlet
+//!                 i * i
+//!             })
+//!         })
+//!         .collect();
+//!     workers.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 285);
+//! ```
+//!
+//! ## Modes
+//!
+//! - **M:N** (default): one hub per CPU; idle hubs steal greenlets that have
+//!   not started yet from busy ones.
+//! - **single-threaded** ([`Builder::single_threaded`]): one hub, FIFO;
+//!   greenlets never run in parallel and runs are deterministic (gevent).
+//! - **pinned** ([`Builder::pinned`]): N hubs without stealing; each hub is a
+//!   single-threaded world of its own.
+//!
+//! ## The soundness rule
+//!
+//! A greenlet moves between OS threads only *before it first runs*. Once
+//! started it stays on one thread until it ends, so a `thread_local!`, an
+//! `Rc` or a lock guard held across a blocking call is as safe as in a plain
+//! thread. (Moving a suspended stack to another thread is unsound in safe
+//! Rust: the compiler may cache thread-local addresses across the switch, and
+//! `!Send` values on the stack would cross threads unchecked.)
+//!
+//! ## Off a greenlet
+//!
+//! Every blocking call also works on a plain OS thread, where it blocks the
+//! thread like its std twin: [`sleep`] is `std::thread::sleep`,
+//! [`JoinHandle::join`] blocks, [`park`] is `std::thread::park`.
+//!
+//! ## Stacks
+//!
+//! Stacks are allocated when a greenlet first runs, from per-hub caches over
+//! slabs of guarded stacks (256 KiB by default, see [`Builder::stack_size`]).
+//! On Linux 6.13+ the guard pages cost no memory mapping, so the default
+//! `vm.max_map_count` does not cap the number of greenlets. A greenlet that
+//! overflows its stack is reported by name and id, then the process aborts,
+//! as std does for threads.
+//!
+//! ## Known limits
+//!
+//! - A greenlet that blocks inside a destructor while it unwinds (from a
+//!   panic or a kill) is supported, but while it is suspended there
+//!   `std::thread::panicking()` is `true` for the other greenlets of its hub
+//!   (std counts panics per OS thread).
+//! - With `panic = "abort"`, killing a greenlet or shutting down a runtime
+//!   with greenlets still blocked aborts the process (unwinding is how they
+//!   stop).
+
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(loom, allow(dead_code, unused_imports, missing_docs, missing_debug_implementations))]
+
+mod error;
+pub mod greenlet;
+mod hub;
+mod loom;
+mod runtime;
+mod stack;
+mod time;
+
+pub use error::JoinError;
+pub use greenlet::{
+    Greenlet, GreenletId, JoinHandle, current, park, sleep, spawn, spawn_local, yield_now,
+};
+pub use runtime::{Builder, Handle, Runtime, run};
+pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+
+/// The scheduler's protocol types, exposed for the loom models in
+/// `tests/loom_*.rs` only. Not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+#[allow(missing_docs, missing_debug_implementations)]
+pub mod __private {
+    pub use crate::greenlet::completion::Completion;
+    pub use crate::greenlet::state::{Snapshot, State};
+    pub use crate::greenlet::waiter::WaiterKey;
+    pub use crate::hub::idle::Idle;
+    pub use crate::hub::inbox::Inbox;
+    pub use crate::hub::park::ParkState;
+    pub use crate::hub::queue::{Injector, LocalQueue, Stealer};
+}

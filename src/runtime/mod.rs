@@ -1,0 +1,266 @@
+//! Runtimes: a set of hubs, how to start them, run a main greenlet on them,
+//! and stop them.
+//!
+//! [`run`] is the one-line entry point; [`Builder`] configures hubs, mode and
+//! stack size; [`Runtime::block_on`] runs a closure as the main greenlet and
+//! returns its value; dropping (or [`Runtime::shutdown`]) stops the hubs after
+//! killing the greenlets still alive, so their destructors run and no thread is
+//! left behind. [`Handle`] spawns onto a runtime from anywhere.
+
+mod builder;
+pub(crate) mod shared;
+
+use std::fmt;
+use std::io;
+use std::panic;
+use std::sync::Arc;
+
+pub use builder::Builder;
+
+use crate::greenlet::{self, JoinHandle};
+use crate::hub::context;
+use shared::Shared;
+
+/// Starts a default runtime (M:N, one hub per CPU), runs `f` as its main
+/// greenlet, shuts the runtime down and returns `f`'s value.
+///
+/// Greenlets still running when `f` returns are killed (gevent exits the same
+/// way when its main greenlet ends).
+///
+/// # Panics
+///
+/// If the runtime cannot start (see [`Builder::build`]), if `f` panics (the
+/// panic is resumed here), or if called from inside a runtime's greenlet.
+///
+/// ```
+/// let answer = greenhub::run(|| {
+///     let h = greenhub::spawn(|| 21);
+///     h.join().unwrap() * 2
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+#[track_caller]
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = Builder::new()
+        .build()
+        .unwrap_or_else(|e| panic!("greenhub::run: cannot start the runtime: {e}"));
+    rt.block_on(f)
+}
+
+/// A running set of hubs.
+///
+/// ```
+/// let rt = greenhub::Runtime::new().unwrap();
+/// let v = rt.block_on(|| greenhub::spawn(|| 7).join().unwrap());
+/// assert_eq!(v, 7);
+/// rt.shutdown();
+/// ```
+pub struct Runtime {
+    handle: Handle,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// A runtime with the default configuration ([`Builder::new`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::build`].
+    ///
+    /// ```
+    /// let rt = greenhub::Runtime::new().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// Runs `f` as a greenlet on this runtime and blocks the calling thread
+    /// until it returns; returns its value, or resumes its panic.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics or is killed, or if called from one of greenhub's hub
+    /// threads (that would block a hub; use [`crate::spawn`] and `join`).
+    ///
+    /// ```
+    /// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
+    /// assert_eq!(rt.block_on(|| "hi"), "hi");
+    /// ```
+    #[track_caller]
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if context::hub().is_some() {
+            panic!(
+                "greenhub: Runtime::block_on called from a hub thread; \
+                 that would block every greenlet of the hub (spawn and join instead)"
+            );
+        }
+        let handle = greenlet::Builder::new()
+            .name("main".into())
+            .spawn_on(&self.handle.shared, f)
+            .unwrap_or_else(|e| panic!("greenhub: block_on: {e}"));
+        match handle.join() {
+            Ok(value) => value,
+            Err(e) => match e.try_into_panic() {
+                Ok(payload) => panic::resume_unwind(payload),
+                Err(e) => panic!("greenhub: the main greenlet did not finish: {e}"),
+            },
+        }
+    }
+
+    /// Spawns a greenlet on this runtime from any thread.
+    ///
+    /// ```
+    /// let rt = greenhub::Runtime::new().unwrap();
+    /// let h = rt.spawn(|| 5);
+    /// assert_eq!(h.join().unwrap(), 5); // joined from the main thread
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle.spawn(f)
+    }
+
+    /// A handle for spawning onto this runtime from elsewhere.
+    ///
+    /// ```
+    /// let rt = greenhub::Runtime::new().unwrap();
+    /// let h = rt.handle().clone();
+    /// std::thread::spawn(move || h.spawn(|| ()).join().unwrap()).join().unwrap();
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The number of hubs.
+    ///
+    /// ```
+    /// assert_eq!(greenhub::Builder::new().hubs(2).build().unwrap().hubs(), 2);
+    /// ```
+    pub fn hubs(&self) -> usize {
+        self.handle.shared.hubs.len()
+    }
+
+    /// Stops the runtime: kills every greenlet still alive, lets them unwind
+    /// (destructors run), and joins the hub threads. Dropping the runtime does
+    /// the same.
+    ///
+    /// ```
+    /// let rt = greenhub::Runtime::new().unwrap();
+    /// let h = rt.spawn(|| greenhub::sleep(std::time::Duration::from_secs(3600)));
+    /// rt.shutdown();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn shutdown(self) {
+        drop(self)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let shared = &self.handle.shared;
+        shared.begin_shutdown();
+        let on_own_hub = context::hub().is_some_and(|h| Arc::ptr_eq(&h.shared, shared));
+        if on_own_hub {
+            // Dropped by one of its own greenlets: the hubs stop by
+            // themselves; waiting here would wait for ourselves.
+            return;
+        }
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                eprintln!("greenhub: a hub thread panicked during shutdown");
+            }
+        }
+        shared.cancel_injected();
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("hubs", &self.hubs())
+            .field("mode", &self.handle.shared.mode)
+            .finish()
+    }
+}
+
+/// A cloneable reference to a runtime, for spawning from any thread.
+///
+/// ```
+/// greenhub::run(|| {
+///     let handle = greenhub::Handle::current();
+///     let t = std::thread::spawn(move || handle.spawn(|| 3).join().unwrap());
+///     assert_eq!(t.join().unwrap(), 3);
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// The runtime of the calling greenlet.
+    ///
+    /// # Panics
+    ///
+    /// Off a hub thread; see [`try_current`](Self::try_current).
+    ///
+    /// ```
+    /// greenhub::run(|| {
+    ///     let _h = greenhub::Handle::current();
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn current() -> Handle {
+        Handle::try_current().expect("greenhub::Handle::current() called outside a runtime")
+    }
+
+    /// The runtime of the calling greenlet, or `None` off a hub thread.
+    ///
+    /// ```
+    /// assert!(greenhub::Handle::try_current().is_none());
+    /// ```
+    pub fn try_current() -> Option<Handle> {
+        context::hub().map(|h| Handle {
+            shared: h.shared.clone(),
+        })
+    }
+
+    /// Spawns a greenlet on this runtime. From one of its greenlets this is
+    /// [`crate::spawn`]; from elsewhere the greenlet goes through the
+    /// runtime's global queue to whichever hub is free. After shutdown the
+    /// greenlet never runs and its handle reports it as killed.
+    ///
+    /// ```
+    /// let rt = greenhub::Runtime::new().unwrap();
+    /// let h = rt.handle().spawn(|| "from outside");
+    /// assert_eq!(h.join().unwrap(), "from outside");
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        greenlet::Builder::new()
+            .spawn_on(&self.shared, f)
+            .unwrap_or_else(|e| panic!("greenhub: Handle::spawn: {e}"))
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("hubs", &self.shared.hubs.len())
+            .finish()
+    }
+}

@@ -1,0 +1,98 @@
+//! State of one runtime that all its hubs and handles share.
+
+use std::sync::Arc;
+
+use crate::error::JoinError;
+use crate::greenlet::task::TaskRef;
+use crate::hub::idle::Idle;
+use crate::hub::queue::Injector;
+use crate::hub::remote::HubRemote;
+use crate::loom::{AtomicBool, AtomicUsize, Ordering::*, fence};
+
+/// How hubs share work.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// M:N: idle hubs steal unstarted greenlets from busy ones.
+    Steal,
+    /// N hubs, no stealing: a greenlet runs on the hub it was spawned on.
+    Pinned,
+    /// One hub, one FIFO run queue: gevent's semantics, deterministic.
+    Single,
+}
+
+pub(crate) struct Shared {
+    pub(crate) mode: Mode,
+    pub(crate) hubs: Box<[Arc<HubRemote>]>,
+    /// Greenlets spawned from outside the runtime's hubs.
+    pub(crate) injector: Injector<TaskRef>,
+    pub(crate) idle: Idle,
+    /// Set once, by `Runtime::shutdown`/drop.
+    pub(crate) shutdown: AtomicBool,
+    /// Set once, when every hub is quiescent during shutdown.
+    pub(crate) terminated: AtomicBool,
+    /// Active hubs plus queued inbox items (the shutdown termination count).
+    pub(crate) pending: Arc<AtomicUsize>,
+    /// Default stack size for greenlets of this runtime.
+    pub(crate) stack_size: usize,
+}
+
+impl Shared {
+    /// Queues an unstarted greenlet from outside the hubs.
+    pub(crate) fn inject(&self, task: TaskRef) {
+        if self.shutdown.load(Acquire) {
+            // SAFETY: the greenlet was never queued; we own it.
+            unsafe { task.cancel(JoinError::killed()) };
+            return;
+        }
+        self.injector.push(task);
+        self.notify_one();
+        // Pairs with the SeqCst store in `begin_shutdown`: either the hubs'
+        // final drain sees our push, or we see the flag and drain ourselves.
+        fence(SeqCst);
+        if self.shutdown.load(SeqCst) {
+            self.cancel_injected();
+        }
+    }
+
+    /// Wakes a sleeping hub if no hub is searching (see `hub/idle.rs`).
+    pub(crate) fn notify_one(&self) {
+        if let Some(i) = self.idle.hub_to_notify() {
+            self.hubs[i].unpark();
+        }
+    }
+
+    /// Whether any queue that a searching hub could take from is non-empty.
+    pub(crate) fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty()
+            || self
+                .hubs
+                .iter()
+                .any(|h| h.stealer.as_ref().is_some_and(|s| !s.is_empty()))
+    }
+
+    /// Cancels every greenlet still in the injector (shutdown).
+    pub(crate) fn cancel_injected(&self) {
+        while let Some(task) = self.injector.pop() {
+            // SAFETY: popped from the injector, so we own the unstarted
+            // greenlet (only `spawn`-ed, `Send` closures go there).
+            unsafe { task.cancel(JoinError::killed()) };
+        }
+    }
+
+    /// Starts shutting down: hubs kill their greenlets and exit when no
+    /// more progress is possible.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, SeqCst);
+        for hub in self.hubs.iter() {
+            hub.unpark();
+        }
+    }
+
+    /// Every hub is quiescent: let them all exit.
+    pub(crate) fn terminate(&self) {
+        self.terminated.store(true, SeqCst);
+        for hub in self.hubs.iter() {
+            hub.unpark();
+        }
+    }
+}

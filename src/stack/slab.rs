@@ -1,0 +1,279 @@
+//! The process-wide stack allocator: slabs of guarded stacks.
+//!
+//! A slab is one anonymous mapping carved into equal slots; each slot is a
+//! guard region followed by a stack:
+//!
+//! ```text
+//!   slab base                                                   slab end
+//!   | guard | stack 0 ......... | guard | stack 1 ......... | ... |
+//!           ^limit              ^top (stack 0 grows down from here)
+//! ```
+//!
+//! Guards come from `madvise(MADV_GUARD_INSTALL)` where the kernel has it
+//! (Linux >= 6.13): the guard lives in the page tables, so a slab of N stacks
+//! stays one memory mapping, and Linux's `vm.max_map_count` (65530 by default)
+//! no longer caps the number of greenlets. Elsewhere the guard is a
+//! `mprotect(PROT_NONE)` range, which splits the mapping: two mappings per
+//! stack. In that mode the allocator budgets mappings itself and refuses a new
+//! slab with an `io::Error` naming `vm.max_map_count` before the process runs
+//! out (an exhausted map count also breaks `malloc`).
+//!
+//! Slabs are never unmapped: free stacks go back to a per-size-class free list
+//! with their pages released (`MADV_DONTNEED`), so a quiet process holds
+//! address space, not memory. Hubs keep a small hot cache in front of this
+//! (see `pool.rs`).
+
+use std::io;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::{NUM_CLASSES, Stack, class_usable, guard_size, page_size};
+
+/// `MADV_GUARD_INSTALL` from Linux 6.13 (`include/uapi/asm-generic/mman-common.h`).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Bytes of address space a slab aims for.
+const SLAB_BYTES: usize = 16 << 20;
+/// At most this many stacks per slab.
+const MAX_SLOTS: usize = 256;
+/// Mappings left for the rest of the process when budgeting `mprotect` guards.
+const MAP_RESERVE: usize = 4096;
+
+/// How guard regions are installed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum GuardMode {
+    /// `MADV_GUARD_INSTALL`: no extra mapping per stack.
+    Madvise,
+    /// `mprotect(PROT_NONE)`: two mappings per stack.
+    Mprotect,
+}
+
+const MODE_UNKNOWN: u8 = 0;
+const MODE_MADVISE: u8 = 1;
+const MODE_MPROTECT: u8 = 2;
+
+/// The global allocator.
+pub(crate) struct SlabAllocator {
+    /// Free stacks per size class, as their top addresses. Pages released.
+    free: [Mutex<Vec<usize>>; NUM_CLASSES],
+    mode: AtomicU8,
+    /// Guards installed with `mprotect` (each costs two mappings).
+    mprotect_guards: AtomicUsize,
+    /// Mapping budget for `mprotect` guards, computed on first need.
+    mprotect_budget: AtomicUsize,
+    /// Bytes of address space mapped for stacks.
+    mapped: AtomicUsize,
+}
+
+pub(crate) static ALLOCATOR: SlabAllocator = SlabAllocator {
+    free: [const { Mutex::new(Vec::new()) }; NUM_CLASSES],
+    mode: AtomicU8::new(MODE_UNKNOWN),
+    mprotect_guards: AtomicUsize::new(0),
+    mprotect_budget: AtomicUsize::new(0),
+    mapped: AtomicUsize::new(0),
+};
+
+impl SlabAllocator {
+    /// A stack of `class`, from the free list or a new slab.
+    pub(crate) fn alloc(&self, class: usize) -> io::Result<Stack> {
+        if let Some(top) = self.free[class].lock().pop() {
+            return Ok(Stack::from_raw(top, class));
+        }
+        self.grow(class)?;
+        let top = self.free[class]
+            .lock()
+            .pop()
+            .expect("greenhub: a new slab has free stacks");
+        Ok(Stack::from_raw(top, class))
+    }
+
+    /// Takes back the stack at `top` of `class`, whose pages were released.
+    pub(crate) fn free_raw(&self, top: usize, class: usize) {
+        self.free[class].lock().push(top);
+    }
+
+    /// The guard mode in use (probing the kernel on first call).
+    pub(crate) fn guard_mode(&self) -> GuardMode {
+        match self.mode.load(Ordering::Acquire) {
+            MODE_MADVISE => GuardMode::Madvise,
+            MODE_MPROTECT => GuardMode::Mprotect,
+            _ => {
+                let mode = probe_guard_mode();
+                let code = match mode {
+                    GuardMode::Madvise => MODE_MADVISE,
+                    GuardMode::Mprotect => MODE_MPROTECT,
+                };
+                self.mode.store(code, Ordering::Release);
+                mode
+            }
+        }
+    }
+
+    /// Maps a new slab for `class` and puts its stacks on the free list.
+    #[cold]
+    fn grow(&self, class: usize) -> io::Result<()> {
+        let usable = class_usable(class);
+        let guard = guard_size();
+        let slot = usable + guard;
+        let slots = (SLAB_BYTES / slot).clamp(1, MAX_SLOTS);
+        let len = slots * slot;
+        let mode = self.guard_mode();
+        if mode == GuardMode::Mprotect {
+            self.reserve_mprotect_guards(slots)?;
+        }
+        // SAFETY: a fresh private anonymous mapping; no existing memory is
+        // affected.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            let err = io::Error::last_os_error();
+            if mode == GuardMode::Mprotect {
+                self.mprotect_guards.fetch_sub(slots, Ordering::Relaxed);
+            }
+            return Err(io::Error::new(
+                err.kind(),
+                format!(
+                    "greenhub: cannot map {} KiB for greenlet stacks: {err} \
+                     (check `ulimit -v` and vm.overcommit_memory)",
+                    len >> 10
+                ),
+            ));
+        }
+        let base = base as usize;
+        // Stacks touch only their top pages; a transparent huge page would
+        // make each of them resident in 2 MiB units. Failure is harmless.
+        // SAFETY: the range is our own fresh mapping.
+        unsafe { libc::madvise(base as *mut _, len, libc::MADV_NOHUGEPAGE) };
+        for i in 0..slots {
+            let guard_lo = base + i * slot;
+            // SAFETY: the guard range lies inside our own fresh mapping.
+            let rc = unsafe {
+                match mode {
+                    GuardMode::Madvise => {
+                        libc::madvise(guard_lo as *mut _, guard, MADV_GUARD_INSTALL)
+                    }
+                    GuardMode::Mprotect => {
+                        libc::mprotect(guard_lo as *mut _, guard, libc::PROT_NONE)
+                    }
+                }
+            };
+            if rc != 0 {
+                let err = io::Error::last_os_error();
+                // SAFETY: unmapping our own mapping, which holds no stacks in
+                // use yet.
+                unsafe { libc::munmap(base as *mut _, len) };
+                if mode == GuardMode::Mprotect {
+                    self.mprotect_guards.fetch_sub(slots, Ordering::Relaxed);
+                }
+                return Err(guard_error(err, mode));
+            }
+        }
+        self.mapped.fetch_add(len, Ordering::Relaxed);
+        let mut free = self.free[class].lock();
+        // Hand out low addresses last, so consecutive stacks are adjacent.
+        free.extend((0..slots).rev().map(|i| base + (i + 1) * slot));
+        Ok(())
+    }
+
+    /// Checks and reserves mappings for `n` more `mprotect` guards.
+    fn reserve_mprotect_guards(&self, n: usize) -> io::Result<()> {
+        let mut budget = self.mprotect_budget.load(Ordering::Relaxed);
+        if budget == 0 {
+            budget = compute_mprotect_budget();
+            self.mprotect_budget.store(budget, Ordering::Relaxed);
+        }
+        let used = self.mprotect_guards.fetch_add(n, Ordering::Relaxed);
+        if used + n > budget {
+            self.mprotect_guards.fetch_sub(n, Ordering::Relaxed);
+            let max = read_max_map_count().unwrap_or(0);
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "greenhub: cannot allocate more greenlet stacks: {used} guarded stacks \
+                     already use {} memory mappings and the limit vm.max_map_count is {max}. \
+                     This kernel has no MADV_GUARD_INSTALL (Linux >= 6.13), so every stack \
+                     costs two mappings. Raise the limit (sysctl -w vm.max_map_count={}) or \
+                     run on a newer kernel",
+                    2 * used,
+                    (2 * (used + n) + 2 * MAP_RESERVE).next_power_of_two(),
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn guard_error(err: io::Error, mode: GuardMode) -> io::Error {
+    let how = match mode {
+        GuardMode::Madvise => "madvise(MADV_GUARD_INSTALL)",
+        GuardMode::Mprotect => "mprotect(PROT_NONE)",
+    };
+    let hint = if err.raw_os_error() == Some(libc::ENOMEM) {
+        " (the process may have reached vm.max_map_count; raise it with sysctl)"
+    } else {
+        ""
+    };
+    io::Error::new(
+        err.kind(),
+        format!("greenhub: cannot install a stack guard page with {how}: {err}{hint}"),
+    )
+}
+
+/// Decides the guard mode: `GREENHUB_STACK_GUARD=mprotect` forces the
+/// fallback (to test it on new kernels); otherwise try `MADV_GUARD_INSTALL`
+/// on a scratch mapping.
+fn probe_guard_mode() -> GuardMode {
+    if std::env::var_os("GREENHUB_STACK_GUARD").is_some_and(|v| v == "mprotect") {
+        return GuardMode::Mprotect;
+    }
+    let len = 2 * page_size();
+    // SAFETY: a fresh scratch mapping, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return GuardMode::Mprotect;
+    }
+    // SAFETY: the range is our scratch mapping.
+    let rc = unsafe { libc::madvise(p, page_size(), MADV_GUARD_INSTALL) };
+    // SAFETY: unmapping our scratch mapping.
+    unsafe { libc::munmap(p, len) };
+    if rc == 0 {
+        GuardMode::Madvise
+    } else {
+        GuardMode::Mprotect
+    }
+}
+
+fn read_max_map_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// How many `mprotect` guards fit: (max - mappings in use - reserve) / 2.
+fn compute_mprotect_budget() -> usize {
+    let max = read_max_map_count().unwrap_or(65530);
+    let in_use = std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .unwrap_or(1024);
+    (max.saturating_sub(in_use + MAP_RESERVE) / 2).max(1)
+}
