@@ -46,7 +46,9 @@ impl JoinError {
     }
 
     pub(crate) fn io(err: io::Error) -> JoinError {
-        JoinError { repr: Repr::Io(err) }
+        JoinError {
+            repr: Repr::Io(err),
+        }
     }
 
     /// Whether the greenlet panicked.

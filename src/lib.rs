@@ -63,13 +63,19 @@
 //! - A greenlet that blocks inside a destructor while it unwinds (from a
 //!   panic or a kill) is supported, but while it is suspended there
 //!   `std::thread::panicking()` is `true` for the other greenlets of its hub
-//!   (std counts panics per OS thread).
+//!   (std counts panics per OS thread). A greenlet of that hub that is
+//!   killed meanwhile, and whose own unwinding state cannot be told, has its
+//!   kill deferred (never lost) until no greenlet of the hub is mid-unwind.
 //! - With `panic = "abort"`, killing a greenlet or shutting down a runtime
 //!   with greenlets still blocked aborts the process (unwinding is how they
 //!   stop).
 
 #![warn(missing_debug_implementations, rust_2018_idioms)]
-#![cfg_attr(loom, allow(dead_code, unused_imports, missing_docs, missing_debug_implementations))]
+#![cfg_attr(
+    loom,
+    allow(dead_code, unused_imports, missing_docs, missing_debug_implementations)
+)]
+#![cfg_attr(loom, allow(clippy::new_without_default))]
 
 mod error;
 pub mod greenlet;

@@ -3,8 +3,8 @@
 use std::io;
 use std::sync::Arc;
 
-use crate::greenlet::JoinHandle;
 use crate::greenlet::GreenletId;
+use crate::greenlet::JoinHandle;
 use crate::greenlet::task::{Header, Task, TaskRef};
 use crate::hub::{HubContext, context};
 use crate::runtime::shared::Shared;

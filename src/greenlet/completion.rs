@@ -41,7 +41,8 @@ impl<T> Completion<T> {
     pub unsafe fn store(&self, outcome: Result<T, JoinError>) {
         // SAFETY: per the contract, nobody else accesses the slot before
         // COMPLETE is published.
-        self.output.with_mut(|slot| unsafe { *slot = Some(outcome) });
+        self.output
+            .with_mut(|slot| unsafe { *slot = Some(outcome) });
     }
 
     /// The finishing side, right after `State::complete` returned `prev`: wakes

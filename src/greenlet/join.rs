@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::JoinError;
-use crate::greenlet::task::{JoinTarget, TaskRef};
+use crate::greenlet::task::{Header, JoinTarget, RawTask, TaskRef};
 use crate::greenlet::waiter::WaiterKey;
 use crate::greenlet::{Greenlet, GreenletId, park};
 use crate::hub::context;
@@ -92,7 +92,7 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.task.header().state.load().is_complete()
+        self.header().state.load().is_complete()
     }
 
     /// Kills the greenlet: if it is blocked (in `sleep`, `park`, `join`, ...)
@@ -114,7 +114,7 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn kill(&self) {
-        if self.task.header().state.kill() {
+        if self.header().state.kill() {
             let task: TaskRef = self.task.clone();
             crate::hub::schedule(task);
         }
@@ -144,7 +144,7 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn id(&self) -> GreenletId {
-        self.task.header().id
+        self.header().id
     }
 
     /// The greenlet's name, if it has one.
@@ -157,7 +157,12 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.task.header().name.as_deref()
+        self.header().name.as_deref()
+    }
+
+    fn header(&self) -> &Header {
+        let task: &dyn RawTask = &*self.task;
+        task.header()
     }
 
     fn addr(&self) -> usize {

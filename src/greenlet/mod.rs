@@ -33,7 +33,7 @@ pub use builder::Builder;
 pub use join::JoinHandle;
 
 use crate::hub::{HubContext, context};
-use task::{Header, HubRef, RawTask, Suspend, TaskRef};
+use task::{HubRef, RawTask, Suspend, TaskRef};
 use waiter::Waiter;
 
 /// A greenlet's unique identifier within the process.
@@ -271,14 +271,21 @@ pub fn try_current() -> Option<Greenlet> {
 /// Lets the hub run other greenlets, then continues. Like gevent's `sleep(0)`.
 /// On a plain thread, `std::thread::yield_now`.
 ///
+/// The caller goes to the back of its hub's run queue. In single-threaded
+/// mode that means every greenlet runnable at the time of the call runs
+/// first, exactly as in gevent; in M:N mode other hubs may of course run
+/// greenlets in parallel.
+///
 /// ```
-/// greenhub::run(|| {
+/// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
+/// rt.block_on(|| {
 ///     let h = greenhub::spawn(|| "ran");
 ///     greenhub::yield_now(); // the child gets a turn
 ///     assert!(h.is_finished());
 /// # h.join().unwrap();
 /// });
 /// ```
+#[inline]
 pub fn yield_now() {
     match context::current_raw() {
         Some(task) => {
@@ -286,9 +293,10 @@ pub fn yield_now() {
             // started greenlet stays alive (in its hub's live set) while it
             // is suspended.
             let task = unsafe { task.as_ref() };
-            check_killed(task.header());
+            check_killed(task, None);
+            let before = unwinding_now();
             suspend(task, Suspend::Yield);
-            check_killed(task.header());
+            check_killed(task, before);
         }
         None => std::thread::yield_now(),
     }
@@ -317,14 +325,25 @@ pub fn park() {
     }
 }
 
-/// Like [`park`], returning after `dur` at the latest.
+/// Like [`park`], returning after `dur` at the latest. Like `park` it may
+/// return early (spuriously), so wait in a loop:
 ///
 /// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::time::{Duration, Instant};
+///
 /// greenhub::run(|| {
-///     let t = Instant::now();
-///     greenhub::greenlet::park_timeout(Duration::from_millis(10));
-///     assert!(t.elapsed() >= Duration::from_millis(10) || true); // may return spuriously
+///     let ready = Arc::new(AtomicBool::new(false)); // nobody sets it
+///     let deadline = Instant::now() + Duration::from_millis(20);
+///     while !ready.load(Ordering::Acquire) {
+///         let now = Instant::now();
+///         if now >= deadline {
+///             break; // timed out
+///         }
+///         greenhub::greenlet::park_timeout(deadline - now);
+///     }
+///     assert!(Instant::now() >= deadline);
 /// });
 /// ```
 pub fn park_timeout(dur: Duration) {
@@ -404,11 +423,14 @@ impl Drop for TimerGuard {
 /// The greenlet half of park: consume a token, or suspend until woken.
 fn park_greenlet(task: &dyn RawTask) {
     let header = task.header();
-    check_killed(header);
+    check_killed(task, None);
     if !header.state.take_notified() {
+        let before = unwinding_now();
         suspend(task, Suspend::Park);
+        check_killed(task, before);
+    } else {
+        check_killed(task, None);
     }
-    check_killed(header);
 }
 
 /// Suspends the running greenlet `task` and returns the hub that resumed it.
@@ -429,20 +451,47 @@ pub(crate) fn is_kill_payload(payload: &(dyn Any + Send)) -> bool {
     payload.is::<KillSignal>()
 }
 
-/// Unwinds the current greenlet if it was killed.
+/// Whether the running greenlet is unwinding (from a panic or a kill), if
+/// that can be told. `std::thread::panicking()` counts per OS thread, and a
+/// greenlet suspended while it unwinds (blocked in a destructor) keeps it set
+/// for every greenlet of its hub; but when the thread was not panicking when
+/// the hub resumed us, a panic in progress now is ours.
+fn unwinding_now() -> Option<bool> {
+    if !std::thread::panicking() {
+        Some(false)
+    } else if context::hub().is_some_and(|h| !h.panicking_at_resume()) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Unwinds the current greenlet if it was killed. `before` is whether it was
+/// unwinding when it last suspended, if known (right after a suspend nothing
+/// of the greenlet has run since, so that is still true).
 #[inline]
-fn check_killed(header: &Header) {
-    if header.state.load().is_killed() {
-        unwind_killed();
+fn check_killed(task: &dyn RawTask, before: Option<bool>) {
+    if task.header().state.load().is_killed() {
+        unwind_killed(before);
     }
 }
 
 #[cold]
-fn unwind_killed() {
-    // Raising while already unwinding (a destructor that blocks during a kill
-    // or a panic) would abort the process; the greenlet then blocks normally
-    // and is killed at its next blocking point after the unwinding ends.
-    if !std::thread::panicking() {
-        panic::resume_unwind(Box::new(KillSignal));
+fn unwind_killed(before: Option<bool>) {
+    match unwinding_now().or(before) {
+        Some(false) => panic::resume_unwind(Box::new(KillSignal)),
+        // Raising while already unwinding (a destructor that blocks during a
+        // kill or a panic) would abort the process; the greenlet then blocks
+        // normally and is killed at its next blocking point after the
+        // unwinding ends.
+        Some(true) => {}
+        // Another greenlet of this hub is suspended mid-unwind, and we may be
+        // unwinding too: do not raise now, but do not lose the kill either.
+        // The hub wakes us again once none of its greenlets is mid-unwind.
+        None => {
+            if let (Some(hub), Some(task)) = (context::hub(), context::current_task()) {
+                hub.defer_kill(task);
+            }
+        }
     }
 }

@@ -127,7 +127,11 @@ impl State {
             let next = match cur & LIFECYCLE {
                 COMPLETE => return false,
                 PARKED => (cur & !LIFECYCLE) | SCHEDULED,
-                _ if cur & NOTIFIED != 0 => return false,
+                // Even when the token looks set already, we CAS (a no-op
+                // write when `cur` is current): a stale load could show a
+                // token that the greenlet consumed before parking again,
+                // and returning early would lose this wake-up (found by
+                // `tests/loom_park.rs`).
                 _ => cur | NOTIFIED,
             };
             match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
@@ -168,7 +172,12 @@ impl State {
     pub fn park_commit(&self) -> bool {
         let mut cur = self.0.load(Acquire);
         loop {
-            debug_assert_eq!(cur & LIFECYCLE, SCHEDULED, "park_commit: {:?}", Snapshot(cur));
+            debug_assert_eq!(
+                cur & LIFECYCLE,
+                SCHEDULED,
+                "park_commit: {:?}",
+                Snapshot(cur)
+            );
             let (next, parked) = if cur & NOTIFIED != 0 {
                 (cur & !NOTIFIED, false)
             } else {

@@ -11,7 +11,7 @@
 //! stack, builds the coroutine and becomes its owner for good (DESIGN.md §2.1:
 //! a started greenlet never changes thread).
 
-use std::cell::UnsafeCell as StdCell;
+use std::cell::UnsafeCell as StdUnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering};
@@ -73,12 +73,12 @@ pub(crate) struct Header {
     /// The hub that started the greenlet; set once, before its first resume.
     owner: OnceLock<Arc<HubRemote>>,
     /// The running coroutine. Hub-owned: see `Header`'s `Sync` argument.
-    coroutine: StdCell<Option<Coro>>,
+    coroutine: StdUnsafeCell<Option<Coro>>,
     /// The greenlet's yielder, set by the greenlet when it starts. Only the
     /// greenlet itself reads it.
-    yielder: StdCell<*const GreenletYielder>,
+    yielder: StdUnsafeCell<*const GreenletYielder>,
     /// Guard range and usable size of the stack, for the overflow report.
-    stack_info: StdCell<StackInfo>,
+    stack_info: StdUnsafeCell<StackInfo>,
     /// Index in the owning hub's live set.
     pub(crate) live_slot: StdAtomicUsize,
 }
@@ -92,7 +92,7 @@ pub(crate) struct StackInfo {
 }
 
 // SAFETY: `Header` is shared between threads through `Arc`. Its atomic and
-// immutable fields are Sync. The `StdCell` fields (`coroutine`, `yielder`,
+// immutable fields are Sync. The `StdUnsafeCell` fields (`coroutine`, `yielder`,
 // `stack_info`) are only touched by the hub that owns the greenlet, on that
 // hub's thread, while the greenlet is dequeued or running there (the state
 // protocol gives that hub exclusive use), and by the greenlet itself, which
@@ -118,9 +118,9 @@ impl Header {
             name,
             stack_size,
             owner: OnceLock::new(),
-            coroutine: StdCell::new(None),
-            yielder: StdCell::new(std::ptr::null()),
-            stack_info: StdCell::new(StackInfo::default()),
+            coroutine: StdUnsafeCell::new(None),
+            yielder: StdUnsafeCell::new(std::ptr::null()),
+            stack_info: StdUnsafeCell::new(StackInfo::default()),
             live_slot: StdAtomicUsize::new(usize::MAX),
         }
     }
@@ -161,6 +161,7 @@ impl Header {
     /// # Safety
     ///
     /// Only the greenlet itself, while it runs.
+    #[inline]
     pub(crate) unsafe fn yielder(&self) -> &GreenletYielder {
         // SAFETY: the yielder lives at a fixed place on the greenlet's own
         // stack for as long as the greenlet runs, and was stored before any
@@ -199,9 +200,14 @@ impl Drop for Header {
 }
 
 /// What a hub needs from a greenlet, whatever its closure and output types.
-pub(crate) trait RawTask: Send + Sync {
-    fn header(&self) -> &Header;
-
+///
+/// # Safety
+///
+/// Implementors are `#[repr(C)]` structs whose first field is the [`Header`]:
+/// [`RawTask::header`] reads it through the data pointer of the trait
+/// object, without a virtual call (the header is read several times per
+/// switch).
+pub(crate) unsafe trait RawTask: Send + Sync {
     /// Builds the coroutine that runs the closure on `stack`, and stores it in
     /// the header.
     ///
@@ -229,6 +235,16 @@ pub(crate) trait RawTask: Send + Sync {
     unsafe fn finish(&self);
 }
 
+impl dyn RawTask + '_ {
+    /// The greenlet's header.
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: every implementor is `#[repr(C)]` with the header first
+        // (the trait's contract), so the object's data pointer points at it.
+        unsafe { &*(self as *const dyn RawTask as *const Header) }
+    }
+}
+
 /// What a `JoinHandle<T>` needs.
 pub(crate) trait JoinTarget<T>: RawTask {
     /// See [`Completion::poll_join`].
@@ -246,11 +262,13 @@ pub(crate) trait JoinTarget<T>: RawTask {
     unsafe fn drop_handle(&self);
 }
 
-/// A greenlet running closure `F` that returns `T`.
+/// A greenlet running closure `F` that returns `T`. `#[repr(C)]` with the
+/// header first: see [`RawTask`]'s contract.
+#[repr(C)]
 pub(crate) struct Task<F, T> {
     header: Header,
     /// The closure, until the greenlet starts or is cancelled.
-    func: StdCell<Option<F>>,
+    func: StdUnsafeCell<Option<F>>,
     completion: Completion<T>,
 }
 
@@ -274,22 +292,18 @@ where
     pub(crate) fn new(header: Header, func: F) -> Arc<Task<F, T>> {
         Arc::new(Task {
             header,
-            func: StdCell::new(Some(func)),
+            func: StdUnsafeCell::new(Some(func)),
             completion: Completion::new(),
         })
     }
 }
 
-impl<F, T> RawTask for Task<F, T>
+// SAFETY: `Task` is `#[repr(C)]` and its first field is the `Header`.
+unsafe impl<F, T> RawTask for Task<F, T>
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    #[inline]
-    fn header(&self) -> &Header {
-        &self.header
-    }
-
     unsafe fn start(&self, stack: Stack) {
         // SAFETY: the caller is the owning hub, starting the greenlet once.
         let func = unsafe { (*self.func.get()).take() }.expect("greenhub: greenlet started twice");

@@ -50,5 +50,4 @@ impl Waiter {
             Waiter::Thread(t) => t.unpark(),
         }
     }
-
 }

@@ -48,6 +48,9 @@ impl LiveSet {
     pub(crate) fn take_all(&mut self) -> Vec<TaskRef> {
         self.free.clear();
         self.len = 0;
-        std::mem::take(&mut self.slots).into_iter().flatten().collect()
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }

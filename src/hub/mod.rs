@@ -14,7 +14,8 @@
 //! # The loop
 //!
 //! 1. Every tick: run the next greenlet from `ready`, else `fresh`, else the
-//!    inbox. Every 61st tick first take from the injector and `fresh`, move
+//!    inbox; right after a greenlet yielded, `fresh` goes first (so
+//!    `yield_now` lets new greenlets run too, not only started ones). Every 61st tick first take from the injector and `fresh`, move
 //!    the inbox over and fire due timers, so no source starves (Go and tokio
 //!    use the same 61).
 //! 2. Out of local work: search (`search`): inbox, timers, the global
@@ -86,6 +87,16 @@ pub(crate) struct HubContext {
     rng: Cell<u64>,
     /// Whether this hub counts in `Idle::searching`.
     searching: Cell<bool>,
+    /// A greenlet just yielded: give an unstarted greenlet the next turn, so
+    /// that `yield_now` lets new greenlets run too (M:N keeps them apart from
+    /// the started ones in `ready`).
+    yielded: Cell<bool>,
+    /// `std::thread::panicking()` when the hub last resumed a greenlet: true
+    /// only while another greenlet of this hub is suspended mid-unwind.
+    panicking_at_resume: Cell<bool>,
+    /// Killed greenlets that could not be unwound yet because another
+    /// greenlet of this hub was suspended mid-unwind (`greenlet::unwind_killed`).
+    deferred_kills: RefCell<Vec<TaskRef>>,
     phase: Cell<Phase>,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
@@ -113,6 +124,9 @@ impl HubContext {
             ids: Cell::new((0, 0)),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4)),
             searching: Cell::new(false),
+            yielded: Cell::new(false),
+            panicking_at_resume: Cell::new(false),
+            deferred_kills: RefCell::new(Vec::new()),
             phase: Cell::new(Phase::Running),
             poll: RefCell::new(poll),
             events: RefCell::new(mio::Events::with_capacity(1024)),
@@ -130,6 +144,7 @@ impl HubContext {
         loop {
             if let Some(task) = self.next_local() {
                 self.run_task(task);
+                self.retry_deferred_kills();
                 continue;
             }
             if self.phase.get() != Phase::Running || self.shared.shutdown.load(ACQUIRE) {
@@ -140,11 +155,36 @@ impl HubContext {
             }
             if let Some(task) = self.search() {
                 self.run_task(task);
+                self.retry_deferred_kills();
                 continue;
             }
             self.sleep();
         }
         self.exit();
+    }
+
+    /// See the field.
+    #[inline]
+    pub(crate) fn panicking_at_resume(&self) -> bool {
+        self.panicking_at_resume.get()
+    }
+
+    /// Remembers a killed greenlet whose kill cannot be raised yet.
+    pub(crate) fn defer_kill(&self, task: TaskRef) {
+        self.deferred_kills.borrow_mut().push(task);
+    }
+
+    /// Wakes the greenlets of `defer_kill` once no greenlet of this hub is
+    /// suspended mid-unwind, so that they unwind now.
+    #[inline]
+    fn retry_deferred_kills(&self) {
+        if self.deferred_kills.borrow().is_empty() || std::thread::panicking() {
+            return;
+        }
+        let tasks = std::mem::take(&mut *self.deferred_kills.borrow_mut());
+        for task in tasks {
+            Waiter::Greenlet(task).wake();
+        }
     }
 
     /// The greenlet being resumed right now.
@@ -218,6 +258,11 @@ impl HubContext {
                 return Some(task);
             }
         }
+        if self.yielded.replace(false) {
+            if let Some(task) = self.fresh.pop() {
+                return Some(task);
+            }
+        }
         if let Some(task) = self.ready.borrow_mut().pop_front() {
             return Some(task);
         }
@@ -260,16 +305,20 @@ impl HubContext {
         }
         let found = match self.shared.mode {
             Mode::Steal => {
-                if !self.searching.get() {
-                    if !self.shared.idle.try_start_search() {
-                        return None;
+                // The injector needs no search permit; stealing from other
+                // hubs does (at most half of the hubs search at once).
+                let injected = self.shared.injector.steal_into(&self.fresh);
+                if injected.is_some() {
+                    injected
+                } else {
+                    if !self.searching.get() {
+                        if !self.shared.idle.try_start_search() {
+                            return None;
+                        }
+                        self.searching.set(true);
                     }
-                    self.searching.set(true);
+                    self.steal()
                 }
-                self.shared
-                    .injector
-                    .steal_into(&self.fresh)
-                    .or_else(|| self.steal())
             }
             Mode::Pinned | Mode::Single => self.shared.injector.pop(),
         };
@@ -332,12 +381,10 @@ impl HubContext {
         let work = !self.remote.inbox.is_empty()
             || !self.shared.injector.is_empty()
             || self.shared.shutdown.load(ACQUIRE)
-            || (self.shared.mode == Mode::Steal
-                && self.shared.has_stealable_work()
-                && {
-                    started = idle.try_start_search();
-                    started
-                });
+            || (self.shared.mode == Mode::Steal && self.shared.has_stealable_work() && {
+                started = idle.try_start_search();
+                started
+            });
         if work {
             let notified = !idle.cancel_sleep(self.index);
             if started && notified {
@@ -405,11 +452,14 @@ impl HubContext {
                 .as_mut()
                 .expect("greenhub: started greenlet without a coroutine");
             self.current.set(Some(NonNull::from(&*task)));
+            self.panicking_at_resume.set(std::thread::panicking());
             let result = coro.resume(HubRef::new(self));
             self.current.set(None);
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => {
                     self.ready.borrow_mut().push_back(task);
+                    // Only M:N keeps unstarted greenlets apart (see `yielded`).
+                    self.yielded.set(self.shared.mode == Mode::Steal);
                     return;
                 }
                 CoroutineResult::Yield(Suspend::Park) => {
@@ -428,7 +478,6 @@ impl HubContext {
 
     /// First run: stack, coroutine, ownership. Returns `false` if the
     /// greenlet was completed instead (killed, shutting down, no stack).
-    #[cold]
     fn start(&self, task: &TaskRef) -> bool {
         let header = task.header();
         if header.state.load().is_killed() || self.is_shutting_down() {

@@ -86,41 +86,66 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     use super::STEAL_LIMIT;
-    use crate::loom::Mutex;
+    use crate::loom::{AtomicUsize, Mutex, Ordering::*};
     use loom::sync::Arc;
     use std::collections::VecDeque;
 
-    pub struct LocalQueue<T>(Arc<Mutex<VecDeque<T>>>);
-    pub struct Stealer<T>(Arc<Mutex<VecDeque<T>>>);
-    pub struct Injector<T>(Mutex<VecDeque<T>>);
+    /// A locked deque plus its length, published after every change so that
+    /// `is_empty` is lock-free like crossbeam's (a lock there would order
+    /// the idle protocol's queue checks by itself and hide its fences).
+    struct Queue<T> {
+        items: Mutex<VecDeque<T>>,
+        len: AtomicUsize,
+    }
+
+    impl<T> Queue<T> {
+        fn new() -> Self {
+            Queue {
+                items: Mutex::new(VecDeque::new()),
+                len: AtomicUsize::new(0),
+            }
+        }
+        fn with<R>(&self, f: impl FnOnce(&mut VecDeque<T>) -> R) -> R {
+            let mut items = self.items.lock();
+            let r = f(&mut items);
+            self.len.store(items.len(), Release);
+            r
+        }
+        fn is_empty(&self) -> bool {
+            self.len.load(Acquire) == 0
+        }
+    }
+
+    pub struct LocalQueue<T>(Arc<Queue<T>>);
+    pub struct Stealer<T>(Arc<Queue<T>>);
+    pub struct Injector<T>(Queue<T>);
 
     impl<T> LocalQueue<T> {
         pub fn new() -> Self {
-            LocalQueue(Arc::new(Mutex::new(VecDeque::new())))
+            LocalQueue(Arc::new(Queue::new()))
         }
         pub fn stealer(&self) -> Stealer<T> {
             Stealer(self.0.clone())
         }
         pub fn push(&self, item: T) {
-            self.0.lock().push_back(item)
+            self.0.with(|q| q.push_back(item))
         }
         pub fn pop(&self) -> Option<T> {
-            self.0.lock().pop_front()
+            self.0.with(|q| q.pop_front())
         }
     }
 
     /// Takes one greenlet and up to half of the rest out of `src`, then
     /// (with `src` unlocked, so two hubs stealing from each other cannot
     /// deadlock) moves the batch into `dest`.
-    fn take_half<T>(src: &Mutex<VecDeque<T>>, dest: &LocalQueue<T>) -> Option<T> {
-        let (first, batch) = {
-            let mut src = src.lock();
+    fn take_half<T>(src: &Queue<T>, dest: &LocalQueue<T>) -> Option<T> {
+        let (first, batch) = src.with(|src| {
             let first = src.pop_front()?;
             let n = (src.len() / 2).min(STEAL_LIMIT - 1);
             let batch: Vec<T> = src.drain(..n).collect();
-            (first, batch)
-        };
-        dest.0.lock().extend(batch);
+            Some((first, batch))
+        })?;
+        dest.0.with(|d| d.extend(batch));
         Some(first)
     }
 
@@ -129,25 +154,25 @@ mod imp {
             take_half(&self.0, dest)
         }
         pub fn is_empty(&self) -> bool {
-            self.0.lock().is_empty()
+            self.0.is_empty()
         }
     }
 
     impl<T> Injector<T> {
         pub fn new() -> Self {
-            Injector(Mutex::new(VecDeque::new()))
+            Injector(Queue::new())
         }
         pub fn push(&self, item: T) {
-            self.0.lock().push_back(item)
+            self.0.with(|q| q.push_back(item))
         }
         pub fn pop(&self) -> Option<T> {
-            self.0.lock().pop_front()
+            self.0.with(|q| q.pop_front())
         }
         pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
             take_half(&self.0, dest)
         }
         pub fn is_empty(&self) -> bool {
-            self.0.lock().is_empty()
+            self.0.is_empty()
         }
     }
 }

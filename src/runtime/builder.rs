@@ -206,11 +206,18 @@ impl Builder {
     }
 }
 
-fn hub_main(i: usize, shared: Arc<Shared>, fresh: LocalQueue<crate::greenlet::task::TaskRef>, poll: mio::Poll) {
+fn hub_main(
+    i: usize,
+    shared: Arc<Shared>,
+    fresh: LocalQueue<crate::greenlet::task::TaskRef>,
+    poll: mio::Poll,
+) {
     let _altstack = match overflow::AltStack::ensure() {
         Ok(alt) => alt,
         Err(e) => {
-            eprintln!("greenhub: hub {i}: no alternate signal stack ({e}); stack overflows will not be reported");
+            eprintln!(
+                "greenhub: hub {i}: no alternate signal stack ({e}); stack overflows will not be reported"
+            );
             None
         }
     };

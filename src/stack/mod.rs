@@ -23,8 +23,18 @@ pub(crate) mod slab;
 pub(crate) use pool::StackPool;
 
 /// The smallest stack greenhub hands out; smaller requests are rounded up.
+///
+/// ```
+/// assert_eq!(greenhub::MIN_STACK_SIZE, 16 * 1024);
+/// ```
 pub const MIN_STACK_SIZE: usize = 16 << 10;
-/// The largest stack a greenlet may ask for.
+/// The largest stack a greenlet may ask for; larger requests are refused
+/// with an `InvalidInput` error.
+///
+/// ```
+/// let too_big = greenhub::MAX_STACK_SIZE + 1;
+/// assert!(greenhub::Builder::new().stack_size(too_big).build().is_err());
+/// ```
 pub const MAX_STACK_SIZE: usize = 64 << 20;
 /// The default stack size: 256 KiB.
 ///
@@ -33,6 +43,10 @@ pub const MAX_STACK_SIZE: usize = 64 << 20;
 /// still costs one page). may uses 32 KiB and overflows on ordinary code;
 /// std threads get 2 MiB. Override it per runtime (`Builder::stack_size`) or
 /// per greenlet (`greenlet::Builder::stack_size`).
+///
+/// ```
+/// assert_eq!(greenhub::DEFAULT_STACK_SIZE, 256 * 1024);
+/// ```
 pub const DEFAULT_STACK_SIZE: usize = 256 << 10;
 
 pub(crate) const NUM_CLASSES: usize =
@@ -77,6 +91,19 @@ pub(crate) fn guard_size() -> usize {
     page_size().max(16 << 10)
 }
 
+/// Releases the pages of `[start, end)`, a range of stacks (and the guard
+/// regions between them) that nobody runs on. Guard regions stay installed:
+/// `MADV_GUARD_INSTALL` guards survive `MADV_DONTNEED`, and `mprotect` guards
+/// hold no pages.
+pub(crate) fn release_range(start: usize, end: usize) {
+    if end <= start {
+        return;
+    }
+    // SAFETY: the callers own every stack in the range (none is lent to a
+    // coroutine), so discarding its contents affects no live data.
+    unsafe { libc::madvise(start as *mut _, end - start, libc::MADV_DONTNEED) };
+}
+
 /// One guarded greenlet stack: `[top - usable, top)`, with the guard region
 /// right below it. Owned: dropping it returns it to the global allocator.
 pub(crate) struct Stack {
@@ -85,6 +112,12 @@ pub(crate) struct Stack {
 }
 
 impl Stack {
+    /// Disassembles the stack without releasing or returning it.
+    pub(crate) fn into_raw(self) -> (usize, usize) {
+        let this = std::mem::ManuallyDrop::new(self);
+        (this.top(), this.class())
+    }
+
     pub(crate) fn from_raw(top: usize, class: usize) -> Stack {
         Stack {
             top: NonZeroUsize::new(top).expect("greenhub: null stack"),
@@ -112,14 +145,10 @@ impl Stack {
 
     /// Releases the pages of `[bottom, top - keep)` (they read as zero later).
     pub(crate) fn release(&self, keep: usize) {
-        let len = self.usable().saturating_sub(keep);
-        if len == 0 {
-            return;
-        }
-        // SAFETY: the range is inside this stack, which nobody runs on (the
-        // stack is owned here, not lent to a coroutine). MADV_DONTNEED keeps
-        // guard regions installed.
-        unsafe { libc::madvise(self.bottom() as *mut _, len, libc::MADV_DONTNEED) };
+        release_range(
+            self.bottom(),
+            self.top().saturating_sub(keep).max(self.bottom()),
+        );
     }
 }
 

@@ -80,17 +80,29 @@ impl SlabAllocator {
         if let Some(top) = self.free[class].lock().pop() {
             return Ok(Stack::from_raw(top, class));
         }
-        self.grow(class)?;
-        let top = self.free[class]
-            .lock()
-            .pop()
-            .expect("greenhub: a new slab has free stacks");
+        // `grow` hands one stack of the new slab straight to us: between its
+        // push and a pop here, other hubs could empty the free list again.
+        let top = self.grow(class)?;
         Ok(Stack::from_raw(top, class))
     }
 
     /// Takes back the stack at `top` of `class`, whose pages were released.
     pub(crate) fn free_raw(&self, top: usize, class: usize) {
         self.free[class].lock().push(top);
+    }
+
+    /// Takes back stacks whose pages were released (one lock per run of
+    /// stacks of the same class).
+    pub(crate) fn free_released(&self, stacks: Vec<Stack>) {
+        let mut iter = stacks.into_iter().peekable();
+        while let Some(first) = iter.next() {
+            let class = first.class();
+            let mut free = self.free[class].lock();
+            free.push(first.into_raw().0);
+            while let Some(s) = iter.next_if(|s| s.class() == class) {
+                free.push(s.into_raw().0);
+            }
+        }
     }
 
     /// The guard mode in use (probing the kernel on first call).
@@ -110,9 +122,10 @@ impl SlabAllocator {
         }
     }
 
-    /// Maps a new slab for `class` and puts its stacks on the free list.
+    /// Maps a new slab for `class`, puts all its stacks but one on the free
+    /// list and returns the top of that one (for the caller).
     #[cold]
-    fn grow(&self, class: usize) -> io::Result<()> {
+    fn grow(&self, class: usize) -> io::Result<usize> {
         let usable = class_usable(class);
         let guard = guard_size();
         let slot = usable + guard;
@@ -179,9 +192,10 @@ impl SlabAllocator {
         }
         self.mapped.fetch_add(len, Ordering::Relaxed);
         let mut free = self.free[class].lock();
-        // Hand out low addresses last, so consecutive stacks are adjacent.
-        free.extend((0..slots).rev().map(|i| base + (i + 1) * slot));
-        Ok(())
+        // Hand out low addresses last, so consecutive stacks are adjacent;
+        // the lowest goes to the caller.
+        free.extend((1..slots).rev().map(|i| base + (i + 1) * slot));
+        Ok(base + slot)
     }
 
     /// Checks and reserves mappings for `n` more `mprotect` guards.
@@ -200,10 +214,15 @@ impl SlabAllocator {
                 format!(
                     "greenhub: cannot allocate more greenlet stacks: {used} guarded stacks \
                      already use {} memory mappings and the limit vm.max_map_count is {max}. \
-                     This kernel has no MADV_GUARD_INSTALL (Linux >= 6.13), so every stack \
-                     costs two mappings. Raise the limit (sysctl -w vm.max_map_count={}) or \
-                     run on a newer kernel",
+                     Guard pages use mprotect here ({}), so every stack costs two \
+                     mappings. Raise the limit (sysctl -w vm.max_map_count={}) or run on a \
+                     kernel with MADV_GUARD_INSTALL (Linux >= 6.13)",
                     2 * used,
+                    if forced_mprotect() {
+                        "forced by GREENHUB_STACK_GUARD=mprotect"
+                    } else {
+                        "this kernel has no MADV_GUARD_INSTALL"
+                    },
                     (2 * (used + n) + 2 * MAP_RESERVE).next_power_of_two(),
                 ),
             ));
@@ -232,7 +251,7 @@ fn guard_error(err: io::Error, mode: GuardMode) -> io::Error {
 /// fallback (to test it on new kernels); otherwise try `MADV_GUARD_INSTALL`
 /// on a scratch mapping.
 fn probe_guard_mode() -> GuardMode {
-    if std::env::var_os("GREENHUB_STACK_GUARD").is_some_and(|v| v == "mprotect") {
+    if forced_mprotect() {
         return GuardMode::Mprotect;
     }
     let len = 2 * page_size();
@@ -259,6 +278,11 @@ fn probe_guard_mode() -> GuardMode {
     } else {
         GuardMode::Mprotect
     }
+}
+
+/// Whether `GREENHUB_STACK_GUARD=mprotect` asks for the fallback.
+fn forced_mprotect() -> bool {
+    std::env::var_os("GREENHUB_STACK_GUARD").is_some_and(|v| v == "mprotect")
 }
 
 fn read_max_map_count() -> Option<usize> {

@@ -1,0 +1,465 @@
+//! Loom models of **idle-hub park vs. push** ("no stranded work"): the
+//! idle-hub protocol of `src/hub/idle.rs` (searching hubs and sleepers, the
+//! Dekker pair between a poster and a hub going to sleep) together with the
+//! hub parker of `src/hub/park.rs` (`prepare_park`/`finish_park` vs.
+//! `unpark`), as `src/hub/mod.rs` composes them (`run`, `next_local`,
+//! `search`, `leave_search`, `sleep`, `park`) and as `src/runtime/shared.rs`
+//! and `src/hub/remote.rs` post work (`inject`, `notify_one`,
+//! `HubRemote::push`/`unpark`).
+//!
+//! Each hub is a loom thread running a transcription of the hub loop over
+//! the real [`Idle`], [`ParkState`], [`Inbox`], [`LocalQueue`]/[`Stealer`]
+//! and [`Injector`]. Where the real hub blocks in `mio::Poll`, it blocks on a
+//! [`Driver`]: a sticky flag under a loom mutex plus a condvar, standing in
+//! for `epoll_wait` on the hub's eventfd-backed `mio::Waker` (a wake written
+//! before the hub blocks still ends the block; the block consumes it).
+//!
+//! Work items are numbers. Running one counts it; whoever runs the last item
+//! starts a shutdown the way `Shared::begin_shutdown` does (set the flag,
+//! unpark every hub), and a hub leaves its loop when it sees the flag with
+//! no local work (a stand-in for `shutdown_step`).
+//!
+//! Invariants asserted:
+//!
+//! - **no stranded work**: every item posted is run. If an item could sit in
+//!   a queue while every hub sleeps, the hubs would block in their drivers
+//!   forever and loom reports a deadlock;
+//! - **each item runs exactly once**;
+//! - **the idle bookkeeping balances**: once every hub is done, none is on
+//!   the sleeper list and `searching` counts exactly the hubs that left
+//!   their loop (at shutdown) while counted as searchers (a leaked count
+//!   would make every later `hub_to_notify` return `None`, stranding all
+//!   later work).
+//!
+//! Limit: under loom, `Injector::is_empty` and `Stealer::is_empty` take the
+//! stand-in queue's mutex, and that lock alone orders a push before or after
+//! a sleeper's re-check. These models therefore check the protocol's logic
+//! but cannot tell whether the `SeqCst` fences in `idle.rs` are needed
+//! (removing either one still passes); crossbeam's `is_empty` is lock-free.
+
+#![cfg(loom)]
+
+use std::collections::VecDeque;
+
+use greenhub::__private::{Idle, Inbox, Injector, LocalQueue, ParkState, Stealer};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+
+/// Stands in for a hub's `mio::Poll` and its eventfd `mio::Waker`.
+struct Driver {
+    /// An eventfd written since the hub last returned from a block.
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Driver {
+    fn new() -> Driver {
+        Driver {
+            woken: Mutex::new(false),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// `mio::Waker::wake`.
+    fn wake(&self) {
+        *self.woken.lock().unwrap() = true;
+        self.cv.notify_one();
+    }
+
+    /// `Poll::poll` with no timeout: returns once a wake was written
+    /// (before or during the call), consuming it.
+    fn block(&self) {
+        let mut woken = self.woken.lock().unwrap();
+        while !*woken {
+            woken = self.cv.wait(woken).unwrap();
+        }
+        *woken = false;
+    }
+}
+
+/// `HubRemote`: the part of a hub other threads touch.
+struct Remote {
+    inbox: Inbox<usize>,
+    park: ParkState,
+    driver: Driver,
+    stealer: Option<Stealer<usize>>,
+}
+
+impl Remote {
+    /// `HubRemote::unpark`.
+    fn unpark(&self) {
+        if self.park.unpark() {
+            self.driver.wake();
+        }
+    }
+
+    /// `HubRemote::push`: a started greenlet of this hub, woken elsewhere.
+    /// (The shutdown counter `pending` is left out.)
+    fn push(&self, item: usize) {
+        self.inbox.push(item).expect("inbox closed");
+        self.unpark();
+    }
+}
+
+/// `Shared`, in M:N (stealing) mode.
+struct Shared {
+    hubs: Vec<Remote>,
+    injector: Injector<usize>,
+    idle: Idle,
+    shutdown: AtomicBool,
+    /// Per item: how many times it ran.
+    ran: Vec<AtomicUsize>,
+    /// Items run so far, all together.
+    total_ran: AtomicUsize,
+}
+
+impl Shared {
+    /// Builds the shared state and each hub's deque of unstarted greenlets.
+    fn new(nhubs: usize, nitems: usize) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
+        let fresh: Vec<LocalQueue<usize>> = (0..nhubs).map(|_| LocalQueue::new()).collect();
+        let shared = Shared {
+            hubs: fresh
+                .iter()
+                .map(|q| Remote {
+                    inbox: Inbox::new(),
+                    park: ParkState::default(),
+                    driver: Driver::new(),
+                    stealer: Some(q.stealer()),
+                })
+                .collect(),
+            injector: Injector::new(),
+            idle: Idle::new(nhubs),
+            shutdown: AtomicBool::new(false),
+            ran: (0..nitems).map(|_| AtomicUsize::new(0)).collect(),
+            total_ran: AtomicUsize::new(0),
+        };
+        (Arc::new(shared), fresh)
+    }
+
+    /// `Shared::notify_one`.
+    fn notify_one(&self) {
+        if let Some(i) = self.idle.hub_to_notify() {
+            self.hubs[i].unpark();
+        }
+    }
+
+    /// `Shared::has_stealable_work`.
+    fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty()
+            || self
+                .hubs
+                .iter()
+                .any(|h| h.stealer.as_ref().is_some_and(|s| !s.is_empty()))
+    }
+
+    /// `Shared::inject` from a thread outside the hubs (the shutdown
+    /// re-check after the push is left out).
+    fn inject(&self, item: usize) {
+        self.injector.push(item);
+        self.notify_one();
+    }
+
+    /// `Shared::begin_shutdown`.
+    fn begin_shutdown(&self) {
+        self.shutdown.store(true, SeqCst);
+        for hub in &self.hubs {
+            hub.unpark();
+        }
+    }
+
+    /// After every thread is done: each item ran exactly once and the idle
+    /// bookkeeping balances. `still_searching`: how many hubs left their
+    /// loop (at shutdown) while counted as searchers; exactly those counts
+    /// must remain.
+    fn check_end(&self, still_searching: usize) {
+        for (item, n) in self.ran.iter().enumerate() {
+            assert_eq!(n.load(SeqCst), 1, "item {item} ran {n:?} times");
+        }
+        for i in 0..self.hubs.len() {
+            assert!(
+                !self.idle.cancel_sleep(i),
+                "hub {i} left on the sleeper list"
+            );
+        }
+        // `searching` is exactly `still_searching`: ending their searches
+        // brings it to 0 (the last `end_search` sees 1), then we may start
+        // one and are the last searcher when we end it.
+        for k in (0..still_searching).rev() {
+            assert_eq!(self.idle.end_search(), k == 0, "searching count wrong");
+        }
+        assert!(self.idle.try_start_search(), "searching count leaked");
+        assert!(self.idle.end_search(), "searching count leaked");
+        assert!(self.idle.hub_to_notify().is_none());
+    }
+}
+
+/// `HubContext`: one hub's thread-owned state and loop.
+struct Hub {
+    index: usize,
+    shared: Arc<Shared>,
+    fresh: LocalQueue<usize>,
+    ready: VecDeque<usize>,
+    /// Whether this hub counts in `Idle::searching`.
+    searching: bool,
+}
+
+impl Hub {
+    fn new(index: usize, shared: &Arc<Shared>, fresh: LocalQueue<usize>) -> Hub {
+        Hub {
+            index,
+            shared: shared.clone(),
+            fresh,
+            ready: VecDeque::new(),
+            searching: false,
+        }
+    }
+
+    fn remote(&self) -> &Remote {
+        &self.shared.hubs[self.index]
+    }
+
+    /// `HubContext::run`, until shutdown. Returns whether the hub still
+    /// counts as a searcher when it leaves.
+    fn run(mut self) -> bool {
+        loop {
+            if let Some(item) = self.next_local() {
+                self.run_item(item);
+                continue;
+            }
+            if self.shared.shutdown.load(Acquire) {
+                break;
+            }
+            if let Some(item) = self.search() {
+                self.run_item(item);
+                continue;
+            }
+            self.sleep();
+        }
+        self.searching
+    }
+
+    fn run_item(&self, item: usize) {
+        self.shared.ran[item].fetch_add(1, SeqCst);
+        let done = self.shared.total_ran.fetch_add(1, SeqCst) + 1;
+        if done == self.shared.ran.len() {
+            self.shared.begin_shutdown();
+        }
+    }
+
+    /// `HubContext::next_local` (no timers, no fairness tick).
+    fn next_local(&mut self) -> Option<usize> {
+        if let Some(item) = self.ready.pop_front() {
+            return Some(item);
+        }
+        if let Some(item) = self.fresh.pop() {
+            return Some(item);
+        }
+        let inbox = &self.shared.hubs[self.index].inbox;
+        if inbox.drain_into(&mut self.ready) > 0 {
+            return self.ready.pop_front();
+        }
+        None
+    }
+
+    /// `HubContext::search` in M:N mode (no timers).
+    fn search(&mut self) -> Option<usize> {
+        if let Some(item) = self.ready.pop_front() {
+            return Some(item);
+        }
+        let found = match self.shared.injector.steal_into(&self.fresh) {
+            Some(item) => Some(item),
+            None => {
+                if !self.searching {
+                    if !self.shared.idle.try_start_search() {
+                        return None;
+                    }
+                    self.searching = true;
+                }
+                self.steal()
+            }
+        };
+        if found.is_some() {
+            self.leave_search();
+        }
+        found
+    }
+
+    /// `HubContext::steal` (every other hub, in index order).
+    fn steal(&self) -> Option<usize> {
+        let hubs = &self.shared.hubs;
+        for (i, hub) in hubs.iter().enumerate() {
+            if i == self.index {
+                continue;
+            }
+            if let Some(stealer) = &hub.stealer {
+                if let Some(item) = stealer.steal_into(&self.fresh) {
+                    return Some(item);
+                }
+            }
+        }
+        None
+    }
+
+    /// `HubContext::leave_search`.
+    fn leave_search(&mut self) {
+        if std::mem::replace(&mut self.searching, false)
+            && self.shared.idle.end_search()
+            && self.shared.has_stealable_work()
+        {
+            self.shared.notify_one();
+        }
+    }
+
+    /// `HubContext::sleep` (no timers, no stack cache).
+    fn sleep(&mut self) {
+        let shared = self.shared.clone();
+        let idle = &shared.idle;
+        idle.announce_sleep(self.index, std::mem::replace(&mut self.searching, false));
+        let mut started = false;
+        let work = !self.remote().inbox.is_empty()
+            || !shared.injector.is_empty()
+            || shared.shutdown.load(Acquire)
+            || (shared.has_stealable_work() && {
+                started = idle.try_start_search();
+                started
+            });
+        if work {
+            let notified = !idle.cancel_sleep(self.index);
+            if started && notified {
+                idle.end_search();
+            }
+            self.searching = started || notified;
+            return;
+        }
+        self.park();
+        if !idle.cancel_sleep(self.index) {
+            self.searching = true;
+        }
+    }
+
+    /// `HubContext::park` with no timer: block in the driver.
+    fn park(&self) {
+        let remote = self.remote();
+        if remote.park.prepare_park() {
+            remote.driver.block();
+        }
+        remote.park.finish_park();
+    }
+}
+
+type Join = thread::JoinHandle<bool>;
+
+/// Spawns hub `index` running its loop.
+fn spawn_hub(index: usize, shared: &Arc<Shared>, fresh: LocalQueue<usize>) -> Join {
+    let hub = Hub::new(index, shared, fresh);
+    thread::spawn(move || hub.run())
+}
+
+/// One hub going idle while a thread outside the runtime injects a greenlet
+/// (`Shared::inject`: push to the injector, then `notify_one`).
+#[test]
+fn idle_hub_vs_inject() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::new(1, 1);
+        let hub = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let poster = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.inject(0))
+        };
+        poster.join().unwrap();
+        let searching = hub.join().unwrap();
+        shared.check_end(searching as usize);
+    });
+}
+
+/// Hub 0 going idle while busy hub 1 spawns a greenlet onto its own deque
+/// (`HubContext::spawn` in M:N mode: push to `fresh`, then `notify_one`)
+/// and then stays busy (never looks at its deque again): hub 0 must steal
+/// it.
+#[test]
+fn idle_hub_vs_spawn_on_busy_hub() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::new(2, 1);
+        let fresh1 = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let hub1 = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                fresh1.push(0);
+                shared.notify_one();
+            })
+        };
+        hub1.join().unwrap();
+        let searching = hub0.join().unwrap();
+        shared.check_end(searching as usize);
+    });
+}
+
+/// The direct path: a hub going idle while another thread wakes one of its
+/// started greenlets (`hub::schedule` from another thread: push to the
+/// hub's inbox, then `ParkState::unpark` and the driver wake). Wake-ups of
+/// started greenlets bypass `Idle`: only the hub's own sleep re-check and
+/// its parker stand between the push and a lost wake-up.
+#[test]
+fn idle_hub_vs_inbox_push() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::new(1, 1);
+        let hub = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let waker = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.hubs[0].push(0))
+        };
+        waker.join().unwrap();
+        let searching = hub.join().unwrap();
+        shared.check_end(searching as usize);
+    });
+}
+
+/// Two hubs going idle at once while one greenlet is injected: exactly one
+/// runs it (the other may sleep through; the shutdown that follows must
+/// still wake it), and the searching/sleeper counts balance.
+#[test]
+fn two_idle_hubs_vs_inject() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::new(2, 1);
+        let fresh1 = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let hub1 = spawn_hub(1, &shared, fresh1);
+        let poster = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.inject(0))
+        };
+        poster.join().unwrap();
+        let searching = [hub0.join().unwrap(), hub1.join().unwrap()];
+        shared.check_end(searching.iter().filter(|&&s| s).count());
+    });
+}
+
+/// Two idle hubs while busy hub 1 spawns two greenlets onto its own deque
+/// (push, `notify_one`, twice) and stays busy: both are stolen and run
+/// exactly once, whichever hubs wake (the first notification wakes one hub
+/// as a searcher; the second is skipped while it searches; the last
+/// searcher that still sees work hands the search on).
+#[test]
+fn two_idle_hubs_vs_two_spawns_on_busy_hub() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::new(3, 2);
+        let fresh2 = fresh.pop().unwrap();
+        let fresh1 = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let hub2 = spawn_hub(2, &shared, fresh2);
+        let hub1 = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                for item in 0..2 {
+                    fresh1.push(item);
+                    shared.notify_one();
+                }
+            })
+        };
+        hub1.join().unwrap();
+        let searching = [hub0.join().unwrap(), hub2.join().unwrap()];
+        shared.check_end(searching.iter().filter(|&&s| s).count());
+    });
+}
