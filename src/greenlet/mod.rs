@@ -456,10 +456,18 @@ pub(crate) fn is_kill_payload(payload: &(dyn Any + Send)) -> bool {
 /// greenlet suspended while it unwinds (blocked in a destructor) keeps it set
 /// for every greenlet of its hub; but when the thread was not panicking when
 /// the hub resumed us, a panic in progress now is ours.
+#[inline]
 fn unwinding_now() -> Option<bool> {
     if !std::thread::panicking() {
         Some(false)
-    } else if context::hub().is_some_and(|h| !h.panicking_at_resume()) {
+    } else {
+        unwinding_while_thread_panics()
+    }
+}
+
+#[cold]
+fn unwinding_while_thread_panics() -> Option<bool> {
+    if context::hub().is_some_and(|h| !h.panicking_at_resume()) {
         Some(true)
     } else {
         None

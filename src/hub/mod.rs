@@ -21,9 +21,12 @@
 //! 2. Out of local work: search (`search`): inbox, timers, the global
 //!    injector, then (M:N only) steal a batch of unstarted greenlets from a
 //!    random other hub.
-//! 3. Nothing anywhere: trim the stack cache, then go to sleep by the idle
-//!    protocol (`idle.rs`), parked in the poller (`park.rs`) until the next
-//!    timer, an IO event or a wake-up.
+//! 3. Nothing anywhere: go to sleep by the idle protocol (`idle.rs`), parked
+//!    in the poller (`park.rs`) until the next timer, an IO event or a
+//!    wake-up. A hub whose stack cache holds pages to give back sleeps at most
+//!    `stack::pool::TRIM_AFTER` first, and trims the cache if it is still
+//!    idle then (trimming costs syscalls and TLB flushes, too much for every
+//!    short idle spell of a busy M:N runtime).
 //!
 //! Running a greenlet (`run_task`): on its first run the hub takes a stack,
 //! builds the coroutine and becomes its owner for good; then it resumes it.
@@ -55,6 +58,7 @@ use crate::greenlet::GreenletId;
 use crate::greenlet::task::{HubRef, RawTask, StackInfo, Suspend, TaskRef};
 use crate::greenlet::waiter::Waiter;
 use crate::runtime::shared::{Mode, Shared};
+use crate::stack::pool::TRIM_AFTER;
 use crate::stack::{StackPool, guard_size};
 use crate::time::heap::{TimerHeap, TimerKey};
 
@@ -97,6 +101,9 @@ pub(crate) struct HubContext {
     /// Killed greenlets that could not be unwound yet because another
     /// greenlet of this hub was suspended mid-unwind (`greenlet::unwind_killed`).
     deferred_kills: RefCell<Vec<TaskRef>>,
+    /// `!deferred_kills.is_empty()`, as a flag cheap enough to test after
+    /// every greenlet run.
+    has_deferred_kills: Cell<bool>,
     phase: Cell<Phase>,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
@@ -127,6 +134,7 @@ impl HubContext {
             yielded: Cell::new(false),
             panicking_at_resume: Cell::new(false),
             deferred_kills: RefCell::new(Vec::new()),
+            has_deferred_kills: Cell::new(false),
             phase: Cell::new(Phase::Running),
             poll: RefCell::new(poll),
             events: RefCell::new(mio::Events::with_capacity(1024)),
@@ -144,7 +152,9 @@ impl HubContext {
         loop {
             if let Some(task) = self.next_local() {
                 self.run_task(task);
-                self.retry_deferred_kills();
+                if self.has_deferred_kills.get() {
+                    self.retry_deferred_kills();
+                }
                 continue;
             }
             if self.phase.get() != Phase::Running || self.shared.shutdown.load(ACQUIRE) {
@@ -155,7 +165,9 @@ impl HubContext {
             }
             if let Some(task) = self.search() {
                 self.run_task(task);
-                self.retry_deferred_kills();
+                if self.has_deferred_kills.get() {
+                    self.retry_deferred_kills();
+                }
                 continue;
             }
             self.sleep();
@@ -172,15 +184,17 @@ impl HubContext {
     /// Remembers a killed greenlet whose kill cannot be raised yet.
     pub(crate) fn defer_kill(&self, task: TaskRef) {
         self.deferred_kills.borrow_mut().push(task);
+        self.has_deferred_kills.set(true);
     }
 
     /// Wakes the greenlets of `defer_kill` once no greenlet of this hub is
     /// suspended mid-unwind, so that they unwind now.
-    #[inline]
+    #[cold]
     fn retry_deferred_kills(&self) {
-        if self.deferred_kills.borrow().is_empty() || std::thread::panicking() {
+        if std::thread::panicking() {
             return;
         }
+        self.has_deferred_kills.set(false);
         let tasks = std::mem::take(&mut *self.deferred_kills.borrow_mut());
         for task in tasks {
             Waiter::Greenlet(task).wake();
@@ -373,7 +387,6 @@ impl HubContext {
 
     /// Step 3 of the loop: the idle protocol's "going to sleep".
     fn sleep(&self) {
-        self.stacks.borrow_mut().trim();
         let idle = &self.shared.idle;
         idle.announce_sleep(self.index, self.searching.replace(false));
         // Re-check every source (the sleeper's half of the Dekker pair).
@@ -395,13 +408,29 @@ impl HubContext {
             return;
         }
         let timeout = self.timer_timeout();
-        self.park(timeout);
+        let trim = self.stacks.borrow().needs_trim() && timeout.is_none_or(|t| t >= TRIM_AFTER);
+        if trim {
+            // Sleep the grace period only; still idle after it, trim below
+            // and go back to sleep through the main loop.
+            let start = Instant::now();
+            self.park(Some(TRIM_AFTER));
+            if start.elapsed() >= TRIM_AFTER && self.has_no_local_work() {
+                self.stacks.borrow_mut().trim();
+            }
+        } else {
+            self.park(timeout);
+        }
         if !idle.cancel_sleep(self.index) {
             // A notifier took us off the sleeper list and counted us as a
             // searcher.
             self.searching.set(true);
         }
         self.fire_timers();
+    }
+
+    /// Nothing queued for this hub (woken greenlets, inbox or new spawns).
+    fn has_no_local_work(&self) -> bool {
+        self.ready.borrow().is_empty() && self.remote.inbox.is_empty() && self.fresh.is_empty()
     }
 
     /// Time until the next timer, if any.

@@ -40,6 +40,9 @@ mod imp {
         pub fn pop(&self) -> Option<T> {
             self.0.pop()
         }
+        pub fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
     }
 
     fn retry<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
@@ -132,6 +135,9 @@ mod imp {
         }
         pub fn pop(&self) -> Option<T> {
             self.0.with(|q| q.pop_front())
+        }
+        pub fn is_empty(&self) -> bool {
+            self.0.is_empty()
         }
     }
 

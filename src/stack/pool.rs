@@ -13,10 +13,18 @@
 //! greenlets finish at once this turns one syscall per greenlet into a few.
 //!
 //! Cached stacks may hold pages a deep call once touched. Releasing them on
-//! every return would cost a syscall per greenlet, so the hub does it when it
-//! goes idle ([`StackPool::trim`]): every stack returned since the last trim
+//! every return would cost a syscall per greenlet, so the hub does it once it
+//! has stayed idle for a while ([`StackPool::trim`], called by the hub after
+//! [`TRIM_AFTER`] without work): every stack returned since the last trim
 //! gives back everything below its top [`KEEP_RESIDENT`] bytes. The cache is a
 //! LIFO whose first `clean` entries are trimmed; entries above are "dirty".
+//!
+//! Why not trim each time the hub goes idle: in M:N mode hubs go idle and
+//! wake up again thousands of times a second (one hub wakes greenlets, the
+//! other runs them), and every `madvise(MADV_DONTNEED)` of a multi-threaded
+//! process flushes the TLBs of the other cores with an IPI. Trimming on every
+//! idle made waking 100,000 parked greenlets across two hubs cost about
+//! 5 µs per greenlet (`benches/idle.rs`), almost all of it in those IPIs.
 
 use std::io;
 
@@ -29,6 +37,15 @@ pub(crate) const HOT_PER_CLASS: usize = 64;
 pub(crate) const KEEP_RESIDENT: usize = 16 << 10;
 /// Stacks beyond the cache are released this many at a time.
 pub(crate) const RELEASE_BATCH: usize = 256;
+/// Stacks a hub takes from the allocator at once when its cache is empty:
+/// neighbours in a slab, so that when they overflow the cache later their
+/// pages go back with one `madvise` per run. Without it two hubs allocating
+/// at once interleave slots and every release is a syscall of its own (with
+/// a TLB-flush IPI to the other core): waking and joining 100,000 parked
+/// greenlets across two hubs cost about 5 µs per greenlet instead of 1.
+pub(crate) const REFILL_BATCH: usize = 32;
+/// How long a hub stays idle before it trims its cache.
+pub(crate) const TRIM_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[derive(Default)]
 struct ClassCache {
@@ -62,7 +79,16 @@ impl StackPool {
                 cache.clean = cache.clean.min(cache.hot.len());
                 Ok(stack)
             }
-            None => ALLOCATOR.alloc(class),
+            None => {
+                let mut batch = ALLOCATOR.alloc_batch(class, REFILL_BATCH)?;
+                // Popped from the end: the lowest address first.
+                let first = batch.remove(0);
+                batch.reverse();
+                cache.hot.extend(batch);
+                // Fresh from the allocator: nothing resident to trim.
+                cache.clean = cache.hot.len();
+                Ok(first)
+            }
         }
     }
 
@@ -103,6 +129,12 @@ impl StackPool {
         }
         release_range(run_start, run_end);
         ALLOCATOR.free_released(stacks);
+    }
+
+    /// Whether [`StackPool::trim`] has anything to do.
+    #[inline]
+    pub(crate) fn needs_trim(&self) -> bool {
+        !self.overflow.is_empty() || self.classes.iter().any(|c| c.clean < c.hot.len())
     }
 
     /// Releases the deep pages of stacks returned since the last trim, and

@@ -75,15 +75,35 @@ pub(crate) static ALLOCATOR: SlabAllocator = SlabAllocator {
 };
 
 impl SlabAllocator {
-    /// A stack of `class`, from the free list or a new slab.
-    pub(crate) fn alloc(&self, class: usize) -> io::Result<Stack> {
-        if let Some(top) = self.free[class].lock().pop() {
-            return Ok(Stack::from_raw(top, class));
+    /// Up to `n` (at least one) stacks of `class` under one lock, so that a
+    /// hub refilling its cache gets neighbours in a slab: their pages can
+    /// then be released together, with one `madvise` (see `pool.rs`).
+    pub(crate) fn alloc_batch(&self, class: usize, n: usize) -> io::Result<Vec<Stack>> {
+        let mut out = Vec::with_capacity(n);
+        {
+            let mut free = self.free[class].lock();
+            let take = free.len().min(n);
+            let at = free.len() - take;
+            out.extend(
+                free.drain(at..)
+                    .rev()
+                    .map(|top| Stack::from_raw(top, class)),
+            );
         }
-        // `grow` hands one stack of the new slab straight to us: between its
-        // push and a pop here, other hubs could empty the free list again.
-        let top = self.grow(class)?;
-        Ok(Stack::from_raw(top, class))
+        if out.is_empty() {
+            // `grow` hands one stack of the new slab straight to us: between
+            // its push and a pop here, other hubs could empty the free list.
+            out.push(Stack::from_raw(self.grow(class)?, class));
+            let mut free = self.free[class].lock();
+            let take = free.len().min(n - 1);
+            let at = free.len() - take;
+            out.extend(
+                free.drain(at..)
+                    .rev()
+                    .map(|top| Stack::from_raw(top, class)),
+            );
+        }
+        Ok(out)
     }
 
     /// Takes back the stack at `top` of `class`, whose pages were released.
