@@ -15,20 +15,21 @@
 //!
 //! 1. Every tick: run the next greenlet from `ready`, else `fresh`, else the
 //!    inbox; right after a greenlet yielded, `fresh` goes first (so
-//!    `yield_now` lets new greenlets run too, not only started ones). Every 61st tick first take from the injector and `fresh`, move
-//!    the inbox over and fire due timers, so no source starves (Go and tokio
-//!    use the same 61).
-//! 2. Out of local work: search (`search`): inbox, timers, the global
+//!    `yield_now` lets new greenlets run too, not only started ones). Every
+//!    61st tick first take from the injector and `fresh`, move the inbox
+//!    over and fire due timers, so no source starves (Go and tokio use the
+//!    same 61).
+//! 2. Out of local work: search (`search.rs`): inbox, timers, the global
 //!    injector, then (M:N only) steal a batch of unstarted greenlets from a
 //!    random other hub.
-//! 3. Nothing anywhere: go to sleep by the idle protocol (`idle.rs`), parked
-//!    in the poller (`park.rs`) until the next timer, an IO event or a
-//!    wake-up. A hub whose stack cache holds pages to give back sleeps at most
+//! 3. Nothing anywhere: go to sleep (`search.rs`) by the idle protocol
+//!    (`idle.rs`), parked in the poller (`park.rs`) until the next timer, an
+//!    IO event or a wake-up. A hub whose stack cache holds pages to give back sleeps at most
 //!    `stack::pool::TRIM_AFTER` first, and trims the cache if it is still
 //!    idle then (trimming costs syscalls and TLB flushes, too much for every
 //!    short idle spell of a busy M:N runtime).
 //!
-//! Running a greenlet (`run_task`): on its first run the hub takes a stack,
+//! Running a greenlet (`run.rs`): on its first run the hub takes a stack,
 //! builds the coroutine and becomes its owner for good; then it resumes it.
 //! The greenlet runs until it yields (back of `ready`), parks (the final CAS of
 //! the park protocol, `greenlet/state.rs`; if a wake-up raced in, it is resumed
@@ -43,23 +44,22 @@ pub(crate) mod live;
 pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod remote;
+mod run;
+mod search;
 mod shutdown;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use corosensei::CoroutineResult;
+use std::time::Instant;
 
 use crate::error::JoinError;
 use crate::greenlet::GreenletId;
-use crate::greenlet::task::{HubRef, RawTask, StackInfo, Suspend, TaskRef};
+use crate::greenlet::task::{RawTask, TaskRef};
 use crate::greenlet::waiter::Waiter;
 use crate::runtime::shared::{Mode, Shared};
-use crate::stack::pool::TRIM_AFTER;
-use crate::stack::{StackPool, guard_size};
+use crate::stack::StackPool;
 use crate::time::heap::{TimerHeap, TimerKey};
 
 use self::live::LiveSet;
@@ -309,250 +309,6 @@ impl HubContext {
                 None => break,
             }
         }
-    }
-
-    /// Looks for work beyond the local queues (step 2 of the loop).
-    fn search(&self) -> Option<TaskRef> {
-        self.fire_timers();
-        if let Some(task) = self.ready.borrow_mut().pop_front() {
-            return Some(task);
-        }
-        let found = match self.shared.mode {
-            Mode::Steal => {
-                // The injector needs no search permit; stealing from other
-                // hubs does (at most half of the hubs search at once).
-                let injected = self.shared.injector.steal_into(&self.fresh);
-                if injected.is_some() {
-                    injected
-                } else {
-                    if !self.searching.get() {
-                        if !self.shared.idle.try_start_search() {
-                            return None;
-                        }
-                        self.searching.set(true);
-                    }
-                    self.steal()
-                }
-            }
-            Mode::Pinned | Mode::Single => self.shared.injector.pop(),
-        };
-        if found.is_some() {
-            self.leave_search();
-        }
-        found
-    }
-
-    /// Steals a batch of unstarted greenlets from a random other hub.
-    fn steal(&self) -> Option<TaskRef> {
-        let hubs = &self.shared.hubs;
-        let n = hubs.len();
-        if n < 2 {
-            return None;
-        }
-        let start = (self.next_rand() % n as u64) as usize;
-        for k in 0..n {
-            let victim = (start + k) % n;
-            if victim == self.index {
-                continue;
-            }
-            if let Some(stealer) = &hubs[victim].stealer {
-                if let Some(task) = stealer.steal_into(&self.fresh) {
-                    return Some(task);
-                }
-            }
-        }
-        None
-    }
-
-    /// Stops counting as a searcher; the last searcher to find work hands
-    /// the search on if more stealable work is visible (`idle.rs`).
-    fn leave_search(&self) {
-        if self.searching.replace(false)
-            && self.shared.idle.end_search()
-            && self.shared.has_stealable_work()
-        {
-            self.shared.notify_one();
-        }
-    }
-
-    fn next_rand(&self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Step 3 of the loop: the idle protocol's "going to sleep".
-    fn sleep(&self) {
-        let idle = &self.shared.idle;
-        idle.announce_sleep(self.index, self.searching.replace(false));
-        // Re-check every source (the sleeper's half of the Dekker pair).
-        let mut started = false;
-        let work = !self.remote.inbox.is_empty()
-            || !self.shared.injector.is_empty()
-            || self.shared.shutdown.load(ACQUIRE)
-            || (self.shared.mode == Mode::Steal && self.shared.has_stealable_work() && {
-                started = idle.try_start_search();
-                started
-            });
-        if work {
-            let notified = !idle.cancel_sleep(self.index);
-            if started && notified {
-                // Counted twice (by us and by the notifier): keep one.
-                idle.end_search();
-            }
-            self.searching.set(started || notified);
-            return;
-        }
-        let timeout = self.timer_timeout();
-        let trim = self.stacks.borrow().needs_trim() && timeout.is_none_or(|t| t >= TRIM_AFTER);
-        if trim {
-            // Sleep the grace period only; still idle after it, trim below
-            // and go back to sleep through the main loop.
-            let start = Instant::now();
-            self.park(Some(TRIM_AFTER));
-            if start.elapsed() >= TRIM_AFTER && self.has_no_local_work() {
-                self.stacks.borrow_mut().trim();
-            }
-        } else {
-            self.park(timeout);
-        }
-        if !idle.cancel_sleep(self.index) {
-            // A notifier took us off the sleeper list and counted us as a
-            // searcher.
-            self.searching.set(true);
-        }
-        self.fire_timers();
-    }
-
-    /// Nothing queued for this hub (woken greenlets, inbox or new spawns).
-    fn has_no_local_work(&self) -> bool {
-        self.ready.borrow().is_empty() && self.remote.inbox.is_empty() && self.fresh.is_empty()
-    }
-
-    /// Time until the next timer, if any.
-    fn timer_timeout(&self) -> Option<Duration> {
-        let deadline = self.timers.borrow_mut().next_deadline()?;
-        Some(deadline.saturating_duration_since(Instant::now()))
-    }
-
-    /// Blocks in the poller until `timeout`, an event or an unpark.
-    fn park(&self, timeout: Option<Duration>) {
-        let park = &self.remote.park;
-        if park.prepare_park() {
-            self.poll(timeout);
-        }
-        park.finish_park();
-    }
-
-    /// One `epoll_wait`. The only registered source so far is the waker,
-    /// whose events need no handling beyond returning.
-    fn poll(&self, timeout: Option<Duration>) {
-        let mut events = self.events.borrow_mut();
-        // Round sub-millisecond timeouts up so a near timer does not spin.
-        let timeout = timeout.map(|t| {
-            if t.is_zero() || t >= Duration::from_millis(1) {
-                t
-            } else {
-                Duration::from_millis(1)
-            }
-        });
-        match self.poll.borrow_mut().poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("greenhub: hub {} cannot poll: {e}", self.index),
-        }
-    }
-
-    /// Runs `task` until it yields, parks or finishes.
-    fn run_task(&self, task: TaskRef) {
-        let header = task.header();
-        if !header.is_started() && !self.start(&task) {
-            return;
-        }
-        loop {
-            // SAFETY: we dequeued the greenlet, so we are its owning hub
-            // with exclusive use of the slot; the borrow ends before the slot
-            // is touched again below.
-            let coro = unsafe { header.coroutine() }
-                .as_mut()
-                .expect("greenhub: started greenlet without a coroutine");
-            self.current.set(Some(NonNull::from(&*task)));
-            self.panicking_at_resume.set(std::thread::panicking());
-            let result = coro.resume(HubRef::new(self));
-            self.current.set(None);
-            match result {
-                CoroutineResult::Yield(Suspend::Yield) => {
-                    self.ready.borrow_mut().push_back(task);
-                    // Only M:N keeps unstarted greenlets apart (see `yielded`).
-                    self.yielded.set(self.shared.mode == Mode::Steal);
-                    return;
-                }
-                CoroutineResult::Yield(Suspend::Park) => {
-                    if header.state.park_commit() {
-                        return;
-                    }
-                    // A wake-up raced with the park: run it again now.
-                }
-                CoroutineResult::Return(()) => {
-                    self.finish(&task);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// First run: stack, coroutine, ownership. Returns `false` if the
-    /// greenlet was completed instead (killed, shutting down, no stack).
-    fn start(&self, task: &TaskRef) -> bool {
-        let header = task.header();
-        if header.state.load().is_killed() || self.is_shutting_down() {
-            // SAFETY: we dequeued the unstarted greenlet.
-            unsafe { task.cancel(JoinError::killed()) };
-            return false;
-        }
-        let size = match header.stack_size {
-            0 => self.shared.stack_size,
-            n => n,
-        };
-        let stack = match self.stacks.borrow_mut().alloc(size) {
-            Ok(stack) => stack,
-            Err(e) => {
-                // SAFETY: as above.
-                unsafe { task.cancel(JoinError::io(e)) };
-                return false;
-            }
-        };
-        header.set_owner(self.remote.clone());
-        let info = StackInfo {
-            guard_lo: stack.bottom() - guard_size(),
-            guard_hi: stack.bottom(),
-            usable: stack.usable(),
-        };
-        // SAFETY: we own the greenlet and have not resumed it yet.
-        unsafe {
-            header.set_stack_info(info);
-            task.start(stack);
-        }
-        self.live.borrow_mut().insert(task.clone());
-        true
-    }
-
-    /// The greenlet's closure returned: recycle its stack, publish completion.
-    fn finish(&self, task: &TaskRef) {
-        let header = task.header();
-        // SAFETY: owning hub; the coroutine has returned and no borrow of the
-        // slot is live.
-        let coro = unsafe { header.coroutine() }
-            .take()
-            .expect("greenhub: finished greenlet without a coroutine");
-        self.stacks.borrow_mut().free(coro.into_stack());
-        self.live.borrow_mut().remove(task);
-        // SAFETY: the closure stored its outcome; coroutine removed above.
-        unsafe { task.finish() };
     }
 }
 

@@ -1,0 +1,103 @@
+//! Running one greenlet on its hub: the first run (stack, coroutine,
+//! ownership), each resume and what its suspension asks for (yield, park with
+//! the final CAS of the park protocol, or completion).
+
+use std::ptr::NonNull;
+
+use corosensei::CoroutineResult;
+
+use super::HubContext;
+use crate::error::JoinError;
+use crate::greenlet::task::{HubRef, StackInfo, Suspend, TaskRef};
+use crate::runtime::shared::Mode;
+use crate::stack::guard_size;
+
+impl HubContext {
+    /// Runs `task` until it yields, parks or finishes.
+    pub(super) fn run_task(&self, task: TaskRef) {
+        let header = task.header();
+        if !header.is_started() && !self.start(&task) {
+            return;
+        }
+        loop {
+            // SAFETY: we dequeued the greenlet, so we are its owning hub
+            // with exclusive use of the slot; the borrow ends before the slot
+            // is touched again below.
+            let coro = unsafe { header.coroutine() }
+                .as_mut()
+                .expect("greenhub: started greenlet without a coroutine");
+            self.current.set(Some(NonNull::from(&*task)));
+            self.panicking_at_resume.set(std::thread::panicking());
+            let result = coro.resume(HubRef::new(self));
+            self.current.set(None);
+            match result {
+                CoroutineResult::Yield(Suspend::Yield) => {
+                    self.ready.borrow_mut().push_back(task);
+                    // Only M:N keeps unstarted greenlets apart (see `yielded`).
+                    self.yielded.set(self.shared.mode == Mode::Steal);
+                    return;
+                }
+                CoroutineResult::Yield(Suspend::Park) => {
+                    if header.state.park_commit() {
+                        return;
+                    }
+                    // A wake-up raced with the park: run it again now.
+                }
+                CoroutineResult::Return(()) => {
+                    self.finish(&task);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// First run: stack, coroutine, ownership. Returns `false` if the
+    /// greenlet was completed instead (killed, shutting down, no stack).
+    fn start(&self, task: &TaskRef) -> bool {
+        let header = task.header();
+        if header.state.load().is_killed() || self.is_shutting_down() {
+            // SAFETY: we dequeued the unstarted greenlet.
+            unsafe { task.cancel(JoinError::killed()) };
+            return false;
+        }
+        let size = match header.stack_size {
+            0 => self.shared.stack_size,
+            n => n,
+        };
+        let stack = match self.stacks.borrow_mut().alloc(size) {
+            Ok(stack) => stack,
+            Err(e) => {
+                // SAFETY: as above.
+                unsafe { task.cancel(JoinError::io(e)) };
+                return false;
+            }
+        };
+        header.set_owner(self.remote.clone());
+        let info = StackInfo {
+            guard_lo: stack.bottom() - guard_size(),
+            guard_hi: stack.bottom(),
+            usable: stack.usable(),
+        };
+        // SAFETY: we own the greenlet and have not resumed it yet.
+        unsafe {
+            header.set_stack_info(info);
+            task.start(stack);
+        }
+        self.live.borrow_mut().insert(task.clone());
+        true
+    }
+
+    /// The greenlet's closure returned: recycle its stack, publish completion.
+    fn finish(&self, task: &TaskRef) {
+        let header = task.header();
+        // SAFETY: owning hub; the coroutine has returned and no borrow of the
+        // slot is live.
+        let coro = unsafe { header.coroutine() }
+            .take()
+            .expect("greenhub: finished greenlet without a coroutine");
+        self.stacks.borrow_mut().free(coro.into_stack());
+        self.live.borrow_mut().remove(task);
+        // SAFETY: the closure stored its outcome; coroutine removed above.
+        unsafe { task.finish() };
+    }
+}
