@@ -81,6 +81,8 @@ mod error;
 pub mod greenlet;
 mod hub;
 mod loom;
+#[cfg(not(loom))]
+pub mod raw;
 mod runtime;
 mod stack;
 mod time;
