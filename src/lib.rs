@@ -43,6 +43,12 @@
 //! Rust: the compiler may cache thread-local addresses across the switch, and
 //! `!Send` values on the stack would cross threads unchecked.)
 //!
+//! ## Raw greenlets
+//!
+//! [`raw`] is Python greenlet's explicit switching API (`switch` with
+//! values, parents, `throw`) and a typed [`raw::Generator`], for code that
+//! wants coroutines without a scheduler.
+//!
 //! ## Off a greenlet
 //!
 //! Every blocking call also works on a plain OS thread, where it blocks the
