@@ -91,6 +91,7 @@ mod loom;
 pub mod raw;
 mod runtime;
 mod stack;
+pub mod sync;
 mod time;
 
 pub use error::JoinError;
@@ -99,6 +100,7 @@ pub use greenlet::{
 };
 pub use runtime::{Builder, Handle, Runtime, run};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+pub use time::{Elapsed, timeout, timeout_at};
 
 /// The scheduler's protocol types, exposed for the loom models in
 /// `tests/loom_*.rs` only. Not part of the API.

@@ -17,6 +17,7 @@
 pub(crate) mod completion;
 pub(crate) mod state;
 pub(crate) mod task;
+pub(crate) mod wait;
 pub(crate) mod waiter;
 
 mod builder;
@@ -25,7 +26,6 @@ mod join;
 use std::any::Any;
 use std::fmt;
 use std::num::NonZeroU64;
-use std::panic;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -276,6 +276,9 @@ pub fn try_current() -> Option<Greenlet> {
 /// first, exactly as in gevent; in M:N mode other hubs may of course run
 /// greenlets in parallel.
 ///
+/// A killed greenlet, or one whose [`timeout`](crate::timeout) expired,
+/// unwinds here.
+///
 /// ```
 /// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
 /// rt.block_on(|| {
@@ -293,12 +296,21 @@ pub fn yield_now() {
             // started greenlet stays alive (in its hub's live set) while it
             // is suspended.
             let task = unsafe { task.as_ref() };
-            check_killed(task, None);
+            if let Some(i) = wait::pending_interrupt(task, None) {
+                i.raise();
+            }
             let before = unwinding_now();
             suspend(task, Suspend::Yield);
-            check_killed(task, before);
+            if let Some(i) = wait::pending_interrupt(task, before) {
+                i.raise();
+            }
         }
-        None => std::thread::yield_now(),
+        None => {
+            std::thread::yield_now();
+            if let wait::Wake::Interrupted(i) = wait::check_thread_interrupt() {
+                i.raise();
+            }
+        }
     }
 }
 
@@ -307,7 +319,8 @@ pub fn yield_now() {
 /// `std::thread::park`). May return spuriously: call it in a loop that checks
 /// a condition.
 ///
-/// If the greenlet has been killed, `park` unwinds it instead of blocking.
+/// If the greenlet has been killed, or the deadline of an enclosing
+/// [`timeout`](crate::timeout) passes, `park` unwinds instead of blocking.
 ///
 /// ```
 /// greenhub::run(|| {
@@ -318,10 +331,8 @@ pub fn yield_now() {
 /// });
 /// ```
 pub fn park() {
-    match context::current_raw() {
-        // SAFETY: as in `yield_now`.
-        Some(task) => park_greenlet(unsafe { task.as_ref() }),
-        None => crate::loom::thread::park(),
+    if let wait::Wake::Interrupted(i) = wait::park_until(None) {
+        i.raise();
     }
 }
 
@@ -347,15 +358,8 @@ pub fn park() {
 /// });
 /// ```
 pub fn park_timeout(dur: Duration) {
-    match context::current_raw() {
-        Some(task) => {
-            // SAFETY: as in `yield_now`.
-            let task = unsafe { task.as_ref() };
-            let deadline = Instant::now() + dur;
-            let _timer = TimerGuard::arm(deadline);
-            park_greenlet(task);
-        }
-        None => std::thread::park_timeout(dur),
+    if let wait::Wake::Interrupted(i) = wait::park_until(Instant::now().checked_add(dur)) {
+        i.raise();
     }
 }
 
@@ -379,57 +383,13 @@ pub fn sleep(dur: Duration) {
     if dur.is_zero() {
         return yield_now();
     }
-    match context::current_raw() {
-        Some(task) => {
-            // SAFETY: as in `yield_now`.
-            let task = unsafe { task.as_ref() };
-            let deadline = Instant::now() + dur;
-            let _timer = TimerGuard::arm(deadline);
-            loop {
-                park_greenlet(task);
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
+    let deadline = Instant::now().checked_add(dur);
+    loop {
+        match wait::park_until(deadline) {
+            wait::Wake::TimedOut => return,
+            wait::Wake::Interrupted(i) => i.raise(),
+            wait::Wake::Woken => {}
         }
-        None => std::thread::sleep(dur),
-    }
-}
-
-/// A timer that wakes the current greenlet, disarmed on drop (also when the
-/// greenlet unwinds).
-struct TimerGuard {
-    key: crate::time::heap::TimerKey,
-}
-
-impl TimerGuard {
-    fn arm(deadline: Instant) -> TimerGuard {
-        let hub = context::hub().expect("greenhub: timer outside a hub");
-        let key = hub.add_timer(deadline, Waiter::current());
-        TimerGuard { key }
-    }
-}
-
-impl Drop for TimerGuard {
-    fn drop(&mut self) {
-        // A started greenlet never leaves its hub, so this is the hub that
-        // armed the timer.
-        if let Some(hub) = context::hub() {
-            hub.cancel_timer(self.key);
-        }
-    }
-}
-
-/// The greenlet half of park: consume a token, or suspend until woken.
-fn park_greenlet(task: &dyn RawTask) {
-    let header = task.header();
-    check_killed(task, None);
-    if !header.state.take_notified() {
-        let before = unwinding_now();
-        suspend(task, Suspend::Park);
-        check_killed(task, before);
-    } else {
-        check_killed(task, None);
     }
 }
 
@@ -443,12 +403,9 @@ fn suspend<'a>(task: &dyn RawTask, why: Suspend) -> &'a HubContext {
     hub.get()
 }
 
-/// The payload a killed greenlet unwinds with.
-struct KillSignal;
-
 /// Whether an unwinding payload is greenhub's kill signal.
 pub(crate) fn is_kill_payload(payload: &(dyn Any + Send)) -> bool {
-    payload.is::<KillSignal>()
+    payload.is::<wait::KillSignal>()
 }
 
 /// Whether the running greenlet is unwinding (from a panic or a kill), if
@@ -471,35 +428,5 @@ fn unwinding_while_thread_panics() -> Option<bool> {
         Some(true)
     } else {
         None
-    }
-}
-
-/// Unwinds the current greenlet if it was killed. `before` is whether it was
-/// unwinding when it last suspended, if known (right after a suspend nothing
-/// of the greenlet has run since, so that is still true).
-#[inline]
-fn check_killed(task: &dyn RawTask, before: Option<bool>) {
-    if task.header().state.load().is_killed() {
-        unwind_killed(before);
-    }
-}
-
-#[cold]
-fn unwind_killed(before: Option<bool>) {
-    match unwinding_now().or(before) {
-        Some(false) => panic::resume_unwind(Box::new(KillSignal)),
-        // Raising while already unwinding (a destructor that blocks during a
-        // kill or a panic) would abort the process; the greenlet then blocks
-        // normally and is killed at its next blocking point after the
-        // unwinding ends.
-        Some(true) => {}
-        // Another greenlet of this hub is suspended mid-unwind, and we may be
-        // unwinding too: do not raise now, but do not lose the kill either.
-        // The hub wakes us again once none of its greenlets is mid-unwind.
-        None => {
-            if let (Some(hub), Some(task)) = (context::hub(), context::current_task()) {
-                hub.defer_kill(task);
-            }
-        }
     }
 }

@@ -11,7 +11,7 @@
 //! stack, builds the coroutine and becomes its owner for good (DESIGN.md §2.1:
 //! a started greenlet never changes thread).
 
-use std::cell::UnsafeCell as StdUnsafeCell;
+use std::cell::{Cell, UnsafeCell as StdUnsafeCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering};
@@ -23,6 +23,7 @@ use crate::error::JoinError;
 use crate::greenlet::GreenletId;
 use crate::greenlet::completion::Completion;
 use crate::greenlet::state::State;
+use crate::greenlet::wait::Ambient;
 use crate::greenlet::waiter::WaiterKey;
 use crate::hub::HubContext;
 use crate::hub::remote::HubRemote;
@@ -81,6 +82,9 @@ pub(crate) struct Header {
     stack_info: StdUnsafeCell<StackInfo>,
     /// Index in the owning hub's live set.
     pub(crate) live_slot: StdAtomicUsize,
+    /// The innermost `greenhub::timeout` deadline in force. Only the greenlet
+    /// itself reads and writes it (see `greenlet::wait`).
+    pub(crate) ambient: Cell<Option<Ambient>>,
 }
 
 /// Where a running greenlet's stack and guard are.
@@ -92,7 +96,9 @@ pub(crate) struct StackInfo {
 }
 
 // SAFETY: `Header` is shared between threads through `Arc`. Its atomic and
-// immutable fields are Sync. The `StdUnsafeCell` fields (`coroutine`, `yielder`,
+// immutable fields are Sync. The `ambient` cell is only touched by the
+// greenlet itself, which runs on one thread once started (and is not touched
+// before it starts). The `StdUnsafeCell` fields (`coroutine`, `yielder`,
 // `stack_info`) are only touched by the hub that owns the greenlet, on that
 // hub's thread, while the greenlet is dequeued or running there (the state
 // protocol gives that hub exclusive use), and by the greenlet itself, which
@@ -122,6 +128,7 @@ impl Header {
             yielder: StdUnsafeCell::new(std::ptr::null()),
             stack_info: StdUnsafeCell::new(StackInfo::default()),
             live_slot: StdAtomicUsize::new(usize::MAX),
+            ambient: Cell::new(None),
         }
     }
 

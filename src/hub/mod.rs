@@ -99,7 +99,7 @@ pub(crate) struct HubContext {
     /// only while another greenlet of this hub is suspended mid-unwind.
     panicking_at_resume: Cell<bool>,
     /// Killed greenlets that could not be unwound yet because another
-    /// greenlet of this hub was suspended mid-unwind (`greenlet::unwind_killed`).
+    /// greenlet of this hub was suspended mid-unwind (`greenlet::wait::pending_interrupt`).
     deferred_kills: RefCell<Vec<TaskRef>>,
     /// `!deferred_kills.is_empty()`, as a flag cheap enough to test after
     /// every greenlet run.

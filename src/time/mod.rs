@@ -1,5 +1,9 @@
-//! Time: the per-hub timer structure behind `sleep`, `park_timeout` and
-//! (later) timeouts. The public calls are in `greenlet` (`sleep`,
-//! `park_timeout`), mirroring `std::thread`.
+//! Time: the per-hub timer structure behind every deadline, and
+//! [`timeout`](crate::timeout), which bounds a whole block of blocking code.
+//! The sleeping calls themselves are in `greenlet` (`sleep`, `park_timeout`),
+//! mirroring `std::thread`.
 
 pub(crate) mod heap;
+mod timeout;
+
+pub use timeout::{Elapsed, timeout, timeout_at};

@@ -1,0 +1,274 @@
+//! The one blocking core under every greenhub primitive: park until woken, a
+//! deadline, or an interrupt (a kill or an expired [`timeout`] frame).
+//!
+//! Primitives (channels, locks, events, join) never suspend a greenlet
+//! themselves; they call [`park_until`], which
+//!
+//! - on a greenlet arms a hub timer for the earlier of the caller's own
+//!   deadline and the innermost `timeout` deadline, and suspends the greenlet;
+//! - on a plain OS thread parks the thread (`park_timeout`);
+//! - never unwinds. It *reports* an interrupt as [`Wake::Interrupted`], so the
+//!   primitive can first take its wait node out of its queue (or keep a value
+//!   that was handed over meanwhile: a value that arrived wins over a timeout
+//!   or a kill, which are then raised at the next blocking point), and only
+//!   then call [`Interrupt::raise`].
+//!
+//! # Timeouts
+//!
+//! `timeout(dur, f)` does not arm anything itself: it records a deadline (the
+//! *ambient* deadline) for the current greenlet, or for the current thread off
+//! a greenlet, and every blocking call inside `f` parks with that deadline as
+//! well as its own. When the ambient deadline is what ends a park, the
+//! blocking call unwinds with a payload naming the `timeout` frame that set
+//! it, and that frame's `catch_unwind` turns it into `Err(Elapsed)`. Nested
+//! frames keep only the earliest deadline in force, so each frame fires for
+//! itself; a frame that catches another frame's payload re-raises it.
+//!
+//! [`timeout`]: crate::timeout
+
+use std::any::Any;
+use std::cell::Cell;
+use std::panic;
+use std::time::Instant;
+
+use crate::greenlet::task::{RawTask, Suspend};
+use crate::greenlet::waiter::Waiter;
+use crate::greenlet::{suspend, unwinding_now};
+use crate::hub::context;
+
+/// The deadline of the innermost `timeout` frame in force, and which frame
+/// set it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ambient {
+    pub(crate) at: Instant,
+    pub(crate) frame: u64,
+}
+
+thread_local! {
+    /// The ambient deadline of code running off a greenlet.
+    static THREAD_AMBIENT: Cell<Option<Ambient>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the ambient-deadline cell of the caller: its greenlet's if it
+/// runs on one, else its thread's.
+pub(crate) fn with_ambient<R>(f: impl FnOnce(&Cell<Option<Ambient>>) -> R) -> R {
+    match context::current_raw() {
+        // SAFETY: the hub holds an `Arc` to the running greenlet; only the
+        // greenlet itself (that is, us) touches its `ambient` cell.
+        Some(task) => f(&unsafe { task.as_ref() }.header().ambient),
+        None => THREAD_AMBIENT.with(|c| f(c)),
+    }
+}
+
+/// Why a blocking call must end by unwinding.
+#[derive(Debug)]
+pub(crate) enum Interrupt {
+    /// The greenlet was killed.
+    Kill,
+    /// The deadline of the `timeout` frame with this id passed.
+    Timeout(u64),
+}
+
+/// The payload a killed greenlet unwinds with.
+pub(crate) struct KillSignal;
+
+/// The payload a blocking call unwinds with when a `timeout` frame expires.
+pub(crate) struct TimeoutSignal(pub(crate) u64);
+
+impl Interrupt {
+    /// Unwinds the caller (without running the panic hook).
+    pub(crate) fn raise(self) -> ! {
+        let payload: Box<dyn Any + Send> = match self {
+            Interrupt::Kill => Box::new(KillSignal),
+            Interrupt::Timeout(frame) => Box::new(TimeoutSignal(frame)),
+        };
+        panic::resume_unwind(payload)
+    }
+}
+
+/// How a [`park_until`] ended.
+#[derive(Debug)]
+pub(crate) enum Wake {
+    /// Woken, or spuriously: the caller re-checks its condition.
+    Woken,
+    /// The caller's own deadline passed.
+    TimedOut,
+    /// Killed, or a `timeout` frame expired: clean up, then `raise`.
+    Interrupted(Interrupt),
+}
+
+/// Parks the caller until it is woken (through the [`Waiter`] it registered),
+/// `deadline` passes, or it is interrupted. May return `Woken` spuriously.
+/// Never unwinds.
+pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
+    match context::current_raw() {
+        // SAFETY: the hub holds an `Arc` to the running greenlet, and a
+        // started greenlet stays alive (in its hub's live set) while it is
+        // suspended.
+        Some(task) => park_greenlet_until(unsafe { task.as_ref() }, deadline),
+        None => park_thread_until(deadline),
+    }
+}
+
+/// Returns the interrupt pending for the running greenlet `task`, if one can
+/// be raised now. `before` is whether the greenlet was unwinding when it last
+/// suspended, if known (see `unwinding_now`).
+#[inline]
+pub(crate) fn pending_interrupt(task: &dyn RawTask, before: Option<bool>) -> Option<Interrupt> {
+    let header = task.header();
+    let killed = header.state.load().is_killed();
+    let ambient = header.ambient.get();
+    if !killed && ambient.is_none() {
+        return None;
+    }
+    pending_interrupt_slow(killed, ambient, before)
+}
+
+#[cold]
+fn pending_interrupt_slow(
+    killed: bool,
+    ambient: Option<Ambient>,
+    before: Option<bool>,
+) -> Option<Interrupt> {
+    match unwinding_now().or(before) {
+        Some(false) => {}
+        // Raising while already unwinding (a destructor that blocks during a
+        // kill or a panic) would abort the process; the greenlet then blocks
+        // normally and is interrupted at its next blocking point after the
+        // unwinding ends.
+        Some(true) => return None,
+        // Another greenlet of this hub is suspended mid-unwind, and we may be
+        // unwinding too: do not raise now, but do not lose a kill either. The
+        // hub wakes us again once none of its greenlets is mid-unwind.
+        None => {
+            if killed {
+                if let (Some(hub), Some(task)) = (context::hub(), context::current_task()) {
+                    hub.defer_kill(task);
+                }
+            }
+            return None;
+        }
+    }
+    if killed {
+        return Some(Interrupt::Kill);
+    }
+    match ambient {
+        Some(a) if Instant::now() >= a.at => Some(Interrupt::Timeout(a.frame)),
+        _ => None,
+    }
+}
+
+/// The deadline to arm: the earlier of the caller's and the ambient one, but
+/// not an ambient one that already passed (it could not be raised, see
+/// `pending_interrupt_slow`, and arming it would spin).
+fn effective(deadline: Option<Instant>, ambient: Option<Ambient>) -> Option<Instant> {
+    let ambient = ambient
+        .map(|a| a.at)
+        .filter(|&at| deadline.is_some_and(|d| d <= at) || at > Instant::now());
+    match (deadline, ambient) {
+        (Some(d), Some(a)) => Some(d.min(a)),
+        (d, a) => d.or(a),
+    }
+}
+
+fn outcome(deadline: Option<Instant>) -> Wake {
+    match deadline {
+        Some(d) if Instant::now() >= d => Wake::TimedOut,
+        _ => Wake::Woken,
+    }
+}
+
+fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>) -> Wake {
+    if let Some(i) = pending_interrupt(task, None) {
+        return Wake::Interrupted(i);
+    }
+    let header = task.header();
+    if !header.state.take_notified() {
+        let _timer = effective(deadline, header.ambient.get()).map(TimerGuard::arm);
+        let before = unwinding_now();
+        suspend(task, Suspend::Park);
+        if let Some(i) = pending_interrupt(task, before) {
+            return Wake::Interrupted(i);
+        }
+    }
+    outcome(deadline)
+}
+
+#[cfg(not(loom))]
+fn park_thread_until(deadline: Option<Instant>) -> Wake {
+    let ambient = THREAD_AMBIENT.with(|c| c.get());
+    let interrupt = || match ambient {
+        Some(a) if !std::thread::panicking() && Instant::now() >= a.at => {
+            Some(Interrupt::Timeout(a.frame))
+        }
+        _ => None,
+    };
+    if let Some(i) = interrupt() {
+        return Wake::Interrupted(i);
+    }
+    match effective(deadline, ambient) {
+        None => std::thread::park(),
+        Some(at) => {
+            let now = Instant::now();
+            if at > now {
+                std::thread::park_timeout(at - now);
+            }
+        }
+    }
+    if let Some(i) = interrupt() {
+        return Wake::Interrupted(i);
+    }
+    outcome(deadline)
+}
+
+/// Under loom, time does not exist: a park with a deadline models the
+/// deadline passing at an arbitrary point, by yielding to the other threads
+/// once and then reporting `TimedOut`; a park without one is loom's park.
+#[cfg(loom)]
+fn park_thread_until(deadline: Option<Instant>) -> Wake {
+    match deadline {
+        None => {
+            crate::loom::thread::park();
+            Wake::Woken
+        }
+        Some(_) => {
+            crate::loom::thread::yield_now();
+            Wake::TimedOut
+        }
+    }
+}
+
+/// A timer that wakes the current greenlet, disarmed on drop.
+pub(crate) struct TimerGuard {
+    key: crate::time::heap::TimerKey,
+}
+
+impl TimerGuard {
+    pub(crate) fn arm(deadline: Instant) -> TimerGuard {
+        let hub = context::hub().expect("greenhub: timer outside a hub");
+        let key = hub.add_timer(deadline, Waiter::current());
+        TimerGuard { key }
+    }
+}
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        // A started greenlet never leaves its hub, so this is the hub that
+        // armed the timer.
+        if let Some(hub) = context::hub() {
+            hub.cancel_timer(self.key);
+        }
+    }
+}
+
+/// Off a greenlet: the expired `timeout` frame to raise, if any (as
+/// `Wake::Interrupted`; else `Wake::Woken`).
+pub(crate) fn check_thread_interrupt() -> Wake {
+    #[cfg(not(loom))]
+    if let Some(a) = THREAD_AMBIENT.with(|c| c.get()) {
+        if !std::thread::panicking() && Instant::now() >= a.at {
+            return Wake::Interrupted(Interrupt::Timeout(a.frame));
+        }
+    }
+    Wake::Woken
+}

@@ -1,0 +1,171 @@
+//! `Event`: a flag that greenlets and threads wait on (gevent.event.Event).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::loom::Mutex;
+use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
+
+/// A flag that wakes every waiter when it is set: gevent's `Event`.
+///
+/// [`wait`](Self::wait) returns at once while the flag is set and otherwise
+/// parks until [`set`](Self::set). Setting wakes *all* waiters (in the order
+/// they started waiting); [`clear`](Self::clear) makes later waits block
+/// again. A waiter that was woken by a `set` returns `true` even if the flag
+/// was cleared again before it ran.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// greenhub::run(|| {
+///     let ready = Arc::new(greenhub::sync::Event::new());
+///     let waiters: Vec<_> = (0..3)
+///         .map(|i| {
+///             let ready = ready.clone();
+///             greenhub::spawn(move || {
+///                 ready.wait();
+///                 i
+///             })
+///         })
+///         .collect();
+///     greenhub::sleep(Duration::from_millis(5));
+///     ready.set();
+///     let ids: Vec<_> = waiters.into_iter().map(|h| h.join().unwrap()).collect();
+///     assert_eq!(ids, [0, 1, 2]);
+/// });
+/// ```
+pub struct Event {
+    state: Mutex<State>,
+}
+
+struct State {
+    set: bool,
+    waiters: WaitList<()>,
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Event::new()
+    }
+}
+
+impl Event {
+    /// A new, unset event.
+    ///
+    /// ```
+    /// assert!(!greenhub::sync::Event::new().is_set());
+    /// ```
+    pub fn new() -> Event {
+        Event {
+            state: Mutex::new(State {
+                set: false,
+                waiters: WaitList::new(),
+            }),
+        }
+    }
+
+    /// Sets the flag and wakes every waiter.
+    ///
+    /// ```
+    /// let ev = greenhub::sync::Event::new();
+    /// ev.set();
+    /// assert!(ev.is_set());
+    /// ev.wait(); // returns at once
+    /// ```
+    pub fn set(&self) {
+        let mut st = self.state.lock();
+        st.set = true;
+        let woken = st.waiters.drain(|_| {});
+        drop(st);
+        wake_all(woken);
+    }
+
+    /// Clears the flag: later waits block until the next `set`.
+    ///
+    /// ```
+    /// let ev = greenhub::sync::Event::new();
+    /// ev.set();
+    /// ev.clear();
+    /// assert!(!ev.is_set());
+    /// ```
+    pub fn clear(&self) {
+        self.state.lock().set = false;
+    }
+
+    /// Whether the flag is set.
+    ///
+    /// ```
+    /// let ev = greenhub::sync::Event::new();
+    /// assert!(!ev.is_set());
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.state.lock().set
+    }
+
+    /// Waits until the flag is set.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// greenhub::run(|| {
+    ///     let ev = Arc::new(greenhub::sync::Event::new());
+    ///     let ev2 = ev.clone();
+    ///     let h = greenhub::spawn(move || ev2.set());
+    ///     ev.wait();
+    ///     h.join().unwrap();
+    /// });
+    /// ```
+    pub fn wait(&self) {
+        self.wait_until(None);
+    }
+
+    /// Waits until the flag is set or `dur` passed; returns whether it was
+    /// set (gevent's `wait(timeout)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// greenhub::run(|| {
+    ///     let ev = greenhub::sync::Event::new();
+    ///     assert!(!ev.wait_timeout(Duration::from_millis(5)));
+    ///     ev.set();
+    ///     assert!(ev.wait_timeout(Duration::from_millis(5)));
+    /// });
+    /// ```
+    pub fn wait_timeout(&self, dur: Duration) -> bool {
+        self.wait_until(Instant::now().checked_add(dur))
+    }
+
+    /// Waits until the flag is set or `deadline` passed (`None`: no
+    /// deadline); returns whether it was set.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let ev = greenhub::sync::Event::new();
+    /// assert!(!ev.wait_until(Some(Instant::now() + Duration::from_millis(1))));
+    /// ```
+    pub fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        let st = self.state.lock();
+        if st.set {
+            return true;
+        }
+        let (st, waited) = wait(&self.state, st, |s| &mut s.waiters, (), deadline);
+        match waited {
+            Waited::Done(()) => true,
+            Waited::TimedOut(()) => st.set,
+            Waited::Interrupted((), interrupt) => {
+                drop(st);
+                interrupt.raise()
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("Event")
+            .field("set", &st.set)
+            .field("waiters", &st.waiters.len())
+            .finish()
+    }
+}

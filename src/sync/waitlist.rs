@@ -1,0 +1,240 @@
+//! The FIFO wait queue every blocking primitive is built on.
+//!
+//! A primitive keeps its state and one or more [`WaitList`]s behind one mutex
+//! (the loom shim's, so the models in `tests/loom_*.rs` run the real code).
+//! A caller that must block calls [`wait`]: it links a [`Node`] that lives on
+//! its own stack at the back of the list, releases the lock and parks. A
+//! notifier, holding the lock, unlinks nodes from the front with
+//! [`WaitList::pop_front`], writes the outcome into the node's data (a value,
+//! a permit, "closed") and wakes the waiter after it released the lock. No
+//! allocation per wait, and strict FIFO order, as gevent's primitives have.
+//!
+//! # Node states (all changes under the primitive's lock)
+//!
+//! ```text
+//!   linked ──pop_front (notifier)──▶ granted ──▶ owner returns Done(data)
+//!     │
+//!     └──deadline / kill / timeout frame (owner)──▶ removed ──▶ owner returns
+//!                                                              TimedOut / Interrupted
+//! ```
+//!
+//! Only the owner ever frees a node (by returning from `wait`), and it does so
+//! only after it saw, under the lock, that the node is not linked. A notifier
+//! touches a node only while it is linked and it holds the lock, and moves the
+//! waiter out before it releases the lock, so it never touches a node its
+//! owner may have freed. A granted node stays granted: a kill or a deadline
+//! that races with the grant loses, and the owner keeps what it was given
+//! (the interrupt is raised at its next blocking point). That is how no value
+//! or permit is ever lost to a timeout or a kill.
+
+use std::marker::PhantomPinned;
+use std::ptr;
+use std::time::Instant;
+
+use crate::greenlet::wait::{Interrupt, Wake, park_until};
+use crate::greenlet::waiter::Waiter;
+use crate::loom::{Mutex, MutexGuard};
+
+/// One blocked caller. Lives on the caller's stack inside [`wait`].
+pub(crate) struct Node<T> {
+    prev: *mut Node<T>,
+    next: *mut Node<T>,
+    linked: bool,
+    waiter: Option<Waiter>,
+    data: T,
+    /// Linked nodes are addressed by raw pointers: they must not move.
+    _pin: PhantomPinned,
+}
+
+/// An intrusive doubly linked FIFO of [`Node`]s. Every method requires the
+/// primitive's lock, which `&mut self` proves (the list lives inside it).
+pub(crate) struct WaitList<T> {
+    head: *mut Node<T>,
+    tail: *mut Node<T>,
+    len: usize,
+}
+
+// SAFETY: the list only holds pointers to nodes whose owners are blocked in
+// `wait` until the node is unlinked; it is only used under the primitive's
+// lock, so moving it (inside that lock) between threads moves nothing but
+// the right to touch those nodes, which hold `T` (hence `T: Send`) and a
+// `Waiter` (Send).
+unsafe impl<T: Send> Send for WaitList<T> {}
+
+impl<T> Default for WaitList<T> {
+    fn default() -> Self {
+        WaitList::new()
+    }
+}
+
+impl<T> WaitList<T> {
+    pub(crate) const fn new() -> Self {
+        WaitList {
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The data of the first waiter, without dequeuing it.
+    pub(crate) fn front(&mut self) -> Option<&mut T> {
+        // SAFETY: a linked node is alive (its owner is blocked in `wait` until
+        // it sees the node unlinked, which needs the lock we hold through
+        // `&mut self`).
+        unsafe { self.head.as_mut() }.map(|n| &mut n.data)
+    }
+
+    /// Dequeues the first waiter. The caller writes the outcome into the
+    /// returned data while it still holds the lock, and wakes the returned
+    /// [`Waiter`] (preferably after releasing the lock).
+    pub(crate) fn pop_front(&mut self) -> Option<(&mut T, Waiter)> {
+        let node = self.head;
+        if node.is_null() {
+            return None;
+        }
+        // SAFETY: `node` is linked, hence alive (see `front`), and we hold
+        // the lock.
+        unsafe {
+            self.unlink(node);
+            let waiter = (*node)
+                .waiter
+                .take()
+                .expect("greenhub: wait node without waiter");
+            Some((&mut (*node).data, waiter))
+        }
+    }
+
+    /// Dequeues every waiter, handing each to `f` (which writes its outcome)
+    /// and collecting the waiters to wake.
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(&mut T)) -> Vec<Waiter> {
+        let mut woken = Vec::with_capacity(self.len);
+        while let Some((data, waiter)) = self.pop_front() {
+            f(data);
+            woken.push(waiter);
+        }
+        woken
+    }
+
+    /// Links `node` at the back.
+    ///
+    /// # Safety
+    ///
+    /// `node` is valid, unlinked, and stays at its address until it is
+    /// unlinked; the caller holds the lock.
+    unsafe fn push_back(&mut self, node: *mut Node<T>) {
+        // SAFETY: per the contract, and `tail` is linked hence alive.
+        unsafe {
+            (*node).prev = self.tail;
+            (*node).next = ptr::null_mut();
+            (*node).linked = true;
+            match self.tail.as_mut() {
+                Some(tail) => tail.next = node,
+                None => self.head = node,
+            }
+        }
+        self.tail = node;
+        self.len += 1;
+    }
+
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` is linked in this list; the caller holds the lock.
+    unsafe fn unlink(&mut self, node: *mut Node<T>) {
+        // SAFETY: per the contract `node` and its neighbours are linked here,
+        // hence alive.
+        unsafe {
+            let (prev, next) = ((*node).prev, (*node).next);
+            match prev.as_mut() {
+                Some(p) => p.next = next,
+                None => self.head = next,
+            }
+            match next.as_mut() {
+                Some(n) => n.prev = prev,
+                None => self.tail = prev,
+            }
+            (*node).prev = ptr::null_mut();
+            (*node).next = ptr::null_mut();
+            (*node).linked = false;
+        }
+        self.len -= 1;
+    }
+}
+
+/// How a [`wait`] ended. Each variant gives the node's data back.
+pub(crate) enum Waited<T> {
+    /// A notifier dequeued the node; its outcome is in the data.
+    Done(T),
+    /// The deadline passed first; the node was removed.
+    TimedOut(T),
+    /// Killed or a `timeout` frame expired first; the node was removed. The
+    /// primitive fixes up its state, releases the lock, then raises.
+    Interrupted(T, Interrupt),
+}
+
+/// Blocks the caller on the list `list(&mut *guard)` until a notifier
+/// dequeues it, `deadline` passes, or it is interrupted. `guard` is the
+/// primitive's lock, held by the caller, which decided to wait; the lock is
+/// held again when this returns, so the caller can fix up its state.
+pub(crate) fn wait<'a, S, T>(
+    lock: &'a Mutex<S>,
+    mut guard: MutexGuard<'a, S>,
+    list: impl Fn(&mut S) -> &mut WaitList<T>,
+    data: T,
+    deadline: Option<Instant>,
+) -> (MutexGuard<'a, S>, Waited<T>) {
+    let mut node = Node {
+        prev: ptr::null_mut(),
+        next: ptr::null_mut(),
+        linked: false,
+        waiter: Some(Waiter::current()),
+        data,
+        _pin: PhantomPinned,
+    };
+    let raw: *mut Node<T> = &mut node;
+    // SAFETY: `node` stays in this frame, unmoved, until we return, and we
+    // return only after seeing it unlinked (under the lock) or unlinking it
+    // ourselves. Nothing between here and there can unwind: `park_until`
+    // reports interrupts instead of raising them, and the lock does not
+    // poison or panic. (If the greenlet is never resumed, its stack is leaked
+    // with the node on it, never reused.)
+    unsafe { list(&mut guard).push_back(raw) };
+    loop {
+        drop(guard);
+        let wake = park_until(deadline);
+        guard = lock.lock();
+        // SAFETY: we hold the lock; `raw` is our own live node.
+        if !unsafe { (*raw).linked } {
+            break (guard, Waited::Done(node.data));
+        }
+        match wake {
+            Wake::Woken => {}
+            Wake::TimedOut => {
+                // SAFETY: linked in this list (checked above), lock held.
+                unsafe { list(&mut guard).unlink(raw) };
+                break (guard, Waited::TimedOut(node.data));
+            }
+            Wake::Interrupted(i) => {
+                // SAFETY: as above.
+                unsafe { list(&mut guard).unlink(raw) };
+                break (guard, Waited::Interrupted(node.data, i));
+            }
+        }
+    }
+}
+
+/// Wakes every waiter in `waiters` (collected under a lock, woken after it).
+pub(crate) fn wake_all(waiters: Vec<Waiter>) {
+    for w in waiters {
+        w.wake();
+    }
+}
