@@ -83,6 +83,7 @@
 )]
 #![cfg_attr(loom, allow(clippy::new_without_default))]
 
+pub mod channel;
 mod error;
 pub mod greenlet;
 mod hub;

@@ -46,6 +46,27 @@ pub(crate) struct Node<T> {
     _pin: PhantomPinned,
 }
 
+impl<T> Node<T> {
+    /// An unlinked node for the current waiter (for callers that link nodes
+    /// in several lists at once, like `select`, instead of using [`wait`]).
+    pub(crate) fn new(data: T) -> Node<T> {
+        Node {
+            prev: ptr::null_mut(),
+            next: ptr::null_mut(),
+            linked: false,
+            waiter: Some(Waiter::current()),
+            data,
+            _pin: PhantomPinned,
+        }
+    }
+
+    /// The node's data. Only the owner, while the node is not linked, or
+    /// under the lock.
+    pub(crate) fn data_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+}
+
 /// An intrusive doubly linked FIFO of [`Node`]s. Every method requires the
 /// primitive's lock, which `&mut self` proves (the list lives inside it).
 pub(crate) struct WaitList<T> {
@@ -82,6 +103,20 @@ impl<T> WaitList<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether any waiter's data satisfies `pred` (front to back).
+    pub(crate) fn any(&self, mut pred: impl FnMut(&T) -> bool) -> bool {
+        let mut p = self.head;
+        // SAFETY: linked nodes are alive while we hold the lock (`&self`
+        // comes from inside it).
+        while let Some(node) = unsafe { p.as_ref() } {
+            if pred(&node.data) {
+                return true;
+            }
+            p = node.next;
+        }
+        false
     }
 
     /// The data of the first waiter, without dequeuing it.
@@ -129,7 +164,7 @@ impl<T> WaitList<T> {
     ///
     /// `node` is valid, unlinked, and stays at its address until it is
     /// unlinked; the caller holds the lock.
-    unsafe fn push_back(&mut self, node: *mut Node<T>) {
+    pub(crate) unsafe fn push_back(&mut self, node: *mut Node<T>) {
         // SAFETY: per the contract, and `tail` is linked hence alive.
         unsafe {
             (*node).prev = self.tail;
@@ -142,6 +177,24 @@ impl<T> WaitList<T> {
         }
         self.tail = node;
         self.len += 1;
+    }
+
+    /// Unlinks `node` if it is still linked (its owner giving up); returns
+    /// whether it was.
+    ///
+    /// # Safety
+    ///
+    /// `node` is valid and, if linked, linked in this list; the caller holds
+    /// the lock.
+    pub(crate) unsafe fn remove(&mut self, node: *mut Node<T>) -> bool {
+        // SAFETY: per the contract.
+        unsafe {
+            if !(*node).linked {
+                return false;
+            }
+            self.unlink(node);
+        }
+        true
     }
 
     /// Unlinks `node`.
@@ -192,14 +245,7 @@ pub(crate) fn wait<'a, S, T>(
     data: T,
     deadline: Option<Instant>,
 ) -> (MutexGuard<'a, S>, Waited<T>) {
-    let mut node = Node {
-        prev: ptr::null_mut(),
-        next: ptr::null_mut(),
-        linked: false,
-        waiter: Some(Waiter::current()),
-        data,
-        _pin: PhantomPinned,
-    };
+    let mut node = Node::new(data);
     let raw: *mut Node<T> = &mut node;
     // SAFETY: `node` stays in this frame, unmoved, until we return, and we
     // return only after seeing it unlinked (under the lock) or unlinking it

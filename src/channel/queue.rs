@@ -1,0 +1,494 @@
+//! `Queue`: gevent's `Queue`/`JoinableQueue`, `LifoQueue` and
+//! `PriorityQueue` in one type.
+//!
+//! Items live in a store (FIFO, LIFO or a min-heap) behind one lock, with
+//! three FIFO wait lists: getters (only while the store is empty), putters
+//! (only while it is full) and joiners (waiting for `unfinished == 0`). As
+//! in the channels, an item goes straight to a waiting getter, and a waiting
+//! putter's item moves into the store as soon as a get makes room.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::loom::Mutex;
+use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
+
+/// The order items come out in.
+enum Store<T> {
+    Fifo(VecDeque<T>),
+    Lifo(Vec<T>),
+    /// A min-heap under the item type's `Ord`, kept as a function pointer so
+    /// that `Queue<T>` itself needs no `T: Ord` bound.
+    Priority(BinaryHeap<Prio<T>>, fn(&T, &T) -> Ordering),
+}
+
+struct Prio<T> {
+    item: T,
+    cmp: fn(&T, &T) -> Ordering,
+}
+
+impl<T> PartialEq for Prio<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<T> Eq for Prio<T> {}
+
+impl<T> PartialOrd for Prio<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for Prio<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: `BinaryHeap` is a max-heap, we hand out the minimum.
+        (self.cmp)(&other.item, &self.item)
+    }
+}
+
+impl<T> Store<T> {
+    fn push(&mut self, item: T) {
+        match self {
+            Store::Fifo(q) => q.push_back(item),
+            Store::Lifo(v) => v.push(item),
+            Store::Priority(h, cmp) => h.push(Prio { item, cmp: *cmp }),
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        match self {
+            Store::Fifo(q) => q.pop_front(),
+            Store::Lifo(v) => v.pop(),
+            Store::Priority(h, _) => h.pop().map(|p| p.item),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Store::Fifo(q) => q.len(),
+            Store::Lifo(v) => v.len(),
+            Store::Priority(h, _) => h.len(),
+        }
+    }
+}
+
+struct State<T> {
+    items: Store<T>,
+    getters: WaitList<Option<T>>,
+    putters: WaitList<Option<T>>,
+    joiners: WaitList<()>,
+    unfinished: usize,
+}
+
+/// A queue of work items between greenlets (and threads): gevent's
+/// `JoinableQueue`, with FIFO, LIFO or priority order.
+///
+/// [`put`](Self::put) waits while a bounded queue is full, [`get`](Self::get)
+/// while it is empty; waiters are served in arrival order. Every `put` counts
+/// an unfinished task; a consumer calls [`task_done`](Self::task_done) when
+/// it finished one, and [`join`](Self::join) waits until none is left.
+/// Unlike a channel, a queue has no closed state (as gevent's).
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// greenhub::run(|| {
+///     let q = Arc::new(greenhub::channel::Queue::new());
+///     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+///     for _ in 0..3 {
+///         let (q, done) = (q.clone(), done.clone());
+///         greenhub::spawn(move || loop {
+///             let job: u32 = q.get();
+///             done.fetch_add(job as usize, std::sync::atomic::Ordering::SeqCst);
+///             q.task_done().unwrap();
+///         });
+///     }
+///     for job in 1..=10 {
+///         q.put(job);
+///     }
+///     q.join(); // every job processed
+///     assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 55);
+/// });
+/// ```
+pub struct Queue<T> {
+    state: Mutex<State<T>>,
+    cap: Option<usize>,
+}
+
+/// A put on a full queue that could not wait (or timed out); the item comes
+/// back.
+///
+/// ```
+/// let q = greenhub::channel::Queue::bounded(1);
+/// q.put(1);
+/// assert_eq!(q.try_put(2).unwrap_err().into_inner(), 2);
+/// ```
+#[derive(PartialEq, Eq)]
+pub struct QueueFull<T>(pub T);
+
+impl<T> QueueFull<T> {
+    /// The item that was not put.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::bounded(0);
+    /// assert_eq!(q.try_put("x").unwrap_err().into_inner(), "x");
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for QueueFull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("QueueFull(..)")
+    }
+}
+
+impl<T> fmt::Display for QueueFull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("queue is full")
+    }
+}
+
+impl<T> std::error::Error for QueueFull<T> {}
+
+/// `task_done` called more times than items were put.
+///
+/// ```
+/// let q = greenhub::channel::Queue::<u8>::new();
+/// assert!(q.task_done().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDoneError;
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task_done() called more times than there were items")
+    }
+}
+
+impl std::error::Error for TaskDoneError {}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue::new()
+    }
+}
+
+impl<T> Queue<T> {
+    fn with_store(store: Store<T>, cap: Option<usize>) -> Queue<T> {
+        Queue {
+            state: Mutex::new(State {
+                items: store,
+                getters: WaitList::new(),
+                putters: WaitList::new(),
+                joiners: WaitList::new(),
+                unfinished: 0,
+            }),
+            cap,
+        }
+    }
+
+    /// An unbounded FIFO queue.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::new();
+    /// q.put(1);
+    /// q.put(2);
+    /// assert_eq!(q.get(), 1);
+    /// ```
+    pub fn new() -> Queue<T> {
+        Queue::with_store(Store::Fifo(VecDeque::new()), None)
+    }
+
+    /// A FIFO queue holding at most `maxsize` items; `bounded(0)` makes
+    /// every put wait for a getter.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::bounded(2);
+    /// q.put('a');
+    /// q.put('b');
+    /// assert!(q.is_full());
+    /// ```
+    pub fn bounded(maxsize: usize) -> Queue<T> {
+        Queue::with_store(Store::Fifo(VecDeque::new()), Some(maxsize))
+    }
+
+    /// A LIFO queue (a stack; gevent's `LifoQueue`), optionally bounded.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::lifo(None);
+    /// q.put(1);
+    /// q.put(2);
+    /// assert_eq!(q.get(), 2);
+    /// ```
+    pub fn lifo(maxsize: Option<usize>) -> Queue<T> {
+        Queue::with_store(Store::Lifo(Vec::new()), maxsize)
+    }
+
+    /// A priority queue that hands out the *smallest* item first (as
+    /// gevent's and Python's `PriorityQueue`; wrap items in
+    /// `std::cmp::Reverse` for largest first), optionally bounded.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::priority(None);
+    /// q.put((3, "low"));
+    /// q.put((1, "urgent"));
+    /// assert_eq!(q.get(), (1, "urgent"));
+    /// ```
+    pub fn priority(maxsize: Option<usize>) -> Queue<T>
+    where
+        T: Ord,
+    {
+        Queue::with_store(Store::Priority(BinaryHeap::new(), T::cmp), maxsize)
+    }
+
+    /// Puts an item, waiting while the queue is full.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::new();
+    /// q.put("job");
+    /// assert_eq!(q.len(), 1);
+    /// ```
+    pub fn put(&self, item: T) {
+        if self.put_until(item, None).is_err() {
+            unreachable!("greenhub: put without deadline timed out");
+        }
+    }
+
+    /// Puts an item if there is room now.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::bounded(1);
+    /// assert!(q.try_put(1).is_ok());
+    /// assert!(q.try_put(2).is_err());
+    /// ```
+    pub fn try_put(&self, item: T) -> Result<(), QueueFull<T>> {
+        self.put_until(item, Some(Instant::now()))
+    }
+
+    /// Puts an item, waiting at most `dur` for room.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = greenhub::channel::Queue::bounded(0);
+    /// assert!(q.put_timeout(1, Duration::from_millis(2)).is_err());
+    /// ```
+    pub fn put_timeout(&self, item: T, dur: Duration) -> Result<(), QueueFull<T>> {
+        self.put_until(item, Instant::now().checked_add(dur))
+    }
+
+    fn put_until(&self, item: T, deadline: Option<Instant>) -> Result<(), QueueFull<T>> {
+        let mut st = self.state.lock();
+        if let Some((slot, waiter)) = st.getters.pop_front() {
+            *slot = Some(item);
+            st.unfinished += 1;
+            drop(st);
+            waiter.wake();
+            return Ok(());
+        }
+        if self.cap.is_none_or(|c| st.items.len() < c) {
+            st.items.push(item);
+            st.unfinished += 1;
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(QueueFull(item));
+        }
+        let (st, waited) = wait(&self.state, st, |s| &mut s.putters, Some(item), deadline);
+        match waited {
+            // The getter moved our item in and counted it.
+            Waited::Done(_) => Ok(()),
+            Waited::TimedOut(item) => Err(QueueFull(item.expect("greenhub: item missing"))),
+            Waited::Interrupted(item, interrupt) => {
+                drop(st);
+                drop(item);
+                interrupt.raise()
+            }
+        }
+    }
+
+    /// Takes an item, waiting while the queue is empty.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::new();
+    /// q.put(7);
+    /// assert_eq!(q.get(), 7);
+    /// ```
+    pub fn get(&self) -> T {
+        self.get_until(None)
+            .expect("greenhub: get without deadline timed out")
+    }
+
+    /// Takes an item if one is there now.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::<u8>::new();
+    /// assert_eq!(q.try_get(), None);
+    /// ```
+    pub fn try_get(&self) -> Option<T> {
+        self.get_until(Some(Instant::now()))
+    }
+
+    /// Takes an item, waiting at most `dur`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = greenhub::channel::Queue::<u8>::new();
+    /// assert_eq!(q.get_timeout(Duration::from_millis(2)), None);
+    /// ```
+    pub fn get_timeout(&self, dur: Duration) -> Option<T> {
+        self.get_until(Instant::now().checked_add(dur))
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Option<T> {
+        let mut st = self.state.lock();
+        if let Some(item) = st.items.pop() {
+            // Room freed: move the first waiting putter's item in.
+            if let Some((slot, waiter)) = st.putters.pop_front() {
+                let moved = slot.take().expect("greenhub: putter without item");
+                st.items.push(moved);
+                st.unfinished += 1;
+                drop(st);
+                waiter.wake();
+            }
+            return Some(item);
+        }
+        if let Some((slot, waiter)) = st.putters.pop_front() {
+            // A zero-capacity queue: take the putter's item directly.
+            let item = slot.take().expect("greenhub: putter without item");
+            st.unfinished += 1;
+            drop(st);
+            waiter.wake();
+            return Some(item);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let (st, waited) = wait(&self.state, st, |s| &mut s.getters, None, deadline);
+        drop(st);
+        match waited {
+            Waited::Done(item) => Some(item.expect("greenhub: getter woken without item")),
+            Waited::TimedOut(_) => None,
+            Waited::Interrupted(_, interrupt) => interrupt.raise(),
+        }
+    }
+
+    /// Marks one item taken with `get` as processed. When every item put so
+    /// far is processed, [`join`](Self::join) returns.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::new();
+    /// q.put(1);
+    /// q.get();
+    /// q.task_done().unwrap();
+    /// q.join(); // returns at once
+    /// ```
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        let mut st = self.state.lock();
+        if st.unfinished == 0 {
+            return Err(TaskDoneError);
+        }
+        st.unfinished -= 1;
+        if st.unfinished == 0 {
+            let woken = st.joiners.drain(|_| {});
+            drop(st);
+            wake_all(woken);
+        }
+        Ok(())
+    }
+
+    /// Waits until every item put has been marked done.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::<u8>::new();
+    /// q.join(); // nothing was put
+    /// ```
+    pub fn join(&self) {
+        self.join_until(None);
+    }
+
+    /// Waits at most `dur` for every item to be marked done; returns whether
+    /// they were.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = greenhub::channel::Queue::new();
+    /// q.put(1);
+    /// assert!(!q.join_timeout(Duration::from_millis(2)));
+    /// ```
+    pub fn join_timeout(&self, dur: Duration) -> bool {
+        self.join_until(Instant::now().checked_add(dur))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> bool {
+        let st = self.state.lock();
+        if st.unfinished == 0 {
+            return true;
+        }
+        let (st, waited) = wait(&self.state, st, |s| &mut s.joiners, (), deadline);
+        match waited {
+            Waited::Done(()) => true,
+            Waited::TimedOut(()) => st.unfinished == 0,
+            Waited::Interrupted((), interrupt) => {
+                drop(st);
+                interrupt.raise()
+            }
+        }
+    }
+
+    /// The number of items in the queue.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::new();
+    /// q.put(());
+    /// assert_eq!(q.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.state.lock().items.len()
+    }
+
+    /// Whether the queue holds no item.
+    ///
+    /// ```
+    /// assert!(greenhub::channel::Queue::<u8>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a put would wait now.
+    ///
+    /// ```
+    /// assert!(greenhub::channel::Queue::<u8>::bounded(0).is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.cap.is_some_and(|c| self.len() >= c)
+    }
+
+    /// Items put but not yet marked done.
+    ///
+    /// ```
+    /// let q = greenhub::channel::Queue::new();
+    /// q.put(1);
+    /// assert_eq!(q.unfinished_tasks(), 1);
+    /// ```
+    pub fn unfinished_tasks(&self) -> usize {
+        self.state.lock().unfinished
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("Queue")
+            .field("len", &st.items.len())
+            .field("maxsize", &self.cap)
+            .field("unfinished", &st.unfinished)
+            .finish()
+    }
+}
