@@ -97,7 +97,7 @@ mod time;
 
 pub use error::JoinError;
 pub use greenlet::{
-    Greenlet, GreenletId, JoinHandle, current, park, sleep, spawn, spawn_local, yield_now,
+    Greenlet, GreenletId, JoinHandle, current, joinall, park, sleep, spawn, spawn_local, yield_now,
 };
 pub use runtime::{Builder, Handle, Runtime, run};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};

@@ -4,11 +4,13 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::greenlet::task::{Header, JoinTarget, RawTask, TaskRef};
+use crate::greenlet::wait::{Wake, park_until};
 use crate::greenlet::waiter::WaiterKey;
-use crate::greenlet::{Greenlet, GreenletId, park};
+use crate::greenlet::{Greenlet, GreenletId};
 use crate::hub::context;
 
 /// An owned permission to join a greenlet (wait for its outcome).
@@ -65,19 +67,56 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn join(mut self) -> Result<T, JoinError> {
+        self.join_until(None)
+            .expect("greenhub: join without deadline timed out")
+    }
+
+    /// Waits at most `timeout` for the greenlet to finish: `Some(outcome)` if
+    /// it did (as [`join`](Self::join) returns it), `None` if it is still
+    /// running. After `Some`, the handle is spent: joining it again returns
+    /// an error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// greenhub::run(|| {
+    ///     let mut h = greenhub::spawn(|| {
+    ///         greenhub::sleep(Duration::from_millis(30));
+    ///         "late"
+    ///     });
+    ///     assert!(h.join_timeout(Duration::from_millis(1)).is_none());
+    ///     let outcome = h.join_timeout(Duration::from_secs(10)).unwrap();
+    ///     assert_eq!(outcome.unwrap(), "late");
+    /// });
+    /// ```
+    pub fn join_timeout(&mut self, timeout: Duration) -> Option<Result<T, JoinError>> {
+        self.join_until(Instant::now().checked_add(timeout))
+    }
+
+    fn join_until(&mut self, deadline: Option<Instant>) -> Option<Result<T, JoinError>> {
+        if self.taken {
+            return Some(Err(JoinError::io(io::Error::other(
+                "greenhub: this greenlet was already joined",
+            ))));
+        }
         if context::current_task_ptr() == Some(self.addr()) {
-            return Err(JoinError::io(io::Error::new(
+            return Some(Err(JoinError::io(io::Error::new(
                 io::ErrorKind::Deadlock,
                 "greenhub: a greenlet cannot join itself",
-            )));
+            ))));
         }
         loop {
             // SAFETY: we are the single handle and have not taken the outcome.
             if let Some(outcome) = unsafe { self.task.poll_join(&mut self.registered) } {
                 self.taken = true;
-                return outcome;
+                return Some(outcome);
             }
-            park();
+            // A registration left behind by a timeout only costs the
+            // completer a spurious wake-up of this waiter.
+            match park_until(deadline) {
+                Wake::Woken => {}
+                Wake::TimedOut => return None,
+                Wake::Interrupted(i) => i.raise(),
+            }
         }
     }
 
@@ -187,4 +226,39 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .field("finished", &self.is_finished())
             .finish()
     }
+}
+
+/// Waits for several greenlets, at most `timeout` in all (`None`: no limit),
+/// like gevent's `joinall`. Returns the outcomes of those that finished, in
+/// the order given, and the handles of those still running at the deadline
+/// (none without a timeout).
+///
+/// ```
+/// use std::time::Duration;
+/// greenhub::run(|| {
+///     let quick: Vec<_> = (0..3).map(|i| greenhub::spawn(move || i)).collect();
+///     let (done, pending) = greenhub::joinall(quick, None);
+///     assert_eq!(done.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+///     assert!(pending.is_empty());
+///
+///     let slow = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+///     let (done, pending) = greenhub::joinall(vec![slow], Some(Duration::from_millis(5)));
+///     assert!(done.is_empty());
+///     pending[0].kill();
+/// });
+/// ```
+pub fn joinall<T>(
+    handles: impl IntoIterator<Item = JoinHandle<T>>,
+    timeout: Option<Duration>,
+) -> (Vec<Result<T, JoinError>>, Vec<JoinHandle<T>>) {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let mut done = Vec::new();
+    let mut pending = Vec::new();
+    for mut h in handles {
+        match h.join_until(deadline) {
+            Some(outcome) => done.push(outcome),
+            None => pending.push(h),
+        }
+    }
+    (done, pending)
 }

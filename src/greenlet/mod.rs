@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use builder::Builder;
-pub use join::JoinHandle;
+pub use join::{JoinHandle, joinall};
 
 use crate::hub::{HubContext, context};
 use task::{HubRef, RawTask, Suspend, TaskRef};
