@@ -191,10 +191,11 @@ impl<T> State<T> {
         if self.send_closed() {
             return Err(TrySendError::Disconnected(v));
         }
-        while let Some((req, waiter)) = self.recvs.pop_front() {
+        while let Some(mut p) = self.recvs.pop() {
+            let req = p.data();
             if claim(req.sel, req.case) {
                 req.slot = Some(Ok(v));
-                return Ok(Some(waiter));
+                return Ok(Some(p.grant()));
             }
         }
         if cap.is_none_or(|c| self.buf.len() < c) {
@@ -210,22 +211,24 @@ impl<T> State<T> {
     pub(crate) fn try_recv(&mut self) -> Result<(T, Option<Waiter>), TryRecvError> {
         if let Some(v) = self.buf.pop_front() {
             let mut woken = None;
-            while let Some((req, waiter)) = self.sends.pop_front() {
+            while let Some(mut p) = self.sends.pop() {
+                let req = p.data();
                 if claim(req.sel, req.case) {
                     let moved = req.value.take().expect("greenhub: sender without value");
-                    self.buf.push_back(moved);
                     req.sent = Some(true);
-                    woken = Some(waiter);
+                    woken = Some(p.grant());
+                    self.buf.push_back(moved);
                     break;
                 }
             }
             return Ok((v, woken));
         }
-        while let Some((req, waiter)) = self.sends.pop_front() {
+        while let Some(mut p) = self.sends.pop() {
+            let req = p.data();
             if claim(req.sel, req.case) {
                 let v = req.value.take().expect("greenhub: sender without value");
                 req.sent = Some(true);
-                return Ok((v, Some(waiter)));
+                return Ok((v, Some(p.grant())));
             }
         }
         if self.recv_closed() {
@@ -250,10 +253,11 @@ impl<T> State<T> {
     /// Fails every waiting receiver with "closed" (no value will come).
     pub(crate) fn fail_receivers(&mut self) -> Vec<Waiter> {
         let mut woken = Vec::new();
-        while let Some((req, waiter)) = self.recvs.pop_front() {
+        while let Some(mut p) = self.recvs.pop() {
+            let req = p.data();
             if claim(req.sel, req.case) {
                 req.slot = Some(Err(RecvError));
-                woken.push(waiter);
+                woken.push(p.grant());
             }
         }
         woken
@@ -263,10 +267,11 @@ impl<T> State<T> {
     /// and goes back to it).
     pub(crate) fn fail_senders(&mut self) -> Vec<Waiter> {
         let mut woken = Vec::new();
-        while let Some((req, waiter)) = self.sends.pop_front() {
+        while let Some(mut p) = self.sends.pop() {
+            let req = p.data();
             if claim(req.sel, req.case) {
                 req.sent = Some(false);
-                woken.push(waiter);
+                woken.push(p.grant());
             }
         }
         woken

@@ -51,7 +51,7 @@ pub use queue::{Queue, QueueFull, TaskDoneError};
 #[doc(hidden)]
 pub use select::{__select, RecvCase, SelectCase, SendCase};
 
-use crate::sync::waitlist::{Waited, wait, wake_all};
+use crate::sync::waitlist::{Granted, wait_granted, wake_all};
 
 /// A channel that holds up to `cap` values; a send waits while it is full.
 /// `bounded(0)` is a [`rendezvous`] channel.
@@ -211,13 +211,15 @@ impl<T> Sender<T> {
             return Err(SendTimeoutError::Timeout(value));
         }
         let req = SendReq::plain(value);
-        let (st, waited) = wait(&self.chan.state, st, |s| &mut s.sends, req, deadline);
-        drop(st);
-        match waited {
-            Waited::Done(req) if req.sent == Some(true) => Ok(()),
-            Waited::Done(mut req) => Err(SendTimeoutError::Disconnected(take_value(&mut req))),
-            Waited::TimedOut(mut req) => Err(SendTimeoutError::Timeout(take_value(&mut req))),
-            Waited::Interrupted(req, interrupt) => {
+        match wait_granted(&self.chan.state, st, |s| &mut s.sends, req, deadline) {
+            Granted::Done(req) if req.sent == Some(true) => Ok(()),
+            Granted::Done(mut req) => Err(SendTimeoutError::Disconnected(take_value(&mut req))),
+            Granted::TimedOut(st, mut req) => {
+                drop(st);
+                Err(SendTimeoutError::Timeout(take_value(&mut req)))
+            }
+            Granted::Interrupted(st, req, interrupt) => {
+                drop(st);
                 drop(req);
                 interrupt.raise()
             }
@@ -370,21 +372,17 @@ impl<T> Receiver<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(RecvTimeoutError::Timeout);
         }
-        let (st, waited) = wait(
-            &self.chan.state,
-            st,
-            |s| &mut s.recvs,
-            RecvReq::plain(),
-            deadline,
-        );
-        drop(st);
-        match waited {
-            Waited::Done(req) => match req.slot {
+        let req = RecvReq::plain();
+        match wait_granted(&self.chan.state, st, |s| &mut s.recvs, req, deadline) {
+            Granted::Done(req) => match req.slot {
                 Some(Ok(v)) => Ok(v),
                 _ => Err(RecvTimeoutError::Disconnected),
             },
-            Waited::TimedOut(_) => Err(RecvTimeoutError::Timeout),
-            Waited::Interrupted(_, interrupt) => interrupt.raise(),
+            Granted::TimedOut(..) => Err(RecvTimeoutError::Timeout),
+            Granted::Interrupted(st, _, interrupt) => {
+                drop(st);
+                interrupt.raise()
+            }
         }
     }
 

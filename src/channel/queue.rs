@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::loom::Mutex;
-use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
+use crate::sync::waitlist::{Granted, WaitList, Waited, wait, wait_granted, wake_all};
 
 /// The order items come out in.
 enum Store<T> {
@@ -284,8 +284,9 @@ impl<T> Queue<T> {
 
     fn put_until(&self, item: T, deadline: Option<Instant>) -> Result<(), QueueFull<T>> {
         let mut st = self.state.lock();
-        if let Some((slot, waiter)) = st.getters.pop_front() {
-            *slot = Some(item);
+        if let Some(mut p) = st.getters.pop() {
+            *p.data() = Some(item);
+            let waiter = p.grant();
             st.unfinished += 1;
             drop(st);
             waiter.wake();
@@ -299,12 +300,11 @@ impl<T> Queue<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(QueueFull(item));
         }
-        let (st, waited) = wait(&self.state, st, |s| &mut s.putters, Some(item), deadline);
-        match waited {
+        match wait_granted(&self.state, st, |s| &mut s.putters, Some(item), deadline) {
             // The getter moved our item in and counted it.
-            Waited::Done(_) => Ok(()),
-            Waited::TimedOut(item) => Err(QueueFull(item.expect("greenhub: item missing"))),
-            Waited::Interrupted(item, interrupt) => {
+            Granted::Done(_) => Ok(()),
+            Granted::TimedOut(_, item) => Err(QueueFull(item.expect("greenhub: item missing"))),
+            Granted::Interrupted(st, item, interrupt) => {
                 drop(st);
                 drop(item);
                 interrupt.raise()
@@ -349,8 +349,9 @@ impl<T> Queue<T> {
         let mut st = self.state.lock();
         if let Some(item) = st.items.pop() {
             // Room freed: move the first waiting putter's item in.
-            if let Some((slot, waiter)) = st.putters.pop_front() {
-                let moved = slot.take().expect("greenhub: putter without item");
+            if let Some(mut p) = st.putters.pop() {
+                let moved = p.data().take().expect("greenhub: putter without item");
+                let waiter = p.grant();
                 st.items.push(moved);
                 st.unfinished += 1;
                 drop(st);
@@ -358,9 +359,10 @@ impl<T> Queue<T> {
             }
             return Some(item);
         }
-        if let Some((slot, waiter)) = st.putters.pop_front() {
+        if let Some(mut p) = st.putters.pop() {
             // A zero-capacity queue: take the putter's item directly.
-            let item = slot.take().expect("greenhub: putter without item");
+            let item = p.data().take().expect("greenhub: putter without item");
+            let waiter = p.grant();
             st.unfinished += 1;
             drop(st);
             waiter.wake();
@@ -369,12 +371,13 @@ impl<T> Queue<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
-        let (st, waited) = wait(&self.state, st, |s| &mut s.getters, None, deadline);
-        drop(st);
-        match waited {
-            Waited::Done(item) => Some(item.expect("greenhub: getter woken without item")),
-            Waited::TimedOut(_) => None,
-            Waited::Interrupted(_, interrupt) => interrupt.raise(),
+        match wait_granted(&self.state, st, |s| &mut s.getters, None, deadline) {
+            Granted::Done(item) => Some(item.expect("greenhub: getter woken without item")),
+            Granted::TimedOut(..) => None,
+            Granted::Interrupted(st, _, interrupt) => {
+                drop(st);
+                interrupt.raise()
+            }
         }
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::loom::Mutex;
-use crate::sync::waitlist::{WaitList, Waited, wait};
+use crate::sync::waitlist::{Granted, WaitList, wait_granted};
 
 /// A counting semaphore: gevent's `Semaphore` and `BoundedSemaphore`.
 ///
@@ -220,20 +220,19 @@ impl Semaphore {
             want: n,
             granted: false,
         };
-        let (mut st, waited) = wait(&self.state, st, |s| &mut s.waiters, req, deadline);
-        match waited {
-            Waited::Done(req) => {
+        match wait_granted(&self.state, st, |s| &mut s.waiters, req, deadline) {
+            Granted::Done(req) => {
                 debug_assert!(req.granted);
                 Some(SemaphorePermit { sem: self, n })
             }
-            Waited::TimedOut(_) => {
+            Granted::TimedOut(mut st, _) => {
                 // Our leaving may let the next waiter through.
                 let woken = grant(&mut st);
                 drop(st);
                 woken.into_iter().for_each(|w| w.wake());
                 None
             }
-            Waited::Interrupted(_, interrupt) => {
+            Granted::Interrupted(mut st, _, interrupt) => {
                 let woken = grant(&mut st);
                 drop(st);
                 woken.into_iter().for_each(|w| w.wake());
@@ -311,9 +310,9 @@ fn grant(st: &mut State) -> Vec<crate::greenlet::waiter::Waiter> {
             break;
         }
         st.permits -= req.want;
-        let (req, waiter) = st.waiters.pop_front().expect("front exists");
-        req.granted = true;
-        woken.push(waiter);
+        let mut popped = st.waiters.pop().expect("front exists");
+        popped.data().granted = true;
+        woken.push(popped.grant());
     }
     woken
 }

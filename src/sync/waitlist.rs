@@ -33,13 +33,17 @@ use std::time::Instant;
 
 use crate::greenlet::wait::{Interrupt, Wake, park_until};
 use crate::greenlet::waiter::Waiter;
-use crate::loom::{Mutex, MutexGuard};
+use crate::loom::{AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// One blocked caller. Lives on the caller's stack inside [`wait`].
 pub(crate) struct Node<T> {
     prev: *mut Node<T>,
     next: *mut Node<T>,
     linked: bool,
+    /// Set (Release) by a notifier that dequeued the node through
+    /// [`Popped::grant`] after it wrote the outcome, still under the lock:
+    /// the owner may then take the outcome without taking the lock again.
+    granted: AtomicBool,
     waiter: Option<Waiter>,
     data: T,
     /// Linked nodes are addressed by raw pointers: they must not move.
@@ -54,6 +58,7 @@ impl<T> Node<T> {
             prev: ptr::null_mut(),
             next: ptr::null_mut(),
             linked: false,
+            granted: AtomicBool::new(false),
             waiter: Some(Waiter::current()),
             data,
             _pin: PhantomPinned,
@@ -147,13 +152,30 @@ impl<T> WaitList<T> {
         }
     }
 
+    /// Dequeues the first waiter as a [`Popped`] handle: the caller writes
+    /// the outcome into it and then either [`grants`](Popped::grant) it
+    /// (the owner returns `Done` without re-taking the lock) or, for a stale
+    /// select node, drops it.
+    pub(crate) fn pop(&mut self) -> Option<Popped<'_, T>> {
+        let node = self.head;
+        if node.is_null() {
+            return None;
+        }
+        // SAFETY: `node` is linked, hence alive (see `front`), lock held.
+        unsafe { self.unlink(node) };
+        Some(Popped {
+            node,
+            _list: std::marker::PhantomData,
+        })
+    }
+
     /// Dequeues every waiter, handing each to `f` (which writes its outcome)
     /// and collecting the waiters to wake.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(&mut T)) -> Vec<Waiter> {
         let mut woken = Vec::with_capacity(self.len);
-        while let Some((data, waiter)) = self.pop_front() {
-            f(data);
-            woken.push(waiter);
+        while let Some(mut p) = self.pop() {
+            f(p.data());
+            woken.push(p.grant());
         }
         woken
     }
@@ -223,6 +245,37 @@ impl<T> WaitList<T> {
     }
 }
 
+/// A node just dequeued by a notifier, which still holds the lock (the
+/// handle borrows the list).
+pub(crate) struct Popped<'a, T> {
+    node: *mut Node<T>,
+    _list: std::marker::PhantomData<&'a mut WaitList<T>>,
+}
+
+impl<T> Popped<'_, T> {
+    /// The node's data, to write the outcome into.
+    pub(crate) fn data(&mut self) -> &mut T {
+        // SAFETY: the node was linked when popped and its owner cannot free
+        // it before it takes the lock, which the borrow of the list holds.
+        unsafe { &mut (*self.node).data }
+    }
+
+    /// Marks the outcome final and returns the waiter to wake (after the
+    /// lock is released).
+    pub(crate) fn grant(self) -> Waiter {
+        // SAFETY: as in `data`; the Release store publishes the outcome
+        // written before it to the owner's Acquire load in `wait_granted`.
+        unsafe {
+            let waiter = (*self.node)
+                .waiter
+                .take()
+                .expect("greenhub: wait node without waiter");
+            (*self.node).granted.store(true, Ordering::Release);
+            waiter
+        }
+    }
+}
+
 /// How a [`wait`] ended. Each variant gives the node's data back.
 pub(crate) enum Waited<T> {
     /// A notifier dequeued the node; its outcome is in the data.
@@ -234,45 +287,78 @@ pub(crate) enum Waited<T> {
     Interrupted(T, Interrupt),
 }
 
+/// How a [`wait_granted`] ended: like [`Waited`], but `Done` comes without
+/// the lock when the notifier granted the node.
+pub(crate) enum Granted<'a, S, T> {
+    /// Dequeued by a notifier; the outcome is in the data.
+    Done(T),
+    /// The deadline passed first; node removed, lock held.
+    TimedOut(MutexGuard<'a, S>, T),
+    /// Killed or a `timeout` frame expired first; node removed, lock held.
+    Interrupted(MutexGuard<'a, S>, T, Interrupt),
+}
+
 /// Blocks the caller on the list `list(&mut *guard)` until a notifier
 /// dequeues it, `deadline` passes, or it is interrupted. `guard` is the
 /// primitive's lock, held by the caller, which decided to wait; the lock is
 /// held again when this returns, so the caller can fix up its state.
 pub(crate) fn wait<'a, S, T>(
     lock: &'a Mutex<S>,
-    mut guard: MutexGuard<'a, S>,
+    guard: MutexGuard<'a, S>,
     list: impl Fn(&mut S) -> &mut WaitList<T>,
     data: T,
     deadline: Option<Instant>,
 ) -> (MutexGuard<'a, S>, Waited<T>) {
+    match wait_granted(lock, guard, list, data, deadline) {
+        Granted::Done(data) => (lock.lock(), Waited::Done(data)),
+        Granted::TimedOut(guard, data) => (guard, Waited::TimedOut(data)),
+        Granted::Interrupted(guard, data, i) => (guard, Waited::Interrupted(data, i)),
+    }
+}
+
+/// [`wait`] without re-taking the lock when a notifier granted the node
+/// (one lock round trip less per wake-up, on the channels' hot path).
+pub(crate) fn wait_granted<'a, S, T>(
+    lock: &'a Mutex<S>,
+    mut guard: MutexGuard<'a, S>,
+    list: impl Fn(&mut S) -> &mut WaitList<T>,
+    data: T,
+    deadline: Option<Instant>,
+) -> Granted<'a, S, T> {
     let mut node = Node::new(data);
     let raw: *mut Node<T> = &mut node;
     // SAFETY: `node` stays in this frame, unmoved, until we return, and we
-    // return only after seeing it unlinked (under the lock) or unlinking it
-    // ourselves. Nothing between here and there can unwind: `park_until`
-    // reports interrupts instead of raising them, and the lock does not
-    // poison or panic. (If the greenlet is never resumed, its stack is leaked
-    // with the node on it, never reused.)
+    // return only after seeing it unlinked (under the lock, or through the
+    // `granted` flag, which a notifier sets last, under the lock, after
+    // which it never touches the node) or unlinking it ourselves. Nothing
+    // between here and there can unwind: `park_until` reports interrupts
+    // instead of raising them, and the lock does not poison or panic. (If
+    // the greenlet is never resumed, its stack is leaked with the node on
+    // it, never reused.)
     unsafe { list(&mut guard).push_back(raw) };
     loop {
         drop(guard);
         let wake = park_until(deadline);
+        // SAFETY: `raw` is our own live node; `granted` is atomic.
+        if unsafe { (*raw).granted.load(Ordering::Acquire) } {
+            return Granted::Done(node.data);
+        }
         guard = lock.lock();
         // SAFETY: we hold the lock; `raw` is our own live node.
         if !unsafe { (*raw).linked } {
-            break (guard, Waited::Done(node.data));
+            return Granted::Done(node.data);
         }
         match wake {
             Wake::Woken => {}
             Wake::TimedOut => {
                 // SAFETY: linked in this list (checked above), lock held.
                 unsafe { list(&mut guard).unlink(raw) };
-                break (guard, Waited::TimedOut(node.data));
+                return Granted::TimedOut(guard, node.data);
             }
             Wake::Interrupted(i) => {
                 // SAFETY: as above.
                 unsafe { list(&mut guard).unlink(raw) };
-                break (guard, Waited::Interrupted(node.data, i));
+                return Granted::Interrupted(guard, node.data, i);
             }
         }
     }
