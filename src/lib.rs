@@ -43,6 +43,15 @@
 //! Rust: the compiler may cache thread-local addresses across the switch, and
 //! `!Send` values on the stack would cross threads unchecked.)
 //!
+//! ## Coordinating greenlets
+//!
+//! gevent's toolbox, usable from greenlets and plain threads alike:
+//! [`timeout`] bounds a block of blocking code, [`JoinHandle::kill`] stops a
+//! greenlet wherever it is blocked, [`sync`] has events, one-shot results
+//! and locks, [`channel`] has Go-style channels, [`select!`] and work
+//! queues. Every blocking call parks only the caller, serves waiters in
+//! FIFO order and has a timeout form.
+//!
 //! ## Raw greenlets
 //!
 //! [`raw`] is Python greenlet's explicit switching API (`switch` with
