@@ -88,6 +88,8 @@ pub mod greenlet;
 mod hub;
 mod loom;
 #[cfg(not(loom))]
+pub mod pool;
+#[cfg(not(loom))]
 pub mod raw;
 mod runtime;
 mod stack;
@@ -98,6 +100,8 @@ pub use error::JoinError;
 pub use greenlet::{
     Greenlet, GreenletId, JoinHandle, current, park, sleep, spawn, spawn_local, yield_now,
 };
+#[cfg(not(loom))]
+pub use pool::scope;
 pub use runtime::{Builder, Handle, Runtime, run};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{Elapsed, timeout, timeout_at};
