@@ -4,10 +4,10 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::JoinError;
 use crate::greenlet::JoinHandle;
 use crate::loom::Mutex;
 use crate::pool::Pool;
-use crate::pool::limited::unwrap_job;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// One item with the function to apply to it.
@@ -194,5 +194,32 @@ impl<T> fmt::Debug for ImapUnordered<'_, T> {
         f.debug_struct("ImapUnordered")
             .field("in_flight", &self.pending.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Turns items and a shared function into jobs, lazily.
+pub(crate) fn jobs<'a, I, F, T>(items: I, f: F) -> Box<dyn Iterator<Item = Job<T>> + 'a>
+where
+    I: IntoIterator,
+    I::IntoIter: 'a,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let f = Arc::new(f);
+    Box::new(items.into_iter().map(move |item| {
+        let f = f.clone();
+        Box::new(move || f(item)) as Job<T>
+    }))
+}
+
+/// A job's value, or the job's failure resumed in the consumer.
+fn unwrap_job<T>(outcome: Result<T, JoinError>) -> T {
+    match outcome {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            Err(e) => panic!("greenhub::pool: a job did not finish: {e}"),
+        },
     }
 }

@@ -5,10 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::JoinError;
 use crate::greenlet::JoinHandle;
 use crate::pool::Group;
-use crate::pool::imap::{Imap, ImapUnordered, Job};
+use crate::pool::imap::{Imap, ImapUnordered, jobs};
 use crate::sync::{Semaphore, SemaphorePermit};
 
 /// A set of at most `size` running greenlets: gevent's `Pool`.
@@ -28,6 +27,8 @@ use crate::sync::{Semaphore, SemaphorePermit};
 ///
 /// Members are those of an inner [`Group`]: the pool keeps no outcome, the
 /// returned [`JoinHandle`]s do. Share a pool between greenlets with an `Arc`.
+/// A member that spawns into its own full pool waits for a slot that it
+/// holds itself: with every slot taken that way, it never returns.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -371,33 +372,6 @@ impl Pool {
     /// ```
     pub fn kill(&self) {
         self.group.kill()
-    }
-}
-
-/// Turns items and a shared function into jobs, lazily.
-fn jobs<'a, I, F, T>(items: I, f: F) -> Box<dyn Iterator<Item = Job<T>> + 'a>
-where
-    I: IntoIterator,
-    I::IntoIter: 'a,
-    I::Item: Send + 'static,
-    F: Fn(I::Item) -> T + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    let f = Arc::new(f);
-    Box::new(items.into_iter().map(move |item| {
-        let f = f.clone();
-        Box::new(move || f(item)) as Job<T>
-    }))
-}
-
-/// A job's value, or the job's failure resumed in the consumer.
-pub(crate) fn unwrap_job<T>(outcome: Result<T, JoinError>) -> T {
-    match outcome {
-        Ok(value) => value,
-        Err(e) => match e.try_into_panic() {
-            Ok(payload) => std::panic::resume_unwind(payload),
-            Err(e) => panic!("greenhub::pool: a job did not finish: {e}"),
-        },
     }
 }
 
