@@ -98,6 +98,8 @@ pub mod greenlet;
 mod hub;
 mod loom;
 #[cfg(not(loom))]
+pub mod pool;
+#[cfg(not(loom))]
 pub mod raw;
 mod runtime;
 mod stack;
@@ -108,6 +110,8 @@ pub use error::JoinError;
 pub use greenlet::{
     Greenlet, GreenletId, JoinHandle, current, joinall, park, sleep, spawn, spawn_local, yield_now,
 };
+#[cfg(not(loom))]
+pub use pool::scope;
 pub use runtime::{Builder, Handle, Runtime, run};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{Elapsed, timeout, timeout_at};

@@ -22,6 +22,9 @@ pub(crate) mod waiter;
 
 mod builder;
 mod join;
+// Greenlet-local storage (`greenhub::local!`); its per-greenlet map lives in
+// the task `Header`.
+pub(crate) mod local;
 
 use std::any::Any;
 use std::fmt;
@@ -31,6 +34,7 @@ use std::time::{Duration, Instant};
 
 pub use builder::Builder;
 pub use join::{JoinHandle, joinall};
+pub use local::{AccessError, LocalKey};
 
 use crate::hub::{HubContext, context};
 use task::{HubRef, RawTask, Suspend, TaskRef};
@@ -163,6 +167,16 @@ impl Greenlet {
     /// ```
     pub fn unpark(&self) {
         Waiter::Greenlet(self.task.clone()).wake();
+    }
+
+    /// Kills the greenlet, exactly as [`JoinHandle::kill`] does. Crate-internal:
+    /// `pool::Group` (and `Pool`, `scope`) kill their members through the
+    /// `Greenlet` handles they keep, since the members' `JoinHandle`s belong to
+    /// the caller.
+    pub(crate) fn kill(&self) {
+        if self.task.header().state.kill() {
+            crate::hub::schedule(self.task.clone());
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use corosensei::{Coroutine, Yielder};
 use crate::error::JoinError;
 use crate::greenlet::GreenletId;
 use crate::greenlet::completion::Completion;
+use crate::greenlet::local::LocalMap;
 use crate::greenlet::state::State;
 use crate::greenlet::wait::Ambient;
 use crate::greenlet::waiter::WaiterKey;
@@ -85,6 +86,10 @@ pub(crate) struct Header {
     /// The innermost `greenhub::timeout` deadline in force. Only the greenlet
     /// itself reads and writes it (see `greenlet::wait`).
     pub(crate) ambient: Cell<Option<Ambient>>,
+    /// The greenlet's `greenhub::local!` values. Only the greenlet itself
+    /// touches it (see `greenlet::local`); emptied at the end of its closure
+    /// in `Task::start`.
+    pub(crate) locals: LocalMap,
 }
 
 /// Where a running greenlet's stack and guard are.
@@ -98,7 +103,11 @@ pub(crate) struct StackInfo {
 // SAFETY: `Header` is shared between threads through `Arc`. Its atomic and
 // immutable fields are Sync. The `ambient` cell is only touched by the
 // greenlet itself, which runs on one thread once started (and is not touched
-// before it starts). The `StdUnsafeCell` fields (`coroutine`, `yielder`,
+// before it starts). The same holds for `locals`: it holds `!Send` values, but
+// they are created by the greenlet on its (fixed) thread, dropped by it on that
+// thread at the end of `Task::start`'s closure, and an unstarted greenlet's map
+// is empty; a leaked greenlet's values are forgotten, never dropped elsewhere
+// (`LocalMap`'s `Drop`). The `StdUnsafeCell` fields (`coroutine`, `yielder`,
 // `stack_info`) are only touched by the hub that owns the greenlet, on that
 // hub's thread, while the greenlet is dequeued or running there (the state
 // protocol gives that hub exclusive use), and by the greenlet itself, which
@@ -129,6 +138,7 @@ impl Header {
             stack_info: StdUnsafeCell::new(StackInfo::default()),
             live_slot: StdAtomicUsize::new(usize::MAX),
             ambient: Cell::new(None),
+            locals: LocalMap::new(),
         }
     }
 
@@ -330,6 +340,10 @@ where
                 }
                 Err(payload) => Err(JoinError::panic(payload)),
             };
+            // Greenlet-local values die here, on the greenlet's own stack and
+            // thread, after the closure returned or unwound and before joiners
+            // can see the outcome. Panics of their destructors are caught.
+            task.header.locals.destroy();
             // SAFETY: the closure has finished; this is the single store,
             // before the hub publishes COMPLETE.
             unsafe { task.completion.store(outcome) };
