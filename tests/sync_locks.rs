@@ -186,14 +186,16 @@ fn mutex_handoff_racing_timeout_never_leaks() {
             let m = Arc::new(Mutex::new(0usize));
             let mut granted = 0;
             for i in 0..150u64 {
+                // Hold and deadline vary independently, around each other.
                 let d = Duration::from_micros(200 + (i % 7) * 150);
+                let hold = Duration::from_micros(200 + (i / 7 % 7) * 150);
                 let held = Arc::new(AtomicBool::new(false));
                 let (m2, h2) = (m.clone(), held.clone());
                 // Holder: a plain thread, truly parallel with the hub.
                 let t = std::thread::spawn(move || {
                     let g = m2.lock();
                     h2.store(true, SeqCst);
-                    std::thread::sleep(d);
+                    std::thread::sleep(hold);
                     drop(g);
                 });
                 let m3 = m.clone();
