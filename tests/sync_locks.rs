@@ -87,8 +87,7 @@ fn mutex_fifo_handoff_without_barging() {
             // The unlocker relocks at once: it must queue behind all five.
             m.lock().push(99);
             hs.into_iter().for_each(|h| h.join().unwrap());
-            let v = m.lock().clone();
-            v
+            m.lock().clone()
         })
     });
     assert_eq!(order, [0, 1, 2, 3, 4, 99]);
@@ -164,8 +163,7 @@ fn mutex_killed_and_timed_out_waiters() {
             drop(g);
             a.join().unwrap();
             c.join().unwrap();
-            let v = m.lock().clone();
-            v
+            m.lock().clone()
         })
     });
     assert_eq!(
@@ -203,12 +201,11 @@ fn mutex_handoff_racing_timeout_never_leaks() {
                     while !held.load(SeqCst) {
                         greenhub::yield_now();
                     }
-                    let r = if i % 2 == 0 {
+                    if i % 2 == 0 {
                         m3.lock_timeout(d).map(|mut g| *g += 1).is_some()
                     } else {
                         greenhub::timeout(d, || *m3.lock() += 1).is_ok()
-                    };
-                    r
+                    }
                 });
                 t.join().unwrap();
                 granted += usize::from(got);
@@ -246,8 +243,7 @@ fn rwlock_fifo_batches_readers_and_blocks_barging() {
             settle();
             drop(w);
             hs.into_iter().for_each(|h| h.join().unwrap());
-            let v = log.lock().clone();
-            v
+            log.lock().clone()
         })
     });
     // r1 and r2 together, then w alone, then r3 (queued behind w).

@@ -50,8 +50,7 @@ pub struct Semaphore {
 
 struct State {
     permits: usize,
-    /// Permits held by live [`SemaphorePermit`]s (not forgotten): they come
-    /// back on drop, so a bounded semaphore counts them against its bound.
+    /// Permits held by live (unforgotten) permits: counted against a bound.
     held: usize,
     waiters: WaitList<Request>,
 }

@@ -75,8 +75,7 @@ fn condvar_fifo_notify_one_skips_killed_waiter() {
             }
             h0.join().unwrap();
             hs.for_each(|h| h.join().unwrap());
-            let v = s.0.lock().clone();
-            v
+            s.0.lock().clone()
         })
     });
     assert_eq!(order, [0, 2, 3]);
@@ -148,8 +147,7 @@ fn barrier_one_leader_per_generation() {
                     })
                     .collect();
                 hs.into_iter().for_each(|h| h.join().unwrap());
-                let v = leaders.lock().clone();
-                v
+                leaders.lock().clone()
             });
             assert_eq!(leaders, [1; 6], "{mode}");
         }
