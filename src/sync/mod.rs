@@ -12,9 +12,19 @@
 pub(crate) mod waitlist;
 
 mod async_result;
+mod barrier;
+mod condvar;
 mod event;
+mod mutex;
+mod rwlock;
 mod semaphore;
+mod wait_group;
 
 pub use async_result::{AsyncError, AsyncResult};
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
+pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{ReleaseError, Semaphore, SemaphorePermit};
+pub use wait_group::WaitGroup;

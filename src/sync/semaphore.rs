@@ -50,6 +50,8 @@ pub struct Semaphore {
 
 struct State {
     permits: usize,
+    /// Permits held by live (unforgotten) permits: counted against a bound.
+    held: usize,
     waiters: WaitList<Request>,
 }
 
@@ -94,6 +96,7 @@ impl Semaphore {
         Semaphore {
             state: Mutex::new(State {
                 permits,
+                held: 0,
                 waiters: WaitList::new(),
             }),
             bound: None,
@@ -102,13 +105,17 @@ impl Semaphore {
 
     /// A semaphore whose free permits may never exceed `permits`: a
     /// [`release`](Self::release) beyond that is an error (gevent's
-    /// `BoundedSemaphore`).
+    /// `BoundedSemaphore`). Permits held by live [`SemaphorePermit`]s count
+    /// against the bound (they come back on drop); forgotten ones do not.
     ///
     /// ```
     /// let sem = greenhub::sync::Semaphore::bounded(1);
     /// let p = sem.acquire();
+    /// assert!(sem.release(1).is_err()); // `p` will give its permit back
     /// drop(p);
     /// assert!(sem.release(1).is_err());
+    /// sem.acquire().forget();
+    /// assert!(sem.release(1).is_ok());
     /// ```
     pub fn bounded(permits: usize) -> Semaphore {
         Semaphore {
@@ -170,6 +177,7 @@ impl Semaphore {
         let mut st = self.state.lock();
         if st.waiters.is_empty() && st.permits >= n {
             st.permits -= n;
+            st.held += n;
             Some(SemaphorePermit { sem: self, n })
         } else {
             None
@@ -214,6 +222,7 @@ impl Semaphore {
         if st.waiters.is_empty() && st.permits >= n {
             let mut st = st;
             st.permits -= n;
+            st.held += n;
             return Some(SemaphorePermit { sem: self, n });
         }
         let req = Request {
@@ -254,8 +263,10 @@ impl Semaphore {
     pub fn release(&self, n: usize) -> Result<(), ReleaseError> {
         let mut st = self.state.lock();
         if let Some(bound) = self.bound {
-            let held: usize = st.permits.saturating_add(n);
-            if held > bound {
+            // Held permits come back on drop: count them too, or a release
+            // while one is out would take the semaphore over its bound then.
+            let total = st.permits.saturating_add(st.held).saturating_add(n);
+            if total > bound {
                 return Err(ReleaseError { bound });
             }
         }
@@ -294,6 +305,7 @@ impl Semaphore {
 
     fn give_back(&self, n: usize) {
         let mut st = self.state.lock();
+        st.held -= n;
         st.permits += n;
         let woken = grant(&mut st);
         drop(st);
@@ -310,6 +322,7 @@ fn grant(st: &mut State) -> Vec<crate::greenlet::waiter::Waiter> {
             break;
         }
         st.permits -= req.want;
+        st.held += req.want;
         let mut popped = st.waiters.pop().expect("front exists");
         popped.data().granted = true;
         woken.push(popped.grant());
@@ -356,6 +369,7 @@ impl SemaphorePermit<'_> {
     /// assert_eq!(sem.available_permits(), 1);
     /// ```
     pub fn forget(self) {
+        self.sem.state.lock().held -= self.n;
         std::mem::forget(self);
     }
 
