@@ -26,7 +26,7 @@ use std::ptr;
 
 use crate::channel::error::{RecvError, TryRecvError, TrySendError};
 use crate::greenlet::waiter::Waiter;
-use crate::loom::{AtomicUsize, Mutex, Ordering::*};
+use crate::loom::{AtomicUsize, Ordering::*, WaitLock as Mutex};
 use crate::sync::waitlist::WaitList;
 
 /// The shared part of a channel.

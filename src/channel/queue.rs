@@ -12,7 +12,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::loom::Mutex;
+use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{Granted, WaitList, Waited, wait, wait_granted, wake_all};
 
 /// The order items come out in.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::{self, Greenlet, GreenletId, JoinHandle};
-use crate::loom::Mutex;
+use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// A set of greenlets that can be waited for, or killed, together: gevent's

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::JoinError;
 use crate::greenlet::{Greenlet, GreenletId, JoinHandle};
-use crate::loom::Mutex;
+use crate::loom::WaitLock as Mutex;
 use crate::pool::Group;
 
 /// Runs `f` with a [`Scope`] on which it can spawn greenlets that borrow

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::loom::Mutex;
+use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// The error an [`AsyncResult`] was completed with. Cheap to clone: every

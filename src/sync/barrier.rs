@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::loom::Mutex as RawMutex;
+use crate::loom::WaitLock as RawMutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// A meeting point for `n` greenlets or threads: std's `Barrier`.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::loom::Mutex;
+use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// A flag that wakes every waiter when it is set: gevent's `Event`.

@@ -28,7 +28,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use crate::loom::{AtomicUsize, Mutex as RawMutex, Ordering};
+use crate::loom::{AtomicUsize, Ordering, WaitLock as RawMutex};
 use crate::sync::waitlist::{WaitList, Waited, wait};
 
 const LOCKED: usize = 1;

@@ -16,7 +16,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use crate::greenlet::waiter::Waiter;
-use crate::loom::Mutex as RawMutex;
+use crate::loom::WaitLock as RawMutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// A reader-writer lock for greenlets and threads: std's `RwLock` API, with

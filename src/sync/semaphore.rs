@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::loom::Mutex;
+use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{Granted, WaitList, wait_granted};
 
 /// A counting semaphore: gevent's `Semaphore` and `BoundedSemaphore`.

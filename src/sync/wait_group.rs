@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::loom::Mutex as RawMutex;
+use crate::loom::WaitLock as RawMutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// Waits for a collection of greenlets (or threads) to finish: Go's

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use crate::greenlet::wait::{Interrupt, Wake, park_until};
 use crate::greenlet::waiter::Waiter;
-use crate::loom::{AtomicBool, Mutex, MutexGuard, Ordering};
+use crate::loom::{AtomicBool, Ordering, WaitLock as Mutex, WaitLockGuard as MutexGuard};
 
 /// One blocked caller. Lives on the caller's stack inside [`wait`].
 pub(crate) struct Node<T> {
