@@ -11,7 +11,7 @@
 //! stack, builds the coroutine and becomes its owner for good (DESIGN.md §2.1:
 //! a started greenlet never changes thread).
 
-use std::cell::{Cell, UnsafeCell as StdUnsafeCell};
+use std::cell::UnsafeCell as StdUnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering};
@@ -24,7 +24,7 @@ use crate::greenlet::GreenletId;
 use crate::greenlet::completion::Completion;
 use crate::greenlet::local::LocalMap;
 use crate::greenlet::state::State;
-use crate::greenlet::wait::Ambient;
+use crate::greenlet::wait::AmbientCell;
 use crate::greenlet::waiter::WaiterKey;
 use crate::hub::HubContext;
 use crate::hub::remote::HubRemote;
@@ -85,7 +85,7 @@ pub(crate) struct Header {
     pub(crate) live_slot: StdAtomicUsize,
     /// The innermost `greenhub::timeout` deadline in force. Only the greenlet
     /// itself reads and writes it (see `greenlet::wait`).
-    pub(crate) ambient: Cell<Option<Ambient>>,
+    pub(crate) ambient: AmbientCell,
     /// The greenlet's `greenhub::local!` values. Only the greenlet itself
     /// touches it (see `greenlet::local`); emptied at the end of its closure
     /// in `Task::start`.
@@ -137,7 +137,7 @@ impl Header {
             yielder: StdUnsafeCell::new(std::ptr::null()),
             stack_info: StdUnsafeCell::new(StackInfo::default()),
             live_slot: StdAtomicUsize::new(usize::MAX),
-            ambient: Cell::new(None),
+            ambient: AmbientCell::new(),
             locals: LocalMap::new(),
         }
     }

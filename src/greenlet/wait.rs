@@ -29,6 +29,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::panic;
+use std::ptr::NonNull;
 use std::time::Instant;
 
 use crate::greenlet::task::{RawTask, Suspend};
@@ -44,14 +45,46 @@ pub(crate) struct Ambient {
     pub(crate) frame: u64,
 }
 
+/// Where a greenlet (or a thread) keeps its ambient deadline: a pointer to
+/// the [`Ambient`] of the innermost `timeout` frame in force, which lives in
+/// that frame. One word, since every greenlet header carries one.
+pub(crate) struct AmbientCell(Cell<Option<NonNull<Ambient>>>);
+
+impl AmbientCell {
+    pub(crate) const fn new() -> AmbientCell {
+        AmbientCell(Cell::new(None))
+    }
+
+    /// The deadline in force, if any.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<Ambient> {
+        // SAFETY: a pointer is only stored by `set`, whose caller keeps the
+        // `Ambient` alive until it stores the previous pointer back; only the
+        // owning greenlet or thread reads the cell.
+        self.0.get().map(|p| unsafe { *p.as_ptr() })
+    }
+
+    pub(crate) fn ptr(&self) -> Option<NonNull<Ambient>> {
+        self.0.get()
+    }
+
+    /// # Safety
+    ///
+    /// `p` points at an `Ambient` that stays alive, unmoved, until the cell
+    /// is set back to what it held before; only the owner calls this.
+    pub(crate) unsafe fn set(&self, p: Option<NonNull<Ambient>>) {
+        self.0.set(p)
+    }
+}
+
 thread_local! {
     /// The ambient deadline of code running off a greenlet.
-    static THREAD_AMBIENT: Cell<Option<Ambient>> = const { Cell::new(None) };
+    static THREAD_AMBIENT: AmbientCell = const { AmbientCell::new() };
 }
 
 /// Runs `f` with the ambient-deadline cell of the caller: its greenlet's if it
 /// runs on one, else its thread's.
-pub(crate) fn with_ambient<R>(f: impl FnOnce(&Cell<Option<Ambient>>) -> R) -> R {
+pub(crate) fn with_ambient<R>(f: impl FnOnce(&AmbientCell) -> R) -> R {
     match context::current_raw() {
         // SAFETY: the hub holds an `Arc` to the running greenlet; only the
         // greenlet itself (that is, us) touches its `ambient` cell.

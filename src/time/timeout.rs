@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -114,17 +115,24 @@ pub fn timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
 /// ```
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let frame = NEXT_FRAME.fetch_add(1, Ordering::Relaxed);
-    let prev = with_ambient(|c| c.get());
-    let mine = match prev {
-        // An outer deadline that comes first stays in force.
-        Some(outer) if outer.at <= deadline => outer,
-        _ => Ambient {
-            at: deadline,
-            frame,
-        },
+    let prev = with_ambient(|c| c.ptr());
+    let mine = Ambient {
+        at: deadline,
+        frame,
     };
+    // An outer deadline that comes first stays in force.
+    // SAFETY: `prev` was stored by an enclosing frame that is still running.
+    let outer_first = prev.is_some_and(|p| unsafe { p.as_ref() }.at <= deadline);
+    let in_force = if outer_first {
+        prev
+    } else {
+        Some(NonNull::from(&mine))
+    };
+    // Declared after `mine`, so dropped (restoring `prev`) before it.
     let _restore = Restore(prev);
-    with_ambient(|c| c.set(Some(mine)));
+    // SAFETY: `mine` lives in this frame until after `_restore` put `prev`
+    // back, on return and on unwind.
+    with_ambient(|c| unsafe { c.set(in_force) });
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
         Err(payload) => match payload.downcast_ref::<TimeoutSignal>() {
@@ -135,10 +143,11 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
 }
 
 /// Puts the enclosing frame's deadline back, on return and on unwind.
-struct Restore(Option<Ambient>);
+struct Restore(Option<NonNull<Ambient>>);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        with_ambient(|c| c.set(self.0));
+        // SAFETY: `self.0` is what the enclosing frame stored, still alive.
+        with_ambient(|c| unsafe { c.set(self.0) });
     }
 }
