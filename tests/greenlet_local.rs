@@ -10,23 +10,8 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use common::with_deadline;
+use common::{in_each_mode, with_deadline};
 use greenhub::Builder;
-
-fn modes() -> Vec<(&'static str, Builder)> {
-    vec![
-        ("single", Builder::new().single_threaded()),
-        ("mn", Builder::new().hubs(2)),
-    ]
-}
-
-fn in_each_mode(what: &'static str, body: fn(&'static str)) {
-    with_deadline(what, 120, move || {
-        for (mode, builder) in modes() {
-            builder.build().unwrap().block_on(move || body(mode));
-        }
-    });
-}
 
 /// Counts its drops in the static it points to.
 struct Tracked(&'static AtomicUsize);

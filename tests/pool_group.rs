@@ -12,27 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DropCounter, with_deadline};
+use common::{DropCounter, in_each_mode, with_deadline};
 use greenhub::Builder;
 use greenhub::pool::{Group, Pool};
 
 const FOREVER: Duration = Duration::from_secs(3600);
-
-fn modes() -> Vec<(&'static str, Builder)> {
-    vec![
-        ("single", Builder::new().single_threaded()),
-        ("mn", Builder::new().hubs(2)),
-    ]
-}
-
-/// Runs `body` as the main greenlet of a runtime of every mode.
-fn in_each_mode(what: &'static str, body: fn(&'static str)) {
-    with_deadline(what, 120, move || {
-        for (mode, builder) in modes() {
-            builder.build().unwrap().block_on(move || body(mode));
-        }
-    });
-}
 
 #[test]
 fn pool_of_four_never_runs_a_fifth() {

@@ -12,25 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use common::{DropCounter, with_deadline};
-use greenhub::Builder;
+use common::{DropCounter, in_each_mode, with_deadline};
 
 const FOREVER: Duration = Duration::from_secs(3600);
-
-fn modes() -> Vec<(&'static str, Builder)> {
-    vec![
-        ("single", Builder::new().single_threaded()),
-        ("mn", Builder::new().hubs(2)),
-    ]
-}
-
-fn in_each_mode(what: &'static str, body: fn(&'static str)) {
-    with_deadline(what, 120, move || {
-        for (mode, builder) in modes() {
-            builder.build().unwrap().block_on(move || body(mode));
-        }
-    });
-}
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -217,7 +201,7 @@ fn timeout_around_a_scope_cancels_it() {
 #[test]
 fn runtime_shutdown_with_a_scope_in_flight() {
     with_deadline("scope_shutdown", 60, || {
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             let rt = builder.build().unwrap();
             let drops = Arc::new(AtomicUsize::new(0));
             let started = Arc::new(AtomicUsize::new(0));

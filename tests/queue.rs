@@ -8,15 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::with_deadline;
+use greenhub::Builder;
 use greenhub::channel::Queue;
-use greenhub::{Builder, Runtime};
 
-fn modes() -> Vec<Runtime> {
-    vec![
-        Builder::new().single_threaded().build().unwrap(),
-        Builder::new().hubs(2).build().unwrap(),
-    ]
-}
+use common::runtimes as modes;
 
 /// The asyncio docs' queue example: 20 random sleeps shared by 3 workers
 /// take about a third of their sum, not the sum.

@@ -11,12 +11,7 @@ use common::with_deadline;
 use greenhub::sync::{AsyncResult, Event, Semaphore};
 use greenhub::{Builder, Runtime};
 
-fn modes() -> Vec<Runtime> {
-    vec![
-        Builder::new().single_threaded().build().unwrap(),
-        Builder::new().hubs(2).build().unwrap(),
-    ]
-}
+use common::runtimes as modes;
 
 #[test]
 fn event_wakes_all_waiters_in_every_mode() {

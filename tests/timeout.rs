@@ -9,14 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::{DropCounter, with_deadline};
 use greenhub::sync::{Event, Semaphore};
-use greenhub::{Builder, Runtime, channel};
+use greenhub::{Builder, channel};
 
-fn modes() -> Vec<Runtime> {
-    vec![
-        Builder::new().single_threaded().build().unwrap(),
-        Builder::new().hubs(2).build().unwrap(),
-    ]
-}
+use common::runtimes as modes;
 
 #[test]
 fn cancels_each_kind_of_blocking_call() {

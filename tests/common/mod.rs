@@ -160,3 +160,33 @@ pub fn run_child(name: &str, envs: &[(&str, &str)], secs: u64) -> Output {
         stderr: t_err.join().unwrap_or_default(),
     }
 }
+
+/// Builders for the two scheduling modes every toolbox test runs in:
+/// single-threaded (one hub) and M:N with two hubs.
+pub fn mode_builders() -> Vec<(&'static str, greenhub::Builder)> {
+    vec![
+        ("single", greenhub::Builder::new().single_threaded()),
+        ("mn", greenhub::Builder::new().hubs(2)),
+    ]
+}
+
+/// A runtime of each mode of [`mode_builders`].
+pub fn runtimes() -> Vec<greenhub::Runtime> {
+    mode_builders()
+        .into_iter()
+        .map(|(_, b)| b.build().expect("build runtime"))
+        .collect()
+}
+
+/// Runs `body(mode)` as the main greenlet of a runtime of each mode, under a
+/// 120 s deadline.
+pub fn in_each_mode(what: &'static str, body: fn(&'static str)) {
+    with_deadline(what, 120, move || {
+        for (mode, builder) in mode_builders() {
+            builder
+                .build()
+                .expect("build runtime")
+                .block_on(move || body(mode));
+        }
+    });
+}
