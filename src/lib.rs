@@ -92,11 +92,13 @@
 )]
 #![cfg_attr(loom, allow(clippy::new_without_default))]
 
+pub mod blocking;
 pub mod channel;
 mod error;
 pub mod greenlet;
 mod hub;
 mod loom;
+pub mod net;
 #[cfg(not(loom))]
 pub mod pool;
 #[cfg(not(loom))]

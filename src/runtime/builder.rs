@@ -2,7 +2,9 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::blocking::pool::BlockingPool;
 use crate::hub::HubContext;
 use crate::hub::idle::Idle;
 use crate::hub::queue::{Injector, LocalQueue};
@@ -11,6 +13,9 @@ use crate::loom::{AtomicBool, AtomicUsize};
 use crate::runtime::shared::{Mode, Shared};
 use crate::runtime::{Handle, Runtime};
 use crate::stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE, class_for, overflow};
+
+/// Default bound of a runtime's blocking pool.
+const DEFAULT_MAX_BLOCKING_THREADS: usize = 64;
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -41,6 +46,8 @@ pub struct Builder {
     mode: Mode,
     stack_size: usize,
     thread_name: String,
+    max_blocking_threads: usize,
+    blocking_keep_alive: Duration,
 }
 
 impl Default for Builder {
@@ -62,6 +69,8 @@ impl Builder {
             mode: Mode::Steal,
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "greenhub-hub".into(),
+            max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
+            blocking_keep_alive: Duration::from_secs(10),
         }
     }
 
@@ -132,12 +141,37 @@ impl Builder {
         self
     }
 
+    /// The most OS threads the runtime's blocking pool may run at once (for
+    /// [`blocking::unblock`](crate::blocking::unblock)); more calls queue.
+    /// Default 64. Zero is refused by [`build`](Self::build).
+    ///
+    /// ```
+    /// let rt = greenhub::Builder::new().max_blocking_threads(4).build().unwrap();
+    /// assert_eq!(rt.block_on(|| greenhub::blocking::unblock(|| 2 + 2)), 4);
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits.
+    /// Default 10 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _b = greenhub::Builder::new().blocking_keep_alive(Duration::from_secs(1));
+    /// ```
+    pub fn blocking_keep_alive(mut self, dur: Duration) -> Builder {
+        self.blocking_keep_alive = dur;
+        self
+    }
+
     /// Starts the hubs.
     ///
     /// # Errors
     ///
     /// `InvalidInput` for zero hubs, more than one hub in single-threaded
-    /// mode, or a stack size over 64 MiB; otherwise the OS error that kept a
+    /// mode, a stack size over 64 MiB, or zero blocking threads; otherwise the OS error that kept a
     /// poller or a thread from being created.
     ///
     /// ```
@@ -155,6 +189,9 @@ impl Builder {
             (_, Some(n)) => n,
             (_, None) => num_cpus::get().max(1),
         };
+        if self.max_blocking_threads == 0 {
+            return Err(invalid("the blocking pool needs at least one thread"));
+        }
         class_for(self.stack_size)?;
         let stack_size = self.stack_size.max(MIN_STACK_SIZE);
         overflow::install();
@@ -179,6 +216,11 @@ impl Builder {
             terminated: AtomicBool::new(false),
             pending,
             stack_size,
+            blocking: Arc::new(BlockingPool::new(
+                self.max_blocking_threads,
+                self.blocking_keep_alive,
+                "greenhub-blocking".into(),
+            )),
         });
 
         let mut threads = Vec::with_capacity(n);

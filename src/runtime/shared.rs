@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::blocking::pool::BlockingPool;
 use crate::error::JoinError;
 use crate::greenlet::task::TaskRef;
 use crate::hub::idle::Idle;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) pending: Arc<AtomicUsize>,
     /// Default stack size for greenlets of this runtime.
     pub(crate) stack_size: usize,
+    /// Where `blocking::unblock` runs its closures.
+    pub(crate) blocking: Arc<BlockingPool>,
 }
 
 impl Shared {
@@ -83,6 +86,7 @@ impl Shared {
     /// more progress is possible.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, SeqCst);
+        self.blocking.shutdown();
         for hub in self.hubs.iter() {
             hub.unpark();
         }
