@@ -135,7 +135,6 @@ impl<T> WaitList<T> {
     /// Dequeues the first waiter. The caller writes the outcome into the
     /// returned data while it still holds the lock, and wakes the returned
     /// [`Waiter`] (preferably after releasing the lock).
-    #[allow(dead_code)]
     pub(crate) fn pop_front(&mut self) -> Option<(&mut T, Waiter)> {
         let node = self.head;
         if node.is_null() {
