@@ -97,7 +97,10 @@ pub mod channel;
 mod error;
 pub mod greenlet;
 mod hub;
+#[cfg(not(loom))]
+pub mod io;
 mod loom;
+#[cfg(not(loom))]
 pub mod net;
 #[cfg(not(loom))]
 pub mod pool;

@@ -294,6 +294,13 @@ impl Drop for TimerGuard {
     }
 }
 
+/// Off a greenlet: the deadline to block until, the earlier of `deadline`
+/// and the thread's `timeout` frame.
+#[cfg(not(loom))]
+pub(crate) fn thread_deadline(deadline: Option<Instant>) -> Option<Instant> {
+    effective(deadline, THREAD_AMBIENT.with(|c| c.get()))
+}
+
 /// Off a greenlet: the expired `timeout` frame to raise, if any (as
 /// `Wake::Interrupted`; else `Wake::Woken`).
 pub(crate) fn check_thread_interrupt() -> Wake {

@@ -39,6 +39,16 @@ impl Waiter {
         }
     }
 
+    /// The key of this waiter (see [`Waiter::current_key`]).
+    pub(crate) fn key(&self) -> WaiterKey {
+        match self {
+            Waiter::Greenlet(task) => {
+                WaiterKey::Greenlet(std::sync::Arc::as_ptr(task) as *const () as usize)
+            }
+            Waiter::Thread(t) => WaiterKey::Thread(t.id()),
+        }
+    }
+
     /// Ends the waiter's current (or next) park.
     pub(crate) fn wake(self) {
         match self {

@@ -40,6 +40,7 @@
 pub(crate) mod context;
 pub(crate) mod idle;
 pub(crate) mod inbox;
+mod io;
 pub(crate) mod live;
 pub(crate) mod park;
 pub(crate) mod queue;
@@ -263,6 +264,9 @@ impl HubContext {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % FAIRNESS_INTERVAL == 0 {
+            if self.remote.has_sources() {
+                self.poll(Some(std::time::Duration::ZERO));
+            }
             self.take_inbox();
             self.fire_timers();
             if let Some(task) = self.shared.injector.pop() {

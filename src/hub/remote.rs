@@ -11,12 +11,28 @@ use crate::greenlet::task::TaskRef;
 use crate::hub::inbox::Inbox;
 use crate::hub::park::ParkState;
 use crate::hub::queue::Stealer;
-use crate::loom::{AtomicUsize, Ordering::*};
+use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering::*};
+
+#[cfg(not(loom))]
+use crate::io::scheduled::ScheduledIo;
+#[cfg(loom)]
+type ScheduledIo = ();
 
 pub(crate) struct HubRemote {
     pub(crate) inbox: Inbox<TaskRef>,
     pub(crate) park: ParkState,
     waker: mio::Waker,
+    /// A handle on the hub's poller (its own epoll fd), so any thread can
+    /// (de)register fds, even after the hub has exited.
+    registry: mio::Registry,
+    /// How many fds are registered with the poller: a busy hub polls for IO
+    /// every `FAIRNESS_INTERVAL` ticks only when there are any.
+    sources: AtomicUsize,
+    /// Readiness states of deregistered fds, dropped by the hub before its
+    /// next poll (see `io/scheduled.rs`, "Lifetime of a token").
+    released: Mutex<Vec<Arc<ScheduledIo>>>,
+    /// Set when the hub's loop has ended: its poller is never polled again.
+    exited: AtomicBool,
     /// The hub's deque of unstarted greenlets, in M:N mode.
     pub(crate) stealer: Option<Stealer<TaskRef>>,
     /// The runtime's shutdown counter: active hubs plus queued inbox items
@@ -27,6 +43,7 @@ pub(crate) struct HubRemote {
 impl HubRemote {
     pub(crate) fn new(
         waker: mio::Waker,
+        registry: mio::Registry,
         stealer: Option<Stealer<TaskRef>>,
         pending: Arc<AtomicUsize>,
     ) -> HubRemote {
@@ -34,6 +51,10 @@ impl HubRemote {
             inbox: Inbox::new(),
             park: ParkState::default(),
             waker,
+            registry,
+            sources: AtomicUsize::new(0),
+            released: Mutex::new(Vec::new()),
+            exited: AtomicBool::new(false),
             stealer,
             pending,
         }
@@ -66,5 +87,54 @@ impl HubRemote {
         if n > 0 {
             self.pending.fetch_sub(n, SeqCst);
         }
+    }
+}
+
+impl HubRemote {
+    /// Watches `fd` (edge-triggered, both directions) under `token`.
+    pub(crate) fn register(
+        &self,
+        fd: std::os::fd::RawFd,
+        token: mio::Token,
+    ) -> std::io::Result<()> {
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        self.registry
+            .register(&mut mio::unix::SourceFd(&fd), token, interest)?;
+        self.sources.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// Stops watching `fd`.
+    pub(crate) fn deregister(&self, fd: std::os::fd::RawFd) -> std::io::Result<()> {
+        self.sources.fetch_sub(1, Relaxed);
+        self.registry.deregister(&mut mio::unix::SourceFd(&fd))
+    }
+
+    /// Whether any fd is registered with the poller.
+    #[inline]
+    pub(crate) fn has_sources(&self) -> bool {
+        self.sources.load(Relaxed) > 0
+    }
+
+    /// Hands over the readiness state of a deregistered fd; the hub drops it
+    /// before its next poll.
+    pub(crate) fn release(&self, io: Arc<ScheduledIo>) {
+        self.released.lock().push(io);
+    }
+
+    /// The hub, right before `epoll_wait`: drops what was released.
+    pub(crate) fn drop_released(&self) {
+        let released = std::mem::take(&mut *self.released.lock());
+        drop(released);
+    }
+
+    /// The hub's loop has ended.
+    pub(crate) fn set_exited(&self) {
+        self.exited.store(true, Release);
+    }
+
+    /// Whether the hub's loop has ended (nothing polls its poller any more).
+    pub(crate) fn has_exited(&self) -> bool {
+        self.exited.load(Acquire)
     }
 }

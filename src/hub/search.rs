@@ -147,23 +147,4 @@ impl HubContext {
         }
         park.finish_park();
     }
-
-    /// One `epoll_wait`. The only registered source so far is the waker,
-    /// whose events need no handling beyond returning.
-    fn poll(&self, timeout: Option<Duration>) {
-        let mut events = self.events.borrow_mut();
-        // Round sub-millisecond timeouts up so a near timer does not spin.
-        let timeout = timeout.map(|t| {
-            if t.is_zero() || t >= Duration::from_millis(1) {
-                t
-            } else {
-                Duration::from_millis(1)
-            }
-        });
-        match self.poll.borrow_mut().poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("greenhub: hub {} cannot poll: {e}", self.index),
-        }
-    }
 }

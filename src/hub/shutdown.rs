@@ -99,6 +99,7 @@ impl HubContext {
 
     /// After the loop: close the inbox and leak what could not be unwound.
     pub(super) fn exit(&self) {
+        self.remote.set_exited();
         drop(self.remote.inbox.close());
         let ready: Vec<_> = self.ready.borrow_mut().drain(..).collect();
         for task in ready {

@@ -204,7 +204,13 @@ impl Builder {
             let waker = mio::Waker::new(poll.registry(), HubContext::waker_token())?;
             let fresh = LocalQueue::new();
             let stealer = (self.mode == Mode::Steal).then(|| fresh.stealer());
-            remotes.push(Arc::new(HubRemote::new(waker, stealer, pending.clone())));
+            let registry = poll.registry().try_clone()?;
+            remotes.push(Arc::new(HubRemote::new(
+                waker,
+                registry,
+                stealer,
+                pending.clone(),
+            )));
             locals.push((fresh, poll));
         }
         let shared = Arc::new(Shared {

@@ -1,0 +1,292 @@
+//! Waiting for readiness of raw file descriptors that greenhub does not own
+//! (a pipe from a C library, a device, a socket from another crate).
+//!
+//! On a greenlet each fd is watched through a private duplicate
+//! (`F_DUPFD_CLOEXEC`) registered with the caller's hub for the duration of
+//! the wait: the duplicate never collides with a registration of the same fd
+//! elsewhere (one of greenhub's sockets, another waiter), and closing it
+//! after the wait removes nothing that belongs to anyone else. Before
+//! registering anything, one `poll(2)` with a zero timeout answers waits on
+//! fds that are ready already. Off a greenlet the waits are plain `poll(2)`.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::registration::{self, token};
+use super::scheduled::{Direction, ScheduledIo};
+use crate::greenlet::wait::{self, Wake};
+use crate::greenlet::waiter::Waiter;
+use crate::hub::context;
+
+/// Parks the calling greenlet until `fd` is readable (or has an error or a
+/// hang-up pending), or `timeout` passes. gevent's `wait_read`.
+///
+/// Off a greenlet it blocks the thread in `poll(2)`.
+///
+/// # Errors
+///
+/// `ErrorKind::TimedOut` when `timeout` passes first; `EBADF` for an fd that
+/// is not open.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+///
+/// greenhub::run(|| {
+///     let (mut a, b) = UnixStream::pair().unwrap();
+///     let fd = b.as_raw_fd();
+///     let err = greenhub::io::wait_readable(fd, Some(Duration::from_millis(10))).unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+///     let writer = greenhub::spawn(move || a.write_all(b"x").unwrap());
+///     greenhub::io::wait_readable(fd, None).unwrap(); // parks until the write
+///     writer.join().unwrap();
+/// });
+/// ```
+pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    wait_one(fd, Direction::Read, timeout)
+}
+
+/// Parks the calling greenlet until `fd` is writable (or has an error or a
+/// hang-up pending), or `timeout` passes. gevent's `wait_write`.
+///
+/// # Errors
+///
+/// As [`wait_readable`].
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+///
+/// greenhub::run(|| {
+///     let (a, _b) = UnixStream::pair().unwrap();
+///     greenhub::io::wait_writable(a.as_raw_fd(), None).unwrap(); // an empty buffer
+/// });
+/// ```
+pub fn wait_writable(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    wait_one(fd, Direction::Write, timeout)
+}
+
+fn wait_one(fd: RawFd, dir: Direction, timeout: Option<Duration>) -> io::Result<()> {
+    let (read, write): (&[RawFd], &[RawFd]) = match dir {
+        Direction::Read => (&[fd], &[]),
+        Direction::Write => (&[], &[fd]),
+    };
+    let ready = select(read, write, timeout)?;
+    if ready.is_empty() {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "timed out waiting for the fd to become ready",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The fds that [`select`] found ready.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// Ready for reading (or with an error or hang-up pending), in the order
+    /// given.
+    pub readable: Vec<RawFd>,
+    /// Ready for writing (or with an error or hang-up pending), in the order
+    /// given.
+    pub writable: Vec<RawFd>,
+}
+
+impl Selected {
+    /// Whether no fd was ready (the wait timed out).
+    ///
+    /// ```
+    /// assert!(greenhub::io::Selected::default().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.readable.is_empty() && self.writable.is_empty()
+    }
+}
+
+/// Waits until at least one of `read` is readable or one of `write` is
+/// writable, or `timeout` passes (`None`: no limit), parking only the calling
+/// greenlet; returns the ready ones, or an empty [`Selected`] on timeout
+/// (gevent's `select.select`, without the exceptional list). With no fds at
+/// all it just sleeps for `timeout`.
+///
+/// # Errors
+///
+/// `EBADF` if an fd is not open; `InvalidInput` if there are no fds and no
+/// timeout (it would wait forever).
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+///
+/// greenhub::run(|| {
+///     let (mut a, b) = UnixStream::pair().unwrap();
+///     let (_c, d) = UnixStream::pair().unwrap();
+///     a.write_all(b"ping").unwrap();
+///     let ready = greenhub::io::select(&[b.as_raw_fd(), d.as_raw_fd()], &[], Some(Duration::from_secs(1)))
+///         .unwrap();
+///     assert_eq!(ready.readable, [b.as_raw_fd()]);
+/// });
+/// ```
+pub fn select(read: &[RawFd], write: &[RawFd], timeout: Option<Duration>) -> io::Result<Selected> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    if read.is_empty() && write.is_empty() {
+        if timeout.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "select: no fds and no timeout would wait forever",
+            ));
+        }
+        crate::sleep(timeout.unwrap_or_default());
+        return Ok(Selected::default());
+    }
+    let mut pfds = pollfds(read, write);
+    loop {
+        // One non-blocking look first: the answer when something is ready.
+        if poll_now(&mut pfds, 0)? > 0 {
+            return collect(&pfds, read.len());
+        }
+        let timed_out = if context::current_raw().is_some() {
+            park_on(&pfds, deadline)?
+        } else {
+            block_thread(&mut pfds, deadline)?
+        };
+        if timed_out {
+            let n = poll_now(&mut pfds, 0)?;
+            return if n > 0 {
+                collect(&pfds, read.len())
+            } else {
+                Ok(Selected::default())
+            };
+        }
+    }
+}
+
+fn pollfds(read: &[RawFd], write: &[RawFd]) -> Vec<libc::pollfd> {
+    let r = read.iter().map(|&fd| (fd, libc::POLLIN | libc::POLLPRI));
+    let w = write.iter().map(|&fd| (fd, libc::POLLOUT));
+    r.chain(w)
+        .map(|(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect()
+}
+
+/// `poll(2)` over `pfds` with a timeout in milliseconds.
+fn poll_now(pfds: &mut [libc::pollfd], ms: i32) -> io::Result<usize> {
+    for p in pfds.iter_mut() {
+        p.revents = 0;
+    }
+    loop {
+        // SAFETY: `pfds` is a valid, exclusively borrowed array of pollfds.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if n >= 0 {
+            if pfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn collect(pfds: &[libc::pollfd], nread: usize) -> io::Result<Selected> {
+    let mut out = Selected::default();
+    for (i, p) in pfds.iter().enumerate() {
+        if p.revents == 0 {
+            continue;
+        }
+        if i < nread {
+            out.readable.push(p.fd);
+        } else {
+            out.writable.push(p.fd);
+        }
+    }
+    Ok(out)
+}
+
+/// Off a greenlet: one blocking `poll(2)` until `deadline` (or the thread's
+/// `timeout` frame). Returns whether the deadline passed.
+fn block_thread(pfds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::Result<bool> {
+    if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
+        i.raise();
+    }
+    let ms = match wait::thread_deadline(deadline) {
+        None => -1,
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+        }
+    };
+    let n = poll_now(pfds, ms)?;
+    if n > 0 {
+        return Ok(false);
+    }
+    if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
+        i.raise();
+    }
+    Ok(deadline.is_some_and(|d| Instant::now() >= d))
+}
+
+/// One watched duplicate fd; deregistered and closed on drop.
+struct Watch {
+    dup: OwnedFd,
+    io: Arc<ScheduledIo>,
+}
+
+/// On a greenlet: watch every fd through a registered duplicate, park until
+/// an event, the deadline or an interrupt, then unwatch. Returns whether the
+/// deadline passed.
+fn park_on(pfds: &[libc::pollfd], deadline: Option<Instant>) -> io::Result<bool> {
+    let hub = context::hub().expect("greenhub: a greenlet runs on a hub");
+    let remote = hub.remote.clone();
+    let mut watches: Vec<Watch> = Vec::with_capacity(pfds.len());
+    let unwatch = |watches: Vec<Watch>| {
+        for w in watches {
+            let _ = remote.deregister(w.dup.as_raw_fd());
+            registration::release(&remote, w.io);
+            drop(w.dup);
+        }
+    };
+    for p in pfds {
+        let dir = if p.events & libc::POLLOUT != 0 {
+            Direction::Write
+        } else {
+            Direction::Read
+        };
+        // SAFETY: F_DUPFD_CLOEXEC takes no pointer; the result is checked.
+        let dup = unsafe { libc::fcntl(p.fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            let e = io::Error::last_os_error();
+            unwatch(watches);
+            return Err(e);
+        }
+        // SAFETY: `dup` is a new fd that nothing else owns.
+        let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+        let io = Arc::new(ScheduledIo::default());
+        io.add_waiter(dir, 0, Waiter::current());
+        if let Err(e) = remote.register(dup.as_raw_fd(), token(&io)) {
+            unwatch(watches);
+            return Err(e);
+        }
+        watches.push(Watch { dup, io });
+    }
+    let woke = wait::park_until(deadline);
+    unwatch(watches);
+    match woke {
+        Wake::Woken => Ok(false),
+        Wake::TimedOut => Ok(true),
+        Wake::Interrupted(i) => i.raise(),
+    }
+}

@@ -1,0 +1,221 @@
+//! A file descriptor's registration with a hub's poller, made lazily by the
+//! first greenlet that has to wait on it, and the wait itself.
+//!
+//! [`Registration::io`] is the loop every cooperative call runs: load the
+//! event counter, try the non-blocking syscall, and on `WouldBlock` wait for
+//! the next readiness edge (protocol in `scheduled.rs`), up to a deadline.
+//!
+//! - On a greenlet the wait parks the greenlet. The fd is registered with the
+//!   poller of the hub the greenlet runs on the first time it waits (a started
+//!   greenlet never changes hub, so its sockets' events arrive where it runs);
+//!   other greenlets, on any hub, may wait on it too: the registered hub wakes
+//!   them through their own hubs.
+//! - Off a greenlet the wait is a plain `poll(2)` on the fd, so sockets behave
+//!   like std's on ordinary threads, with or without a runtime.
+//!
+//! If the registered hub's runtime has shut down, the next wait moves the
+//! registration to the caller's hub.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::scheduled::{Direction, ScheduledIo};
+use crate::greenlet::wait::{self, Wake};
+use crate::greenlet::waiter::Waiter;
+use crate::hub::context;
+use crate::hub::remote::HubRemote;
+use crate::loom::Mutex;
+
+/// How a wait for readiness ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// Readiness (or a spurious wake-up): retry the syscall.
+    Retry,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// See the module docs. Drop deregisters the fd, so it must drop *before*
+/// the fd is closed (declare it before the fd's owner in a struct).
+pub(crate) struct Registration {
+    io: Arc<ScheduledIo>,
+    hub: Mutex<Option<Arc<HubRemote>>>,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Registration::new()
+    }
+}
+
+impl Registration {
+    pub(crate) fn new() -> Registration {
+        Registration {
+            io: Arc::new(ScheduledIo::default()),
+            hub: Mutex::new(None),
+        }
+    }
+
+    /// Runs `op` until it returns something other than `WouldBlock` (or
+    /// `Interrupted`), waiting for `dir` readiness of `fd` in between. If
+    /// `deadline` passes first, returns `Err(on_timeout())`.
+    #[inline]
+    pub(crate) fn io<R>(
+        &self,
+        fd: RawFd,
+        dir: Direction,
+        deadline: Option<Instant>,
+        on_timeout: fn() -> io::Error,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            let seq = self.io.seq(dir);
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+            if self.wait(fd, dir, seq, deadline)? == Ready::TimedOut {
+                return Err(on_timeout());
+            }
+        }
+    }
+
+    /// Waits until `fd` may be ready in `dir` (an edge after `seq` was
+    /// loaded), or `deadline`. Raises a kill or an expired `timeout` frame by
+    /// unwinding.
+    pub(crate) fn wait(
+        &self,
+        fd: RawFd,
+        dir: Direction,
+        seq: usize,
+        deadline: Option<Instant>,
+    ) -> io::Result<Ready> {
+        if context::current_raw().is_none() {
+            return poll_thread(fd, dir, deadline);
+        }
+        self.ensure_registered(fd)?;
+        let waiter = Waiter::current();
+        let key = waiter.key();
+        if !self.io.add_waiter(dir, seq, waiter) {
+            return Ok(Ready::Retry);
+        }
+        let woke = wait::park_until(deadline);
+        self.io.remove_waiter(dir, key);
+        match woke {
+            Wake::Woken => Ok(Ready::Retry),
+            Wake::TimedOut => Ok(Ready::TimedOut),
+            Wake::Interrupted(i) => i.raise(),
+        }
+    }
+
+    /// Registers `fd` with the caller's hub unless it is registered with a
+    /// live one already. Called on a greenlet only.
+    fn ensure_registered(&self, fd: RawFd) -> io::Result<()> {
+        let mut slot = self.hub.lock();
+        if let Some(hub) = &*slot {
+            if !hub.has_exited() {
+                return Ok(());
+            }
+            // Its runtime is gone: nobody polls that poller any more.
+            let _ = hub.deregister(fd);
+            *slot = None;
+        }
+        let hub = context::hub().expect("greenhub: a greenlet runs on a hub");
+        let remote = hub.remote.clone();
+        remote.register(fd, token(&self.io))?;
+        *slot = Some(remote);
+        Ok(())
+    }
+
+    /// The event counter of `dir`, to load before a syscall that may block.
+    #[inline]
+    pub(crate) fn seq(&self, dir: Direction) -> usize {
+        self.io.seq(dir)
+    }
+
+    /// Whether a greenlet has registered the fd with a poller.
+    pub(crate) fn is_registered(&self) -> bool {
+        self.hub.lock().is_some()
+    }
+
+    /// Takes the fd off its poller (before it is closed or given away) and
+    /// wakes whoever still waits on it.
+    pub(crate) fn deregister(&mut self, fd: RawFd) {
+        if let Some(hub) = self.hub.lock().take() {
+            let _ = hub.deregister(fd);
+            let io = std::mem::take(&mut self.io);
+            io.wake_all();
+            release(&hub, io);
+        }
+    }
+}
+
+/// Drops the readiness state of a deregistered fd when that is safe: at once
+/// on its own hub's thread (the hub is not dispatching while a greenlet
+/// runs), else through the hub's released list.
+pub(crate) fn release(hub: &Arc<HubRemote>, io: Arc<ScheduledIo>) {
+    match context::hub() {
+        Some(h) if Arc::ptr_eq(&h.remote, hub) => drop(io),
+        _ => hub.release(io),
+    }
+}
+
+/// The poller token of `io`: its address.
+pub(crate) fn token(io: &Arc<ScheduledIo>) -> mio::Token {
+    mio::Token(Arc::as_ptr(io) as usize)
+}
+
+/// Off a greenlet: block the thread in `poll(2)` until `fd` is ready in
+/// `dir` or `deadline` (or the thread's `timeout` frame) passes.
+pub(crate) fn poll_thread(
+    fd: RawFd,
+    dir: Direction,
+    deadline: Option<Instant>,
+) -> io::Result<Ready> {
+    let events = match dir {
+        Direction::Read => libc::POLLIN | libc::POLLPRI,
+        Direction::Write => libc::POLLOUT,
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
+            i.raise();
+        }
+        let limit = wait::thread_deadline(deadline);
+        let ms = match limit {
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
+                        i.raise();
+                    }
+                    return Ok(Ready::TimedOut);
+                }
+                // Round up, so that a sub-millisecond rest does not spin.
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+            }
+        };
+        // SAFETY: `pfd` is one valid pollfd that lives across the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n > 0 {
+            if pfd.revents & libc::POLLNVAL != 0 {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            return Ok(Ready::Retry);
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Readiness of one file descriptor, shared between the greenlets that wait
+//! on it and the hub whose poller watches it.
+//!
+//! A [`ScheduledIo`] lives in an `Arc` owned by the socket (or by a one-off
+//! fd wait); its address is the `mio::Token` under which the fd is registered
+//! (edge-triggered, read and write interest) with one hub's poller.
+//!
+//! # Protocol
+//!
+//! Each direction (read, write) has an event counter `seq` and a list of
+//! waiters.
+//!
+//! - **Hub** (on an event for the direction): `seq += 1`, then, under the
+//!   waiter lock, pops every waiter and wakes it.
+//! - **Waiter**: loads `seq` (before its syscall), tries the syscall; on
+//!   `WouldBlock` it takes the waiter lock, loads `seq` again and, if it is
+//!   unchanged, pushes itself and parks after unlocking. If it changed, an
+//!   edge arrived since the syscall: it retries at once.
+//!
+//! No lost wake-up: the hub's increment happens before it takes the lock. If
+//! the waiter locks first, the hub finds it in the list; if the hub locks
+//! first, the waiter's second load (after the hub's unlock) sees the new
+//! `seq`. Because the fd is edge-triggered, an edge is produced only by a
+//! change after the previous syscall drained it, and every such edge bumps
+//! `seq` after the waiter's first load. A waiter that stops waiting (timeout,
+//! kill, spurious wake-up) removes itself under the lock. Waking is
+//! idempotent: a stale or spurious wake only makes the waiter retry its
+//! syscall.
+//!
+//! # Lifetime of a token
+//!
+//! The hub turns a token back into a `&ScheduledIo`, so the `ScheduledIo`
+//! must outlive every event batch that may name it. Whoever drops the last
+//! socket handle first deregisters the fd (no later `epoll_wait` returns the
+//! token), then hands its `Arc` to the hub (`HubRemote::release`), which drops
+//! the released `Arc`s only right before its next `epoll_wait`, that is, after
+//! it finished dispatching the batch that might still name the token. A hub
+//! that has exited never dispatches again, so its released list is simply
+//! dropped with it.
+
+use crate::greenlet::waiter::{Waiter, WaiterKey};
+use crate::loom::{AtomicUsize, Ordering::*, WaitLock};
+
+/// One direction of readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+#[derive(Default)]
+struct Side {
+    seq: AtomicUsize,
+    waiters: WaitLock<Vec<Waiter>>,
+}
+
+impl Side {
+    fn fire(&self) {
+        self.seq.fetch_add(1, AcqRel);
+        let mut waiters = self.waiters.lock();
+        while let Some(w) = waiters.pop() {
+            w.wake();
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub(crate) struct ScheduledIo {
+    read: Side,
+    write: Side,
+}
+
+impl ScheduledIo {
+    fn side(&self, dir: Direction) -> &Side {
+        match dir {
+            Direction::Read => &self.read,
+            Direction::Write => &self.write,
+        }
+    }
+
+    /// The event counter of `dir`, to load before a syscall.
+    #[inline]
+    pub(crate) fn seq(&self, dir: Direction) -> usize {
+        self.side(dir).seq.load(Acquire)
+    }
+
+    /// Registers `waiter` for the next event of `dir`, unless an event
+    /// arrived since `seq` was loaded (then returns `false`: retry now).
+    pub(crate) fn add_waiter(&self, dir: Direction, seq: usize, waiter: Waiter) -> bool {
+        let side = self.side(dir);
+        let mut waiters = side.waiters.lock();
+        if side.seq.load(Acquire) != seq {
+            return false;
+        }
+        waiters.push(waiter);
+        true
+    }
+
+    /// Takes the waiter with `key` off the list of `dir`, if still there.
+    pub(crate) fn remove_waiter(&self, dir: Direction, key: WaiterKey) {
+        let mut waiters = self.side(dir).waiters.lock();
+        if let Some(i) = waiters.iter().position(|w| w.key() == key) {
+            waiters.swap_remove(i);
+        }
+    }
+
+    /// The hub: an event arrived for this fd.
+    pub(crate) fn dispatch(&self, event: &mio::event::Event) {
+        let error = event.is_error();
+        if event.is_readable() || event.is_read_closed() || error || event.is_priority() {
+            self.read.fire();
+        }
+        if event.is_writable() || event.is_write_closed() || error {
+            self.write.fire();
+        }
+    }
+
+    /// Wakes every waiter of both directions (the fd is going away, or its
+    /// hub is).
+    pub(crate) fn wake_all(&self) {
+        self.read.fire();
+        self.write.fire();
+    }
+}
