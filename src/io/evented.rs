@@ -5,7 +5,7 @@
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::registration::{Ready, Registration};
@@ -65,6 +65,9 @@ impl<T: AsRawFd> Evented<T> {
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         let inner = &*self.inner;
+        if self.timeouts.nonblocking.load(Relaxed) {
+            return op(inner);
+        }
         self.reg
             .io(self.fd(), dir, deadline, on_timeout, || op(inner))
     }
@@ -126,14 +129,29 @@ pub(crate) fn would_block() -> io::Error {
     io::Error::from_raw_os_error(libc::EAGAIN)
 }
 
-/// Read and write timeouts (`set_read_timeout`), in nanoseconds, 0 = none.
+/// Read and write timeouts (`set_read_timeout`), in nanoseconds, 0 = none,
+/// and the user's `set_nonblocking`.
 #[derive(Default, Debug)]
 pub(crate) struct Timeouts {
     read: AtomicU64,
     write: AtomicU64,
+    /// `set_nonblocking(true)`: calls return `WouldBlock` instead of waiting.
+    nonblocking: AtomicBool,
 }
 
 impl Timeouts {
+    /// Takes over another handle's settings (for `try_clone`).
+    pub(crate) fn copy_from(&self, other: &Timeouts) {
+        self.read.store(other.read.load(Relaxed), Relaxed);
+        self.write.store(other.write.load(Relaxed), Relaxed);
+        self.nonblocking
+            .store(other.nonblocking.load(Relaxed), Relaxed);
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.store(on, Relaxed);
+    }
+
     /// std's rule: `Some(Duration::ZERO)` is refused.
     pub(crate) fn set_read(&self, dur: Option<Duration>) -> io::Result<()> {
         self.read.store(encode(dur)?, Relaxed);

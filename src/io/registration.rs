@@ -136,11 +136,6 @@ impl Registration {
         self.io.seq(dir)
     }
 
-    /// Whether a greenlet has registered the fd with a poller.
-    pub(crate) fn is_registered(&self) -> bool {
-        self.hub.lock().is_some()
-    }
-
     /// Takes the fd off its poller (before it is closed or given away) and
     /// wakes whoever still waits on it.
     pub(crate) fn deregister(&mut self, fd: RawFd) {
