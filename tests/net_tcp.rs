@@ -97,7 +97,8 @@ fn read_timeout_gives_would_block_and_write_timeout_too() {
             std::io::ErrorKind::InvalidInput
         );
         // The peer never reads: writes fill both buffers, then time out.
-        c.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
+        c.set_write_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let chunk = vec![7u8; 64 * 1024];
         let mut written = 0usize;
         let err = loop {
@@ -119,7 +120,10 @@ fn full_listener() -> (std::os::fd::OwnedFd, SocketAddr, Vec<TcpStream>) {
     let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = std.local_addr().unwrap();
     // SAFETY (test): listen on our own valid socket.
-    assert_eq!(unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std), 0) }, 0);
+    assert_eq!(
+        unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std), 0) },
+        0
+    );
     let fd = OwnedFd::from(std);
     let _ = OwnedFd::from_raw_fd;
     let mut fillers = Vec::new();

@@ -1,0 +1,309 @@
+//! [`UnixDatagram`]: `std::os::unix::net::UnixDatagram`, cooperative.
+
+use std::io;
+use std::net::Shutdown;
+use std::os::unix::net::{self as std_unix, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::io::evented::Evented;
+use crate::net::sys::fd_impls;
+
+/// A Unix datagram socket: sends and receives park only the calling
+/// greenlet; read and write timeouts give `WouldBlock` as std's do.
+///
+/// ```
+/// use greenhub::net::unix::UnixDatagram;
+///
+/// greenhub::run(|| {
+///     let (a, b) = UnixDatagram::pair().unwrap();
+///     let rx = greenhub::spawn(move || {
+///         let mut buf = [0; 8];
+///         let n = b.recv(&mut buf).unwrap(); // parks until the send
+///         buf[..n].to_vec()
+///     });
+///     a.send(b"dgram").unwrap();
+///     assert_eq!(rx.join().unwrap(), b"dgram");
+/// });
+/// ```
+pub struct UnixDatagram {
+    io: Evented<std_unix::UnixDatagram>,
+}
+
+fd_impls!(UnixDatagram, std_unix::UnixDatagram);
+
+impl UnixDatagram {
+    fn from_evented(io: Evented<std_unix::UnixDatagram>) -> UnixDatagram {
+        UnixDatagram { io }
+    }
+
+    fn wrap(s: std_unix::UnixDatagram) -> io::Result<UnixDatagram> {
+        s.set_nonblocking(true)?;
+        Ok(UnixDatagram::from_evented(Evented::new(s)))
+    }
+
+    /// A socket bound to `path`.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let path = std::env::temp_dir().join(format!("gh-d-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let s = greenhub::net::unix::UnixDatagram::bind(&path).unwrap();
+    /// assert_eq!(s.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path).unwrap();
+    /// # });
+    /// ```
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        UnixDatagram::wrap(std_unix::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to no address.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let s = greenhub::net::unix::UnixDatagram::unbound().unwrap();
+    /// assert!(s.local_addr().unwrap().is_unnamed());
+    /// # });
+    /// ```
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::wrap(std_unix::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair of sockets.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// # drop((a, b));
+    /// # });
+    /// ```
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std_unix::UnixDatagram::pair()?;
+        Ok((UnixDatagram::wrap(a)?, UnixDatagram::wrap(b)?))
+    }
+
+    /// Sets the default peer for `send` and `recv`.
+    ///
+    /// ```
+    /// # use greenhub::net::unix::UnixDatagram;
+    /// # greenhub::run(|| {
+    /// let path = std::env::temp_dir().join(format!("gh-dc-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let server = UnixDatagram::bind(&path).unwrap();
+    /// let client = UnixDatagram::unbound().unwrap();
+    /// client.connect(&path).unwrap();
+    /// client.send(b"x").unwrap();
+    /// assert_eq!(server.recv(&mut [0; 4]).unwrap(), 1);
+    /// std::fs::remove_file(&path).unwrap();
+    /// # });
+    /// ```
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.io.get_ref().connect(path)
+    }
+
+    /// Sends to the connected peer.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// assert_eq!(a.send(b"abc").unwrap(), 3);
+    /// # });
+    /// ```
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io.write_with(|s| s.send(buf))
+    }
+
+    /// Receives from the connected peer.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// a.send(b"abc").unwrap();
+    /// assert_eq!(b.recv(&mut [0; 8]).unwrap(), 3);
+    /// # });
+    /// ```
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read_with(|s| s.recv(buf))
+    }
+
+    /// Sends to the socket at `path`.
+    ///
+    /// ```
+    /// # use greenhub::net::unix::UnixDatagram;
+    /// # greenhub::run(|| {
+    /// let path = std::env::temp_dir().join(format!("gh-st-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let server = UnixDatagram::bind(&path).unwrap();
+    /// UnixDatagram::unbound().unwrap().send_to(b"hi", &path).unwrap();
+    /// let (n, _from) = server.recv_from(&mut [0; 4]).unwrap();
+    /// assert_eq!(n, 2);
+    /// std::fs::remove_file(&path).unwrap();
+    /// # });
+    /// ```
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.io.write_with(|s| s.send_to(buf, path))
+    }
+
+    /// Receives a datagram and its sender's address.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// a.send(b"abc").unwrap();
+    /// let (n, from) = b.recv_from(&mut [0; 8]).unwrap();
+    /// assert_eq!(n, 3);
+    /// assert!(from.is_unnamed());
+    /// # });
+    /// ```
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.io.read_with(|s| s.recv_from(buf))
+    }
+
+    /// The local address.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// assert!(a.local_addr().unwrap().is_unnamed());
+    /// # });
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The connected peer's address.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// assert!(a.peer_addr().unwrap().is_unnamed());
+    /// # });
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// A new handle to the same socket (a `dup`).
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// let a2 = a.try_clone().unwrap();
+    /// # drop(a2);
+    /// # });
+    /// ```
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        let s = self.io.get_ref().try_clone()?;
+        let clone = UnixDatagram::from_evented(Evented::new(s));
+        clone.io.timeouts().copy_from(self.io.timeouts());
+        Ok(clone)
+    }
+
+    /// Makes receives that wait longer than `dur` fail with `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    /// assert_eq!(a.recv(&mut [0; 4]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// # });
+    /// ```
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.timeouts().set_read(dur)
+    }
+
+    /// Makes sends that wait longer than `dur` fail with `WouldBlock`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    /// # });
+    /// ```
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.io.timeouts().set_write(dur)
+    }
+
+    /// The read timeout.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// assert_eq!(a.read_timeout().unwrap(), None);
+    /// # });
+    /// ```
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.timeouts().read())
+    }
+
+    /// The write timeout.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// assert_eq!(a.write_timeout().unwrap(), None);
+    /// # });
+    /// ```
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.timeouts().write())
+    }
+
+    /// With `true`, calls that would block return `WouldBlock` at once.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// assert!(a.recv(&mut [0; 4]).is_err());
+    /// # });
+    /// ```
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.io.timeouts().set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Takes the pending socket error.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// assert!(a.take_error().unwrap().is_none());
+    /// # });
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
+    /// Shuts down a half or both; greenlets blocked on the socket wake.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// a.shutdown(std::net::Shutdown::Read).unwrap();
+    /// assert_eq!(a.recv(&mut [0; 4]).unwrap(), 0);
+    /// # });
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Gives back the std socket, still in non-blocking mode.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
+    /// let std = a.into_std();
+    /// # drop(std);
+    /// # });
+    /// ```
+    pub fn into_std(self) -> std_unix::UnixDatagram {
+        self.io.into_inner()
+    }
+}
