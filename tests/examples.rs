@@ -154,3 +154,19 @@ fn supervisor_respawns_panicked_workers() {
         &format!("{expected} respawns; 4 workers alive; killing them")
     );
 }
+
+#[allow(dead_code)]
+#[path = "../examples/echo_server.rs"]
+mod echo_server;
+
+/// The echo server example's self-test: every client's bytes come back, in
+/// both modes.
+#[test]
+fn echo_server_example_self_test() {
+    common::in_each_mode("echo_server example", |_| {
+        let (sent, echoed) = echo_server::self_test(200);
+        assert_eq!(sent, echoed);
+        let want: usize = (0..200).map(|i| echo_server::payload(i).len()).sum();
+        assert_eq!(sent as usize, want);
+    });
+}

@@ -52,7 +52,9 @@ fn websocket_echo_over_greenhub_sockets() {
                     let stream = TcpStream::connect(("localhost", port))
                         .or_else(|_| TcpStream::connect(("127.0.0.1", port)))
                         .unwrap();
-                    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(20)))
+                        .unwrap();
                     let url = format!("ws://localhost:{port}/chat");
                     let (mut ws, resp) = tungstenite::client(url.as_str(), stream).unwrap();
                     assert_eq!(resp.status(), 101);

@@ -61,6 +61,17 @@ fn to_socket_addr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     }
 }
 
+/// Deepens the backlog of a listening socket to the system's maximum
+/// (`listen` again on a listening socket only changes its backlog; the kernel
+/// caps the value at `net.core.somaxconn`).
+pub(crate) fn listen_deep(fd: RawFd) -> io::Result<()> {
+    // SAFETY: listen takes no pointers; the result is checked.
+    if unsafe { libc::listen(fd, i32::MAX) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Puts `fd` in non-blocking mode (for fds handed to us by the user).
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL take no pointers; errors are checked.

@@ -80,7 +80,9 @@ impl TcpListener {
     }
 
     /// Binds to `addr` (the first of its addresses that works), with
-    /// `SO_REUSEADDR` as std sets it.
+    /// `SO_REUSEADDR` as std sets it, and a listen backlog as deep as the
+    /// system allows (`net.core.somaxconn`; std uses 128), since a greenlet
+    /// server takes thousands of connections at once.
     ///
     /// # Errors
     ///
@@ -100,6 +102,7 @@ impl TcpListener {
         each_addr(&addr, |a| {
             let l = std::net::TcpListener::bind(a)?;
             l.set_nonblocking(true)?;
+            sys::listen_deep(std::os::fd::AsRawFd::as_raw_fd(&l))?;
             Ok(TcpListener::from_evented(Evented::new(l)))
         })
     }
