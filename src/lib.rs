@@ -52,6 +52,10 @@
 //! queues. Every blocking call parks only the caller, serves waiters in
 //! FIFO order and has a timeout form.
 //!
+//! [`signal`] runs a handler greenlet when a Unix signal arrives (gevent's
+//! `signal_handler`, e.g. `SIGTERM` for a clean shutdown), or lets a
+//! greenlet or a thread wait for signals, however busy the hubs are.
+//!
 //! ## Raw greenlets
 //!
 //! [`raw`] is Python greenlet's explicit switching API (`switch` with
@@ -107,6 +111,8 @@ pub mod pool;
 #[cfg(not(loom))]
 pub mod raw;
 mod runtime;
+#[cfg(not(loom))]
+pub mod signal;
 mod stack;
 pub mod sync;
 mod time;

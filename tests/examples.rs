@@ -1,9 +1,10 @@
 //! Runs the logic of the examples (`examples/gevent_switch.rs`,
-//! `examples/gevent_sleeps.rs`, `examples/supervisor.rs`, included here as
-//! modules) and checks what they print and measure: gevent's context-switch
-//! order, ten random sleeps that overlap (total time near the longest sleep,
-//! not the sum), and a supervisor that respawns every panicked worker exactly
-//! once and keeps four alive.
+//! `examples/gevent_sleeps.rs`, `examples/supervisor.rs`,
+//! `examples/signals.rs`, included here as modules) and checks what they
+//! print and measure: gevent's context-switch order, ten random sleeps that
+//! overlap (total time near the longest sleep, not the sum), a supervisor
+//! that respawns every panicked worker exactly once and keeps four alive,
+//! and a graceful shutdown on SIGTERM (or when the time is up).
 
 mod common;
 
@@ -18,6 +19,10 @@ mod gevent_sleeps;
 #[allow(dead_code)]
 #[path = "../examples/supervisor.rs"]
 mod supervisor;
+
+#[allow(dead_code)]
+#[path = "../examples/signals.rs"]
+mod signals;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -169,4 +174,53 @@ fn echo_server_example_self_test() {
         let want: usize = (0..200).map(|i| echo_server::payload(i).len()).sum();
         assert_eq!(sent as usize, want);
     });
+}
+
+#[test]
+fn signals_example_shuts_down_gracefully() {
+    // Both runs in one test: they would share the process's SIGTERM.
+    let (by_signal, by_signal_lines) = with_deadline("signals: SIGTERM", 60, || {
+        let (emit, lines) = recorder();
+        let l = lines.clone();
+        let sender = std::thread::spawn(move || {
+            let running = || l.lock().unwrap().iter().any(|x| x.starts_with("running"));
+            assert!(common::eventually(30, running), "the example did not start");
+            std::thread::sleep(Duration::from_millis(150)); // a little work first
+            // SAFETY: kill(2) on our own pid; the example handles SIGTERM
+            // from before it prints "running" until it returns.
+            assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
+        });
+        let outcome = signals::run(Duration::from_secs(30), emit);
+        sender.join().unwrap();
+        let v = lines.lock().unwrap().clone();
+        (outcome, v)
+    });
+    assert_eq!(
+        by_signal.stop,
+        signals::Stop::Signal(libc::SIGTERM),
+        "{by_signal_lines:#?}"
+    );
+    assert!(by_signal_lines.contains(&"caught SIGTERM: shutting down".to_string()));
+    // Every worker did some work and returned by itself (not killed).
+    assert_eq!(by_signal.units.len(), signals::WORKERS);
+    assert!(by_signal.units.iter().all(|&u| u > 0), "{by_signal:?}");
+    for i in 0..signals::WORKERS {
+        let prefix = format!("worker {i} stopped after ");
+        assert!(
+            by_signal_lines.iter().any(|l| l.starts_with(&prefix)),
+            "{by_signal_lines:#?}"
+        );
+    }
+    assert_eq!(by_signal_lines.last().unwrap(), "all workers stopped; bye");
+
+    let (timed, timed_lines) = with_deadline("signals: time up", 60, || {
+        let (emit, lines) = recorder();
+        let outcome = signals::run(Duration::from_millis(300), emit);
+        let v = lines.lock().unwrap().clone();
+        (outcome, v)
+    });
+    assert_eq!(timed.stop, signals::Stop::TimeUp, "{timed_lines:#?}");
+    assert!(timed.ticks >= 1);
+    assert!(timed_lines.contains(&"time is up: shutting down".to_string()));
+    assert_eq!(timed_lines.last().unwrap(), "all workers stopped; bye");
 }
