@@ -52,6 +52,9 @@
 //! queues. Every blocking call parks only the caller, serves waiters in
 //! FIFO order and has a timeout form.
 //!
+//! [`process`] spawns child processes whose waits and pipes park only the
+//! calling greenlet (gevent's `subprocess`).
+//!
 //! ## Raw greenlets
 //!
 //! [`raw`] is Python greenlet's explicit switching API (`switch` with
@@ -104,6 +107,8 @@ mod loom;
 pub mod net;
 #[cfg(not(loom))]
 pub mod pool;
+#[cfg(not(loom))]
+pub mod process;
 #[cfg(not(loom))]
 pub mod raw;
 mod runtime;
