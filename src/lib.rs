@@ -55,6 +55,8 @@
 //! [`signal`] runs a handler greenlet when a Unix signal arrives (gevent's
 //! `signal_handler`, e.g. `SIGTERM` for a clean shutdown), or lets a
 //! greenlet or a thread wait for signals, however busy the hubs are.
+//! [`process`] spawns child processes whose waits and pipes park only the
+//! calling greenlet (gevent's `subprocess`).
 //!
 //! ## Raw greenlets
 //!
@@ -108,6 +110,8 @@ mod loom;
 pub mod net;
 #[cfg(not(loom))]
 pub mod pool;
+#[cfg(not(loom))]
+pub mod process;
 #[cfg(not(loom))]
 pub mod raw;
 mod runtime;
