@@ -42,17 +42,17 @@ fn child_emfile() {
             rlim_cur: open + 8,
             rlim_max: open + 64,
         };
-        // SAFETY (test): a valid rlimit struct.
+        // SAFETY: a valid rlimit struct.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
         let devnull = std::fs::File::open("/dev/null").unwrap();
         let mut fillers = Vec::new();
         loop {
-            // SAFETY (test): dup of our own open fd; the result is checked.
+            // SAFETY: dup of our own open fd; the result is checked.
             let fd = unsafe { libc::dup(devnull.as_raw_fd()) };
             if fd < 0 {
                 break;
             }
-            // SAFETY (test): a fresh fd we own.
+            // SAFETY: a fresh fd we own.
             fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
         }
 

@@ -116,16 +116,13 @@ fn read_timeout_gives_would_block_and_write_timeout_too() {
 /// A listener with a zero backlog that never accepts: after it queues one
 /// connection, the kernel drops further SYNs, so connects hang.
 fn full_listener() -> (std::os::fd::OwnedFd, SocketAddr, Vec<TcpStream>) {
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
     let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = std.local_addr().unwrap();
-    // SAFETY (test): listen on our own valid socket.
-    assert_eq!(
-        unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std), 0) },
-        0
-    );
+    // SAFETY: listen takes no pointers; the fd is our own open socket.
+    let rc = unsafe { libc::listen(std.as_raw_fd(), 0) };
+    assert_eq!(rc, 0);
     let fd = OwnedFd::from(std);
-    let _ = OwnedFd::from_raw_fd;
     let mut fillers = Vec::new();
     for _ in 0..4 {
         match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
@@ -174,7 +171,7 @@ fn closed_listener_refuses_and_reset_is_an_error() {
             l_onoff: 1,
             l_linger: 0,
         };
-        // SAFETY (test): a valid socket and a valid linger struct.
+        // SAFETY: a valid socket and a valid linger struct.
         unsafe {
             libc::setsockopt(
                 std::os::fd::AsRawFd::as_raw_fd(&s),
@@ -325,7 +322,7 @@ fn from_std_and_raw_fd_round_trips() {
         let c = TcpStream::connect(addr).unwrap();
         let (s, _) = l.accept().unwrap();
         let fd = s.into_raw_fd();
-        // SAFETY (test): we own `fd`.
+        // SAFETY: we own `fd`.
         let mut s = unsafe { TcpStream::from_raw_fd(fd) };
         (&c).write_all(b"z").unwrap();
         let mut b = [0; 1];
