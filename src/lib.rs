@@ -52,6 +52,23 @@
 //! queues. Every blocking call parks only the caller, serves waiters in
 //! FIFO order and has a timeout form.
 //!
+//! ## Cooperative IO
+//!
+//! [`net`] has std's socket types ([`net::TcpListener`], [`net::TcpStream`],
+//! [`net::UdpSocket`], [`net::unix`]) whose blocking calls park only the
+//! calling greenlet, so a thread-per-connection program moves over by
+//! swapping its imports. [`io`] waits on raw fds ([`io::wait_readable`],
+//! [`io::select`]); [`blocking::unblock`] runs what cannot be made
+//! cooperative on a bounded pool of OS threads; names resolve there too.
+//!
+//! What still blocks a hub (and every greenlet on it): std's own sockets and
+//! `std::thread::sleep`, file IO (use [`blocking::unblock`]),
+//! `std::net::ToSocketAddrs` (use [`net::lookup_host`] or pass the name to
+//! greenhub's constructors), a std or `parking_lot` lock held across a
+//! blocking call (use [`sync::Mutex`]), `std::process::Child::wait` (use
+//! [`process`]), C libraries doing their own blocking syscalls, and long
+//! CPU-bound loops without [`yield_now`].
+//!
 //! [`signal`] runs a handler greenlet when a Unix signal arrives (gevent's
 //! `signal_handler`, e.g. `SIGTERM` for a clean shutdown), or lets a
 //! greenlet or a thread wait for signals, however busy the hubs are.
@@ -103,7 +120,6 @@ pub mod channel;
 mod error;
 pub mod greenlet;
 mod hub;
-#[cfg(not(loom))]
 pub mod io;
 mod loom;
 #[cfg(not(loom))]
@@ -144,4 +160,5 @@ pub mod __private {
     pub use crate::hub::inbox::Inbox;
     pub use crate::hub::park::ParkState;
     pub use crate::hub::queue::{Injector, LocalQueue, Stealer};
+    pub use crate::io::scheduled::{Direction, ScheduledIo};
 }

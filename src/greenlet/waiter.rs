@@ -40,6 +40,7 @@ impl Waiter {
     }
 
     /// The key of this waiter (see [`Waiter::current_key`]).
+    #[cfg(not(loom))]
     pub(crate) fn key(&self) -> WaiterKey {
         match self {
             Waiter::Greenlet(task) => {

@@ -37,16 +37,13 @@ impl HubContext {
                 // Only ends the poll; the park state says who woke us.
                 continue;
             }
-            #[cfg(not(loom))]
-            {
-                // SAFETY: every other token is the address of a live
-                // `ScheduledIo`: it is registered by `io::Registration`,
-                // deregistered before its `Arc` is released to this hub, and
-                // released `Arc`s are dropped only at the top of this
-                // function, before the next `epoll_wait` (io/scheduled.rs).
-                let io = unsafe { &*(token.0 as *const crate::io::scheduled::ScheduledIo) };
-                io.dispatch(event);
-            }
+            // SAFETY: every other token is the address of a live
+            // `ScheduledIo`: it is registered by `io::Registration`,
+            // deregistered before its `Arc` is released to this hub, and
+            // released `Arc`s are dropped only at the top of this function,
+            // before the next `epoll_wait` (io/scheduled.rs).
+            let io = unsafe { &*(token.0 as *const crate::io::scheduled::ScheduledIo) };
+            io.dispatch(event);
         }
     }
 }

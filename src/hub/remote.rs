@@ -13,10 +13,7 @@ use crate::hub::park::ParkState;
 use crate::hub::queue::Stealer;
 use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering::*};
 
-#[cfg(not(loom))]
 use crate::io::scheduled::ScheduledIo;
-#[cfg(loom)]
-type ScheduledIo = ();
 
 pub(crate) struct HubRemote {
     pub(crate) inbox: Inbox<TaskRef>,

@@ -14,9 +14,13 @@
 //!
 //! The hub's half (polling and dispatching events) is in `hub/io.rs`.
 
+#[cfg(not(loom))]
 pub(crate) mod evented;
+#[cfg(not(loom))]
 mod fdwait;
+#[cfg(not(loom))]
 pub(crate) mod registration;
 pub(crate) mod scheduled;
 
+#[cfg(not(loom))]
 pub use fdwait::{Selected, select, wait_readable, wait_writable};

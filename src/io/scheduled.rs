@@ -38,12 +38,14 @@
 //! that has exited never dispatches again, so its released list is simply
 //! dropped with it.
 
-use crate::greenlet::waiter::{Waiter, WaiterKey};
+use crate::greenlet::waiter::Waiter;
+#[cfg(not(loom))]
+use crate::greenlet::waiter::WaiterKey;
 use crate::loom::{AtomicUsize, Ordering::*, WaitLock};
 
 /// One direction of readiness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
+pub enum Direction {
     Read,
     Write,
 }
@@ -64,9 +66,10 @@ impl Side {
     }
 }
 
-/// See the module docs.
+/// See the module docs. (`pub` only for the loom model in
+/// `tests/loom_io.rs`; the module itself is private.)
 #[derive(Default)]
-pub(crate) struct ScheduledIo {
+pub struct ScheduledIo {
     read: Side,
     write: Side,
 }
@@ -98,6 +101,7 @@ impl ScheduledIo {
     }
 
     /// Takes the waiter with `key` off the list of `dir`, if still there.
+    #[cfg(not(loom))]
     pub(crate) fn remove_waiter(&self, dir: Direction, key: WaiterKey) {
         let mut waiters = self.side(dir).waiters.lock();
         if let Some(i) = waiters.iter().position(|w| w.key() == key) {
@@ -105,14 +109,32 @@ impl ScheduledIo {
         }
     }
 
+    /// The hub: an event arrived for `dir` (what `dispatch` does per
+    /// direction).
+    pub fn fire(&self, dir: Direction) {
+        self.side(dir).fire();
+    }
+
+    /// The event counter of `dir` (for the loom model).
+    #[cfg(loom)]
+    pub fn load_seq(&self, dir: Direction) -> usize {
+        self.seq(dir)
+    }
+
+    /// Registers the calling (loom) thread as a waiter; see `add_waiter`.
+    #[cfg(loom)]
+    pub fn add_current_waiter(&self, dir: Direction, seq: usize) -> bool {
+        self.add_waiter(dir, seq, Waiter::current())
+    }
+
     /// The hub: an event arrived for this fd.
     pub(crate) fn dispatch(&self, event: &mio::event::Event) {
         let error = event.is_error();
         if event.is_readable() || event.is_read_closed() || error || event.is_priority() {
-            self.read.fire();
+            self.fire(Direction::Read);
         }
         if event.is_writable() || event.is_write_closed() || error {
-            self.write.fire();
+            self.fire(Direction::Write);
         }
     }
 

@@ -281,13 +281,15 @@ impl UnixDatagram {
         self.io.get_ref().take_error()
     }
 
-    /// Shuts down a half or both; greenlets blocked on the socket wake.
+    /// Shuts down a half or both. (Linux does not end a receive on a
+    /// datagram socket whose read half was shut down: it keeps waiting; use a
+    /// read timeout or kill the greenlet.)
     ///
     /// ```
     /// # greenhub::run(|| {
     /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// a.shutdown(std::net::Shutdown::Read).unwrap();
-    /// assert_eq!(a.recv(&mut [0; 4]).unwrap(), 0);
+    /// a.shutdown(std::net::Shutdown::Write).unwrap();
+    /// assert!(a.send(b"x").is_err()); // EPIPE
     /// # });
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
