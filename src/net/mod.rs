@@ -20,6 +20,7 @@
 //! resolver (`getaddrinfo`) blocks its thread, sometimes for seconds.
 
 mod addr;
+mod common;
 pub(crate) mod sys;
 mod tcp_listener;
 mod tcp_stream;

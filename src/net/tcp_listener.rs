@@ -1,6 +1,7 @@
 //! [`TcpListener`]: std's `TcpListener`, with `accept` parking only the
 //! calling greenlet, and a back-off when the process runs out of fds.
 
+use super::common::socket_basics;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -70,6 +71,12 @@ struct Backoff {
 }
 
 fd_impls!(TcpListener, std::net::TcpListener);
+
+socket_basics!(
+    TcpListener,
+    std::net::TcpListener,
+    "let s = greenhub::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();"
+);
 
 impl TcpListener {
     fn from_evented(io: Evented<std::net::TcpListener>) -> TcpListener {
@@ -190,22 +197,6 @@ impl TcpListener {
         self.io.get_ref().local_addr()
     }
 
-    /// A new handle to the same socket (a `dup`).
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let l2 = l.try_clone().unwrap();
-    /// assert_eq!(l.local_addr().unwrap(), l2.local_addr().unwrap());
-    /// # });
-    /// ```
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let l = self.io.get_ref().try_clone()?;
-        let clone = TcpListener::from_evented(Evented::new(l));
-        clone.io.timeouts().copy_from(self.io.timeouts());
-        Ok(clone)
-    }
-
     /// Sets `IP_TTL` for accepted sockets.
     ///
     /// ```
@@ -229,45 +220,6 @@ impl TcpListener {
     /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// assert!(l.take_error().unwrap().is_none());
-    /// # });
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
-    }
-
-    /// With `true`, `accept` returns `WouldBlock` at once instead of waiting.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// l.set_nonblocking(true).unwrap();
-    /// assert_eq!(l.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// # });
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.io.timeouts().set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Gives back the std listener, still in non-blocking mode.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let std = l.into_std();
-    /// std.set_nonblocking(false).unwrap();
-    /// # });
-    /// ```
-    pub fn into_std(self) -> std::net::TcpListener {
-        self.io.into_inner()
     }
 }
 

@@ -1,7 +1,8 @@
 //! [`TcpStream`]: std's `TcpStream`, with every blocking call parking only
 //! the calling greenlet.
 
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use super::common::{socket_basics, socket_timeouts, stream_read_write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::time::{Duration, Instant};
@@ -52,6 +53,17 @@ pub struct TcpStream {
 }
 
 fd_impls!(TcpStream, std::net::TcpStream);
+
+socket_basics!(
+    TcpStream,
+    std::net::TcpStream,
+    "let l = greenhub::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\nlet s = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();"
+);
+socket_timeouts!(
+    TcpStream,
+    "let l = greenhub::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\nlet s = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();"
+);
+stream_read_write!(TcpStream);
 
 fn connect_timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "connection timed out")
@@ -182,92 +194,6 @@ impl TcpStream {
         self.io.get_ref().shutdown(how)
     }
 
-    /// A new handle to the same socket (a `dup`), usable from another
-    /// greenlet (on any hub) or thread.
-    ///
-    /// ```
-    /// # use greenhub::net::{TcpListener, TcpStream};
-    /// # greenhub::run(|| {
-    /// let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// let s2 = s.try_clone().unwrap();
-    /// assert_eq!(s.local_addr().unwrap(), s2.local_addr().unwrap());
-    /// # });
-    /// ```
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let s = self.io.get_ref().try_clone()?;
-        let clone = TcpStream::from_evented(Evented::new(s));
-        clone.io.timeouts().copy_from(self.io.timeouts());
-        Ok(clone)
-    }
-
-    /// Makes reads that wait longer than `dur` fail with `WouldBlock`, as
-    /// std's `SO_RCVTIMEO` does; `None` waits forever.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, like std.
-    ///
-    /// ```
-    /// # use std::io::Read;
-    /// # use std::time::Duration;
-    /// # use greenhub::net::{TcpListener, TcpStream};
-    /// # greenhub::run(|| {
-    /// let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let mut s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-    /// let err = s.read(&mut [0; 8]).unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-    /// # });
-    /// ```
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.timeouts().set_read(dur)
-    }
-
-    /// As [`set_read_timeout`](Self::set_read_timeout), for writes.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use greenhub::net::{TcpListener, TcpStream};
-    /// # greenhub::run(|| {
-    /// # let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
-    /// assert_eq!(s.write_timeout().unwrap(), Some(Duration::from_secs(1)));
-    /// # });
-    /// ```
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.timeouts().set_write(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// ```
-    /// # use greenhub::net::{TcpListener, TcpStream};
-    /// # greenhub::run(|| {
-    /// # let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// assert_eq!(s.read_timeout().unwrap(), None);
-    /// # });
-    /// ```
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeouts().read())
-    }
-
-    /// The write timeout.
-    ///
-    /// ```
-    /// # use greenhub::net::{TcpListener, TcpStream};
-    /// # greenhub::run(|| {
-    /// # let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// assert_eq!(s.write_timeout().unwrap(), None);
-    /// # });
-    /// ```
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeouts().write())
-    }
-
     /// Reads without consuming, waiting for data like `read`.
     ///
     /// ```
@@ -344,102 +270,5 @@ impl TcpStream {
     /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.io.get_ref().ttl()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// ```
-    /// # use greenhub::net::{TcpListener, TcpStream};
-    /// # greenhub::run(|| {
-    /// # let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// assert!(s.take_error().unwrap().is_none());
-    /// # });
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
-    }
-
-    /// With `true`, calls that would block return `WouldBlock` at once
-    /// instead of waiting (the socket itself is always non-blocking).
-    ///
-    /// ```
-    /// # use std::io::Read;
-    /// # use greenhub::net::{TcpListener, TcpStream};
-    /// # greenhub::run(|| {
-    /// # let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let mut s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// s.set_nonblocking(true).unwrap();
-    /// assert_eq!(s.read(&mut [0; 4]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// # });
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.io.timeouts().set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Gives back the std socket, still in non-blocking mode.
-    ///
-    /// ```
-    /// # use greenhub::net::{TcpListener, TcpStream};
-    /// # greenhub::run(|| {
-    /// # let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// let std: std::net::TcpStream = s.into_std();
-    /// std.set_nonblocking(false).unwrap();
-    /// # });
-    /// ```
-    pub fn into_std(self) -> std::net::TcpStream {
-        self.io.into_inner()
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Read for &TcpStream {
-    #[inline]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read_with(|mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io.read_with(|mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &TcpStream {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.io.write_with(|mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io.write_with(|mut s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! [`UdpSocket`]: std's `UdpSocket`, with sends and receives parking only
 //! the calling greenlet.
 
+use super::common::{socket_basics, socket_timeouts};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use super::addr::{ToSocketAddrs, addrs, each_addr};
 use super::sys::fd_impls;
@@ -38,6 +38,16 @@ pub struct UdpSocket {
 }
 
 fd_impls!(UdpSocket, std::net::UdpSocket);
+
+socket_basics!(
+    UdpSocket,
+    std::net::UdpSocket,
+    "let s = greenhub::net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();"
+);
+socket_timeouts!(
+    UdpSocket,
+    "let s = greenhub::net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();"
+);
 
 /// Generates one-line delegations to the std socket, each with a doc line
 /// and an example.
@@ -190,105 +200,6 @@ impl UdpSocket {
     /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.read_with(|s| s.peek(buf))
-    }
-
-    /// A new handle to the same socket (a `dup`).
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let a = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// let b = a.try_clone().unwrap();
-    /// assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
-    /// # });
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let s = self.io.get_ref().try_clone()?;
-        let clone = UdpSocket::from_evented(Evented::new(s));
-        clone.io.timeouts().copy_from(self.io.timeouts());
-        Ok(clone)
-    }
-
-    /// Makes receives that wait longer than `dur` fail with `WouldBlock`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # greenhub::run(|| {
-    /// let a = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-    /// let err = a.recv_from(&mut [0; 4]).unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-    /// # });
-    /// ```
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.timeouts().set_read(dur)
-    }
-
-    /// Makes sends that wait longer than `dur` fail with `WouldBlock`.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # greenhub::run(|| {
-    /// let a = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
-    /// # });
-    /// ```
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.timeouts().set_write(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let a = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// assert_eq!(a.read_timeout().unwrap(), None);
-    /// # });
-    /// ```
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeouts().read())
-    }
-
-    /// The write timeout.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let a = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// assert_eq!(a.write_timeout().unwrap(), None);
-    /// # });
-    /// ```
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeouts().write())
-    }
-
-    /// With `true`, calls that would block return `WouldBlock` at once.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let a = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// a.set_nonblocking(true).unwrap();
-    /// assert!(a.recv(&mut [0; 4]).is_err());
-    /// # });
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.io.timeouts().set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Gives back the std socket, still in non-blocking mode.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let a = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    /// let std = a.into_std();
-    /// std.set_nonblocking(false).unwrap();
-    /// # });
-    /// ```
-    pub fn into_std(self) -> std::net::UdpSocket {
-        self.io.into_inner()
     }
 
     delegate! {
@@ -446,14 +357,5 @@ impl UdpSocket {
         /// # });
         /// ```
         fn ttl(&self) -> io::Result<u32>;
-        /// Takes the pending socket error (`SO_ERROR`).
-        ///
-        /// ```
-        /// # greenhub::run(|| {
-        /// let a = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        /// assert!(a.take_error().unwrap().is_none());
-        /// # });
-        /// ```
-        fn take_error(&self) -> io::Result<Option<io::Error>>;
     }
 }

@@ -1,10 +1,10 @@
 //! [`UnixDatagram`]: `std::os::unix::net::UnixDatagram`, cooperative.
 
+use crate::net::common::{socket_basics, socket_timeouts};
 use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
 
 use crate::io::evented::Evented;
 use crate::net::sys::fd_impls;
@@ -31,6 +31,16 @@ pub struct UnixDatagram {
 }
 
 fd_impls!(UnixDatagram, std_unix::UnixDatagram);
+
+socket_basics!(
+    UnixDatagram,
+    std_unix::UnixDatagram,
+    "let (s, _peer) = greenhub::net::unix::UnixDatagram::pair().unwrap();"
+);
+socket_timeouts!(
+    UnixDatagram,
+    "let (s, _peer) = greenhub::net::unix::UnixDatagram::pair().unwrap();"
+);
 
 impl UnixDatagram {
     fn from_evented(io: Evented<std_unix::UnixDatagram>) -> UnixDatagram {
@@ -184,103 +194,6 @@ impl UnixDatagram {
         self.io.get_ref().peer_addr()
     }
 
-    /// A new handle to the same socket (a `dup`).
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// let a2 = a.try_clone().unwrap();
-    /// # drop(a2);
-    /// # });
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        let s = self.io.get_ref().try_clone()?;
-        let clone = UnixDatagram::from_evented(Evented::new(s));
-        clone.io.timeouts().copy_from(self.io.timeouts());
-        Ok(clone)
-    }
-
-    /// Makes receives that wait longer than `dur` fail with `WouldBlock`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # greenhub::run(|| {
-    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-    /// assert_eq!(a.recv(&mut [0; 4]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// # });
-    /// ```
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.timeouts().set_read(dur)
-    }
-
-    /// Makes sends that wait longer than `dur` fail with `WouldBlock`.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # greenhub::run(|| {
-    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
-    /// # });
-    /// ```
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.io.timeouts().set_write(dur)
-    }
-
-    /// The read timeout.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// assert_eq!(a.read_timeout().unwrap(), None);
-    /// # });
-    /// ```
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeouts().read())
-    }
-
-    /// The write timeout.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// assert_eq!(a.write_timeout().unwrap(), None);
-    /// # });
-    /// ```
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.io.timeouts().write())
-    }
-
-    /// With `true`, calls that would block return `WouldBlock` at once.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// a.set_nonblocking(true).unwrap();
-    /// assert!(a.recv(&mut [0; 4]).is_err());
-    /// # });
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.io.timeouts().set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending socket error.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// assert!(a.take_error().unwrap().is_none());
-    /// # });
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
-    }
-
     /// Shuts down a half or both. (Linux does not end a receive on a
     /// datagram socket whose read half was shut down: it keeps waiting; use a
     /// read timeout or kill the greenlet.)
@@ -294,18 +207,5 @@ impl UnixDatagram {
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)
-    }
-
-    /// Gives back the std socket, still in non-blocking mode.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// let (a, _b) = greenhub::net::unix::UnixDatagram::pair().unwrap();
-    /// let std = a.into_std();
-    /// # drop(std);
-    /// # });
-    /// ```
-    pub fn into_std(self) -> std_unix::UnixDatagram {
-        self.io.into_inner()
     }
 }

@@ -1,5 +1,6 @@
 //! [`UnixListener`]: `std::os::unix::net::UnixListener`, cooperative.
 
+use crate::net::common::socket_basics;
 use std::io;
 use std::os::unix::net::{self as std_unix, SocketAddr};
 use std::path::Path;
@@ -28,6 +29,12 @@ pub struct UnixListener {
 }
 
 fd_impls!(UnixListener, std_unix::UnixListener);
+
+socket_basics!(
+    UnixListener,
+    std_unix::UnixListener,
+    "use std::os::linux::net::SocketAddrExt;\nlet name = format!(\"gh-doc-{}-{:?}\", std::process::id(), std::thread::current().id());\nlet addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();\nlet s = greenhub::net::unix::UnixListener::from(std::os::unix::net::UnixListener::bind_addr(&addr).unwrap());"
+);
 
 impl UnixListener {
     fn from_evented(io: Evented<std_unix::UnixListener>) -> UnixListener {
@@ -105,73 +112,6 @@ impl UnixListener {
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
-    }
-
-    /// A new handle to the same socket (a `dup`).
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// # let path = std::env::temp_dir().join(format!("gh-c-{}.sock", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let l = greenhub::net::unix::UnixListener::bind(&path).unwrap();
-    /// let l2 = l.try_clone().unwrap();
-    /// # drop(l2);
-    /// # std::fs::remove_file(&path).unwrap();
-    /// # });
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        let l = self.io.get_ref().try_clone()?;
-        let clone = UnixListener::from_evented(Evented::new(l));
-        clone.io.timeouts().copy_from(self.io.timeouts());
-        Ok(clone)
-    }
-
-    /// Takes the pending socket error.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// # let path = std::env::temp_dir().join(format!("gh-e-{}.sock", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let l = greenhub::net::unix::UnixListener::bind(&path).unwrap();
-    /// assert!(l.take_error().unwrap().is_none());
-    /// # std::fs::remove_file(&path).unwrap();
-    /// # });
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.get_ref().take_error()
-    }
-
-    /// With `true`, `accept` returns `WouldBlock` at once instead of waiting.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// # let path = std::env::temp_dir().join(format!("gh-n-{}.sock", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let l = greenhub::net::unix::UnixListener::bind(&path).unwrap();
-    /// l.set_nonblocking(true).unwrap();
-    /// assert_eq!(l.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
-    /// # std::fs::remove_file(&path).unwrap();
-    /// # });
-    /// ```
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.io.timeouts().set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Gives back the std listener, still in non-blocking mode.
-    ///
-    /// ```
-    /// # greenhub::run(|| {
-    /// # let path = std::env::temp_dir().join(format!("gh-s-{}.sock", std::process::id()));
-    /// # let _ = std::fs::remove_file(&path);
-    /// let l = greenhub::net::unix::UnixListener::bind(&path).unwrap();
-    /// let std = l.into_std();
-    /// # drop(std);
-    /// # std::fs::remove_file(&path).unwrap();
-    /// # });
-    /// ```
-    pub fn into_std(self) -> std_unix::UnixListener {
-        self.io.into_inner()
     }
 }
 
