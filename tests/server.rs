@@ -531,3 +531,33 @@ fn child_server_emfile() {
         println!("SERVER-EMFILE-OK errors={errors}");
     });
 }
+
+#[test]
+fn runtime_shutdown_ends_the_server() {
+    with_deadline("runtime_shutdown_ends_the_server", 60, || {
+        let rt = Builder::new().pinned().hubs(2).build().unwrap();
+        let handle = rt.handle().clone();
+        let server = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .handle(handle.clone())
+            .per_hub(true)
+            .serve(|_conn, _| greenhub::sleep(Duration::from_secs(600)))
+            .unwrap();
+        let _c = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        assert!(common::eventually(10, || server.connections() == 1));
+        drop(rt); // kills the acceptors and the handler
+        assert_eq!(server.connections(), 0);
+        let report = server.stop(Duration::from_secs(1));
+        assert_eq!((report.drained, report.killed), (0, 0));
+        // Acceptors spawned onto the hubs of a shut-down runtime never run.
+        let late = StreamServer::bind("127.0.0.1:0")
+            .unwrap()
+            .handle(handle)
+            .per_hub(true)
+            .serve(|_, _| ())
+            .unwrap();
+        let addr = late.local_addr();
+        late.stop(Duration::ZERO);
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    });
+}

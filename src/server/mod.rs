@@ -79,9 +79,9 @@
 //! });
 //! ```
 
+mod accept;
 mod common;
 mod datagram;
-mod reuseport;
 mod stream;
 
 pub use datagram::{DatagramBuilder, DatagramServer};

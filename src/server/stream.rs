@@ -4,12 +4,11 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::common::{Core, Errors, Placement};
-use super::{ServerStats, StopReport, reuseport};
+use super::common::{Core, Placement};
+use super::{ServerStats, StopReport, accept};
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 use crate::runtime::Handle;
 
@@ -347,8 +346,8 @@ impl StreamBuilder {
             false => (1, Placement::Anywhere),
         };
         let (listeners, own) = match self.source {
-            Source::Listener(l) => (shared(l, n), false),
-            Source::Addrs(addrs) => bind(&addrs, n)?,
+            Source::Listener(l) => (accept::shared(l, n), false),
+            Source::Addrs(addrs) => accept::bind(&addrs, n)?,
         };
         let local_addr = listeners[0].local_addr()?;
         let core = Core::new(n, self.limit);
@@ -359,74 +358,9 @@ impl StreamBuilder {
         let handler = Arc::new(handler);
         for (i, listener) in listeners.into_iter().enumerate() {
             let (core2, handler) = (core.clone(), handler.clone());
-            let run = move || accept_loop(&core2, i, &listener, &handler, pending_first);
+            let run = move || accept::run(&core2, i, &listener, &handler, pending_first);
             core.start_worker(&handle, placement, i, format!("server-accept-{i}"), run)?;
         }
         Ok(StreamServer { core, local_addr })
-    }
-}
-
-/// `n` listeners for the first of `addrs` that binds, and whether each is
-/// its own socket (an `SO_REUSEPORT` group) rather than one shared.
-fn bind(addrs: &[SocketAddr], n: usize) -> io::Result<(Vec<Arc<TcpListener>>, bool)> {
-    let mut last = None;
-    for &addr in addrs {
-        if n > 1 {
-            if let Ok(group) = reuseport::bind_group(addr, n) {
-                let own = group.into_iter().map(|l| Arc::new(l.into())).collect();
-                return Ok((own, true));
-            }
-        }
-        match TcpListener::bind(addr) {
-            Ok(l) => return Ok((shared(l, n), false)),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.expect("addrs resolves to at least one address"))
-}
-
-/// One listener, shared by `n` acceptors.
-fn shared(listener: TcpListener, n: usize) -> Vec<Arc<TcpListener>> {
-    let one = Arc::new(listener);
-    (0..n).map(|_| one.clone()).collect()
-}
-
-/// One acceptor: until killed by `stop` (or the runtime's shutdown).
-fn accept_loop<F>(
-    core: &Core,
-    index: usize,
-    listener: &TcpListener,
-    handler: &Arc<F>,
-    pending_first: bool,
-) where
-    F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
-{
-    let mut errors = Errors::new("accept");
-    if pending_first {
-        // The accept after the wait must not park with a slot held (the
-        // client may have reset in between): it gives `WouldBlock` instead.
-        let _ = listener.set_nonblocking(true);
-    }
-    loop {
-        if pending_first {
-            if let Err(e) = crate::io::wait_readable(listener.as_raw_fd(), None) {
-                errors.record(core, &e, false);
-                continue;
-            }
-        }
-        let slot = core.reserve();
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                errors.reset();
-                core.took(index);
-                let handler = handler.clone();
-                core.spawn_handler(slot, move || handler(stream, peer));
-            }
-            Err(e) if pending_first && e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => {
-                drop(slot);
-                errors.record(core, &e, true);
-            }
-        }
     }
 }

@@ -1,3 +1,9 @@
+//! The acceptor side of [`StreamServer`](super::StreamServer): making its
+//! listening sockets (an `SO_REUSEPORT` group, or one socket shared) and the
+//! loop each acceptor greenlet runs.
+//!
+//! # `SO_REUSEPORT` groups
+//!
 //! Listening sockets that share one address (`SO_REUSEPORT`), one per hub:
 //! the kernel spreads incoming connections over them by a hash of the
 //! connection's addresses, so each hub accepts from its own queue.
@@ -15,6 +21,75 @@ use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use super::common::{Core, Errors};
+use crate::net::{TcpListener, TcpStream};
+
+/// `n` listeners for the first of `addrs` that binds, and whether each is
+/// its own socket (an `SO_REUSEPORT` group) rather than one shared.
+pub(super) fn bind(addrs: &[SocketAddr], n: usize) -> io::Result<(Vec<Arc<TcpListener>>, bool)> {
+    let mut last = None;
+    for &addr in addrs {
+        if n > 1 {
+            if let Ok(group) = bind_group(addr, n) {
+                let own = group.into_iter().map(|l| Arc::new(l.into())).collect();
+                return Ok((own, true));
+            }
+        }
+        match TcpListener::bind(addr) {
+            Ok(l) => return Ok((shared(l, n), false)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("addrs resolves to at least one address"))
+}
+
+/// One listener, shared by `n` acceptors.
+pub(super) fn shared(listener: TcpListener, n: usize) -> Vec<Arc<TcpListener>> {
+    let one = Arc::new(listener);
+    (0..n).map(|_| one.clone()).collect()
+}
+
+/// One acceptor: until killed by `stop` (or the runtime's shutdown).
+pub(super) fn run<F>(
+    core: &Core,
+    index: usize,
+    listener: &TcpListener,
+    handler: &Arc<F>,
+    pending_first: bool,
+) where
+    F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+{
+    let mut errors = Errors::new("accept");
+    if pending_first {
+        // The accept after the wait must not park with a slot held (the
+        // client may have reset in between): it gives `WouldBlock` instead.
+        let _ = listener.set_nonblocking(true);
+    }
+    loop {
+        if pending_first {
+            if let Err(e) = crate::io::wait_readable(listener.as_raw_fd(), None) {
+                errors.record(core, &e, false);
+                continue;
+            }
+        }
+        let slot = core.reserve();
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                errors.reset();
+                core.took(index);
+                let handler = handler.clone();
+                core.spawn_handler(slot, move || handler(stream, peer));
+            }
+            Err(e) if pending_first && e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                drop(slot);
+                errors.record(core, &e, true);
+            }
+        }
+    }
+}
 
 /// `n` listening sockets on `addr`, all in one `SO_REUSEPORT` group. With
 /// port 0, the first socket picks the port and the others join it.
@@ -23,7 +98,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 ///
 /// Any syscall's error, e.g. `AddrInUse` when a socket outside the group
 /// holds the address, or `ENOPROTOOPT` where `SO_REUSEPORT` is missing.
-pub(super) fn bind_group(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+fn bind_group(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
     let first = bind_one(addr)?;
     let addr = first.local_addr()?;
     let mut all = Vec::with_capacity(n);
