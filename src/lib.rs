@@ -73,7 +73,9 @@
 //! `signal_handler`, e.g. `SIGTERM` for a clean shutdown), or lets a
 //! greenlet or a thread wait for signals, however busy the hubs are.
 //! [`process`] spawns child processes whose waits and pipes park only the
-//! calling greenlet (gevent's `subprocess`).
+//! calling greenlet (gevent's `subprocess`). [`server`] has gevent's
+//! `StreamServer` and `DatagramServer`: a greenlet per connection or
+//! datagram, a connection limit, accepting on every hub, a draining stop.
 //!
 //! ## Raw greenlets
 //!
@@ -131,6 +133,8 @@ pub mod process;
 #[cfg(not(loom))]
 pub mod raw;
 mod runtime;
+#[cfg(not(loom))]
+pub mod server;
 #[cfg(not(loom))]
 pub mod signal;
 mod stack;

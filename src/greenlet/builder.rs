@@ -135,6 +135,40 @@ impl Builder {
         Ok(handle)
     }
 
+    /// Spawns onto hub `index` of `shared`'s runtime, from anywhere: the
+    /// greenlet starts on that hub and, like every started greenlet, stays
+    /// there. It goes through the hub's inbox into its `ready` queue, which
+    /// no other hub steals from (single and pinned mode put every new
+    /// greenlet there too). After shutdown it never runs and its handle
+    /// reports it killed. For `server`'s one-acceptor-per-hub.
+    #[cfg(not(loom))]
+    pub(crate) fn spawn_to_hub<F, T>(
+        self,
+        shared: &Arc<Shared>,
+        index: usize,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (task, handle) = self.build(GreenletId::next(), f)?;
+        let refused = if shared.shutdown.load(crate::loom::Ordering::Acquire) {
+            Err(task)
+        } else {
+            // A shutdown that begins after the check finds the greenlet in
+            // the inbox or `ready` (the hub cancels unstarted greenlets from
+            // both); `pending` counts it like any inbox item meanwhile.
+            shared.hubs[index].try_push(task)
+        };
+        if let Err(task) = refused {
+            // SAFETY: the greenlet was never queued (or was given back by
+            // the closed inbox); we own it.
+            unsafe { task.cancel(crate::error::JoinError::killed()) };
+        }
+        Ok(handle)
+    }
+
     fn build<F, T>(self, id: GreenletId, f: F) -> io::Result<(TaskRef, JoinHandle<T>)>
     where
         F: FnOnce() -> T + 'static,

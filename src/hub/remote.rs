@@ -59,15 +59,23 @@ impl HubRemote {
 
     /// Hands a woken greenlet to this hub from another thread.
     pub(crate) fn push(&self, task: TaskRef) {
+        // An error means the hub has exited: its greenlets were unwound or
+        // leaked, so there is nothing left to resume.
+        drop(self.try_push(task));
+    }
+
+    /// Queues `task` in the inbox and unparks the hub, or gives the task
+    /// back if the hub has exited. Also takes *unstarted* greenlets
+    /// (`Builder::spawn_to_hub`): the hub moves its inbox into its `ready`
+    /// queue, which is never stolen, and starts them there.
+    pub(crate) fn try_push(&self, task: TaskRef) -> Result<(), TaskRef> {
         self.pending.fetch_add(1, SeqCst);
         if let Err(task) = self.inbox.push(task) {
-            // The hub has exited: its greenlets were unwound or leaked, so
-            // there is nothing left to resume.
             self.pending.fetch_sub(1, SeqCst);
-            drop(task);
-            return;
+            return Err(task);
         }
         self.unpark();
+        Ok(())
     }
 
     /// Ends the hub's park, if it is parked (see `park.rs`).

@@ -100,7 +100,16 @@ impl HubContext {
     /// After the loop: close the inbox and leak what could not be unwound.
     pub(super) fn exit(&self) {
         self.remote.set_exited();
-        drop(self.remote.inbox.close());
+        for task in self.remote.inbox.close() {
+            // An unstarted greenlet pushed by `Builder::spawn_to_hub` after
+            // termination: complete it so that its joiners return. Started
+            // ones (late wake-ups) are in `live` and handled below.
+            if !task.header().is_started() {
+                // SAFETY: taken out of the closed inbox, so we own the
+                // unstarted greenlet.
+                unsafe { task.cancel(JoinError::killed()) };
+            }
+        }
         let ready: Vec<_> = self.ready.borrow_mut().drain(..).collect();
         for task in ready {
             if !task.header().is_started() {

@@ -27,6 +27,7 @@ mod tcp_stream;
 mod udp;
 pub mod unix;
 
+pub(crate) use addr::addrs;
 pub use addr::{ToSocketAddrs, lookup_host, resolve};
 pub use tcp_listener::{Incoming, TcpListener};
 pub use tcp_stream::TcpStream;

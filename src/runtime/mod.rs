@@ -257,6 +257,15 @@ impl Handle {
     }
 }
 
+#[cfg(not(loom))]
+impl Handle {
+    /// The runtime's shared state, for crate modules that place greenlets
+    /// on given hubs (`server`).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
