@@ -1,5 +1,5 @@
 //! An HTTP/1.1 server on greenhub: one greenlet per connection, written as
-//! plain blocking code.
+//! plain blocking code, served by [`StreamServer`].
 //!
 //! ```text
 //! cargo run --release --example http_server                       # 127.0.0.1:8080, M:N
@@ -12,63 +12,54 @@
 //! scripts can wait for that line) and serves until SIGTERM or SIGINT, then
 //! shuts down gracefully and exits 0.
 //!
-//! # Flags (each also read from the environment variable in brackets; a flag
-//! wins)
+//! Flags ([`USAGE`]; each also read from `HTTP_` + its name in capitals,
+//! e.g. `HTTP_MAX_CONNS`; a flag wins) set the fields of [`Options`] and
+//! [`Config`], whose docs give their meaning and default. `--mode` picks
+//! greenhub's scheduling mode: `mn` (M:N, the default), `pinned`, `single`;
+//! in `mn` and `pinned` every hub accepts on its own `SO_REUSEPORT` socket
+//! (so a second server of the same user on the same port joins the group
+//! instead of failing), and in `pinned` a connection stays on the hub that
+//! accepted it.
 //!
-//! - `--host ADDR` [`HTTP_HOST`]: the address to bind (default `127.0.0.1`).
-//! - `--port N` [`HTTP_PORT`]: the port (default 8080; 0 picks a free one,
-//!   and the line printed names it).
-//! - `--mode single|mn|pinned` [`HTTP_MODE`]: greenhub's scheduling mode
-//!   (default `mn`). In `pinned` mode one accept greenlet is started per hub
-//!   (all on one shared listener) and each connection stays on the hub that
-//!   accepted it; greenhub hands the accept greenlets to whichever hubs are
-//!   free, so the spread over hubs is best-effort.
-//! - `--hubs N` [`HTTP_HUBS`]: the number of hubs for `mn` and `pinned`
-//!   (default: one per CPU).
-//! - `--max-conns N` [`HTTP_MAX_CONNS`]: connections served at once (default
-//!   10000). When all are taken the server stops accepting: further clients
-//!   wait in the kernel's listen backlog until a connection ends.
-//! - `--header-timeout-ms N` [`HTTP_HEADER_TIMEOUT_MS`]: the time a request
-//!   head may take to arrive (default 5000), see below.
-//! - `--idle-timeout-ms N` [`HTTP_IDLE_TIMEOUT_MS`]: how long a kept-alive
-//!   connection may wait for its next request (default 60000).
-//! - `--grace-ms N` [`HTTP_GRACE_MS`]: how long shutdown waits for requests
-//!   in flight before it kills their greenlets (default 5000).
+//! # Structure
 //!
-//! # Design
+//! - `http_common`: the protocol, IO-free (parsing with `httparse`,
+//!   keep-alive, pipelining, routes, error statuses, response bytes), shared
+//!   with the tokio twin `examples/http_tokio.rs`; its docs list the
+//!   behaviour.
+//! - [`serve_connection`]: the IO around it for one accepted stream, to its
+//!   end: deadlines, writes, closing. Any acceptor can call it.
+//! - [`Server`]: a [`StreamServer`] with `serve_connection` as its handler.
+//!   StreamServer brings the acceptors (one per hub with `per_hub`), the
+//!   connection limit (`max_connections`: a full server does not accept)
+//!   and the stop (close the listeners, wait for the handlers, kill the rest
+//!   at the deadline). `Server` adds the run's counters and the [`Shutdown`]
+//!   switch, which makes the stop graceful for HTTP.
+//! - [`Options`], [`run_main`] and `main`: flags, runtime, signals.
 //!
-//! - The protocol (parsing with `httparse`, keep-alive, pipelining, routes,
-//!   error statuses, response bytes) is the IO-free `http_common` module,
-//!   shared with the tokio twin `examples/http_tokio.rs`; its docs list the
-//!   behaviour. This file is the IO around it.
-//! - [`serve_connection`] serves one accepted stream to its end. It is
-//!   separate from the accept loop ([`Server`]), so that any acceptor (a
-//!   stream server) can call it.
-//! - Slow clients: a connection must deliver each request head within the
-//!   header timeout, counted from the accept for the first request and from
-//!   the head's first byte for later ones. It is enforced by giving every
-//!   read a `set_read_timeout` of the time left until that deadline, so a
-//!   client that trickles one byte a second is cut off when the deadline
-//!   passes, however often it sends. A client that sent part of a head then
-//!   gets `408 Request Timeout`; one that sent nothing (or is idle between
-//!   requests past the idle timeout) is closed without a response. Body
-//!   reads must each make progress within the header timeout. Writes have a
-//!   10 s timeout, so a client that stops reading cannot hold a slot.
+//! # Behaviour
+//!
+//! - Slow clients: each request head must arrive within the header timeout,
+//!   counted from the accept for the first request and from the head's
+//!   first byte for later ones; every read gets a `set_read_timeout` of the
+//!   time left, so trickling bytes does not extend it. A partial head then
+//!   gets `408 Request Timeout`; a client that sent nothing (or is idle past
+//!   the idle timeout) is closed without a response. Each body read must
+//!   make progress within the header timeout, each write within 10 s.
 //! - Closing after an error or a `Connection: close`: the response is
-//!   written, the write half shut down, whatever the client still sends is
-//!   read and dropped for a moment (up to 500 ms / 256 KiB), then the socket
-//!   is closed; closing with unread input would send a reset that can destroy
-//!   the response before the client reads it.
-//! - The connection limit is a [`greenhub::pool::Pool`]: the accept loop
-//!   waits for a free slot *before* it accepts, so a full server does not
-//!   accept at all.
-//! - Graceful shutdown ([`Server::shutdown`], on SIGTERM/SIGINT from
-//!   `main`): the [`Shutdown`] switch is set (connections close at their next
-//!   request boundary; a response in the making says `Connection: close`),
-//!   idle keep-alive connections are woken by shutting down their read half,
-//!   the accept greenlets are killed (which closes the listener), and
-//!   in-flight requests get `grace` to finish before the remaining
-//!   connection greenlets are killed.
+//!   written, the write half shut down, and what the client still sends is
+//!   read and dropped for a moment (up to 500 ms / 256 KiB) before the
+//!   close: closing with unread input sends a reset that can destroy the
+//!   response before the client reads it.
+//! - Graceful shutdown ([`Server::shutdown`], on SIGTERM/SIGINT): alone,
+//!   `StreamServer::stop` would leave a connection idle between requests
+//!   blocked in its read until the grace period ends, then kill it, and a
+//!   response in the making would not say that the connection closes. So
+//!   first the [`Shutdown`] switch is set: connections close at their next
+//!   request boundary (a response in the making says `Connection: close`),
+//!   and idle ones are woken by shutting down their read half. Then
+//!   `stop(grace)` closes the listeners, lets requests in flight finish for
+//!   up to `grace`, and kills what is left.
 
 #[path = "http_common/mod.rs"]
 pub mod http_common;
@@ -77,13 +68,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown as Half, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use greenhub::JoinHandle;
-use greenhub::net::{TcpListener, TcpStream};
-use greenhub::pool::Pool;
+use greenhub::net::TcpStream;
+use greenhub::server::{StreamBuilder, StreamServer};
 use greenhub::signal::{self, SIGINT, SIGTERM};
 use greenhub::sync::Event;
 
@@ -92,15 +82,20 @@ use http_common::{End, Limits, Next, Phase, Session, Status};
 /// Per-connection settings, and the shutdown switch connections watch.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Connections served at once (the accept loop's pool size).
+    /// `--max-conns`, default 10000: connections served at once
+    /// (StreamServer's `max_connections`); while all are taken, new clients
+    /// wait in the listen backlog.
     pub max_conns: usize,
-    /// The time a request head may take (see the module docs).
+    /// `--header-timeout-ms`, default 5000: the time a request head may take
+    /// (see the module docs).
     pub header_timeout: Duration,
-    /// How long a kept-alive connection may wait for its next request.
+    /// `--idle-timeout-ms`, default 60000: how long a kept-alive connection
+    /// may wait for its next request.
     pub idle_timeout: Duration,
-    /// The timeout of each write.
+    /// The timeout of each write (default 10 s).
     pub write_timeout: Duration,
-    /// How long a closing connection reads what the client still sends.
+    /// How long a closing connection reads what the client still sends
+    /// (default 500 ms).
     pub drain_timeout: Duration,
     /// Request size limits.
     pub limits: Limits,
@@ -117,47 +112,24 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_millis(500),
             limits: Limits::default(),
-            shutdown: Shutdown::new(),
+            shutdown: Shutdown::default(),
         }
     }
+}
+
+/// Locks `m`, also after a panic of another holder (the data stays valid).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The most bytes a closing connection reads and drops.
 const DRAIN_MAX: usize = 256 * 1024;
 
-/// A connection's state, as the shutdown switch sees it.
-const BUSY: u8 = 0;
-const IDLE: u8 = 1;
-const WOKEN: u8 = 2;
-
-/// A registered connection: its stream (so shutdown can wake it) and
-/// whether it is idle between requests.
+/// A connection as the [`Shutdown`] switch sees it: its stream (so that it
+/// can be woken) and whether it waits for a request.
 struct Conn {
     stream: TcpStream,
-    state: AtomicU8,
-}
-
-impl Conn {
-    /// Marks the connection idle before it waits for a request; false if the
-    /// server is stopping (then it must not wait).
-    fn enter_idle(&self, shutdown: &Shutdown) -> bool {
-        self.state.store(IDLE, SeqCst);
-        // Paired with `trigger`'s store-then-scan: either we see the flag
-        // here or `trigger` sees IDLE and wakes us.
-        if shutdown.is_triggered() {
-            self.state.store(BUSY, SeqCst);
-            return false;
-        }
-        true
-    }
-
-    /// Marks the connection busy after its wait; false if `trigger` woke it
-    /// (its read half is shut down: what was read is still answered).
-    fn leave_idle(&self) -> bool {
-        self.state
-            .compare_exchange(IDLE, BUSY, SeqCst, SeqCst)
-            .is_ok()
-    }
+    idle: AtomicBool,
 }
 
 #[derive(Default)]
@@ -179,18 +151,11 @@ pub struct Shutdown {
 
 impl fmt::Debug for Shutdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shutdown")
-            .field("triggered", &self.is_triggered())
-            .finish()
+        write!(f, "Shutdown {{ triggered: {} }}", self.is_triggered())
     }
 }
 
 impl Shutdown {
-    /// A switch that is off.
-    pub fn new() -> Shutdown {
-        Shutdown::default()
-    }
-
     /// Whether [`trigger`](Self::trigger) was called.
     pub fn is_triggered(&self) -> bool {
         self.inner.stopping.load(SeqCst)
@@ -200,15 +165,12 @@ impl Shutdown {
     /// boundary, and those idle between requests now are woken (their read
     /// half is shut down). Returns how many were woken.
     pub fn trigger(&self) -> usize {
+        // Store, then scan; a connection marks itself idle, then checks the
+        // flag (in `serve_connection`): one of the two sees the other.
         self.inner.stopping.store(true, SeqCst);
-        let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
         let mut woken = 0;
-        for conn in conns.values() {
-            if conn
-                .state
-                .compare_exchange(IDLE, WOKEN, SeqCst, SeqCst)
-                .is_ok()
-            {
+        for conn in lock(&self.inner.conns).values() {
+            if conn.idle.load(SeqCst) {
                 let _ = conn.stream.shutdown(Half::Read);
                 woken += 1;
             }
@@ -218,15 +180,9 @@ impl Shutdown {
 
     fn register(&self, stream: TcpStream) -> Registered<'_> {
         let id = self.inner.next_id.fetch_add(1, SeqCst);
-        let conn = Arc::new(Conn {
-            stream,
-            state: AtomicU8::new(BUSY),
-        });
-        self.inner
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, conn.clone());
+        let idle = AtomicBool::new(false);
+        let conn = Arc::new(Conn { stream, idle });
+        lock(&self.inner.conns).insert(id, conn.clone());
         Registered {
             shutdown: self,
             id,
@@ -244,12 +200,7 @@ struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.shutdown
-            .inner
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        lock(&self.shutdown.inner.conns).remove(&self.id);
     }
 }
 
@@ -311,8 +262,7 @@ pub fn serve_connection(stream: TcpStream, cfg: &Config) -> io::Result<Stats> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(cfg.write_timeout))?;
     let reg = cfg.shutdown.register(stream);
-    let conn = &*reg.conn;
-    let s = &conn.stream;
+    let (conn, s) = (&*reg.conn, &reg.conn.stream);
     let mut session = Session::new(cfg.limits);
     let mut head_deadline = accepted + cfg.header_timeout;
     let end = loop {
@@ -342,14 +292,18 @@ pub fn serve_connection(stream: TcpStream, cfg: &Config) -> io::Result<Stats> {
             }
             Phase::Body => now + cfg.header_timeout,
         };
+        // Marked idle while it waits for a request, so that a shutdown can
+        // wake it; no wait once the server stops.
         let idle = phase == Phase::Idle;
-        if idle && !conn.enter_idle(&cfg.shutdown) {
-            break End::Stopping;
-        }
-        let read = read_until(s, session.read_buf(), deadline);
-        let woken = idle && !conn.leave_idle();
+        conn.idle.store(idle, SeqCst);
+        let stopping = || idle && cfg.shutdown.is_triggered();
+        let read = match stopping() {
+            true => Ok(0),
+            false => read_until(s, session.read_buf(), deadline),
+        };
+        conn.idle.store(false, SeqCst);
         match read {
-            Ok(0) if woken => break End::Stopping,
+            Ok(0) if stopping() => break End::Stopping,
             Ok(0) if idle => break End::ClientClosed,
             Ok(0) => break End::ClientClosedMidRequest,
             Ok(n) => session.filled(n),
@@ -388,64 +342,6 @@ pub struct Totals {
     pub errors: u64,
 }
 
-#[derive(Default)]
-struct Counters {
-    connections: AtomicU64,
-    requests: AtomicU64,
-    rejected: AtomicU64,
-    errors: AtomicU64,
-}
-
-struct ServerState {
-    cfg: Config,
-    pool: Pool,
-    counters: Counters,
-}
-
-impl ServerState {
-    fn record(&self, r: &io::Result<Stats>) {
-        let c = &self.counters;
-        match r {
-            Ok(stats) => {
-                c.requests.fetch_add(stats.requests, SeqCst);
-                if matches!(stats.end, End::Rejected(_)) {
-                    c.rejected.fetch_add(1, SeqCst);
-                }
-            }
-            Err(_) => {
-                c.errors.fetch_add(1, SeqCst);
-            }
-        }
-    }
-}
-
-/// Accepts connections on `listener` and serves each in a greenlet of the
-/// state's pool, until killed. Waits for a free slot before each accept.
-fn accept_loop(listener: &TcpListener, state: &Arc<ServerState>) {
-    loop {
-        state.pool.wait_available();
-        let stream = match listener.accept() {
-            Ok((stream, _peer)) => stream,
-            // Out of fds, say: the listener backs off before the next try.
-            Err(e) => {
-                eprintln!("http_server: accept: {e}");
-                continue;
-            }
-        };
-        if state.cfg.shutdown.is_triggered() {
-            return; // drops the stream: closed unserved
-        }
-        state.counters.connections.fetch_add(1, SeqCst);
-        let st = state.clone();
-        // The only spawner into the pool besides other acceptors: the slot
-        // waited for above is (nearly always) still free.
-        drop(state.pool.spawn(move || {
-            let r = serve_connection(stream, &st.cfg);
-            st.record(&r);
-        }));
-    }
-}
-
 /// What [`Server::shutdown`] found and did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -460,108 +356,76 @@ pub struct ShutdownReport {
     pub totals: Totals,
 }
 
-/// A running HTTP server: accept greenlets on one listener, a pool of
-/// connection greenlets.
+/// A running HTTP server: a [`StreamServer`] that serves each connection
+/// with [`serve_connection`], and the counters of its run.
+#[derive(Debug)]
 pub struct Server {
-    addr: SocketAddr,
-    state: Arc<ServerState>,
-    acceptors: Vec<JoinHandle<()>>,
-}
-
-impl fmt::Debug for Server {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("addr", &self.addr)
-            .field("acceptors", &self.acceptors.len())
-            .field("open", &self.state.pool.len())
-            .finish()
-    }
+    streams: StreamServer,
+    shutdown: Shutdown,
+    /// All but `connections`, which the StreamServer counts.
+    totals: Arc<Mutex<Totals>>,
 }
 
 impl Server {
-    /// Starts serving `listener` with one accept greenlet on the current
-    /// runtime (call it on a greenlet).
-    pub fn start(listener: TcpListener, cfg: Config) -> io::Result<Server> {
-        Server::start_with(listener, cfg, 1, &greenhub::Handle::current())
-    }
-
-    /// Starts `acceptors` accept greenlets sharing `listener`, spawned with
-    /// `handle` (from outside the runtime they go to whichever hubs are
-    /// free; from one of its greenlets, to the caller's hub).
-    ///
-    /// # Panics
-    ///
-    /// If `cfg.max_conns` or `acceptors` is 0.
-    pub fn start_with(
-        listener: TcpListener,
-        cfg: Config,
-        acceptors: usize,
-        handle: &greenhub::Handle,
-    ) -> io::Result<Server> {
-        assert!(acceptors > 0, "a server needs an accept greenlet");
-        let addr = listener.local_addr()?;
-        let listener = Arc::new(listener);
-        let state = Arc::new(ServerState {
-            pool: Pool::new(cfg.max_conns),
-            cfg,
-            counters: Counters::default(),
-        });
-        let acceptors = (0..acceptors)
-            .map(|_| {
-                let (listener, state) = (listener.clone(), state.clone());
-                handle.spawn(move || accept_loop(&listener, &state))
-            })
-            .collect();
+    /// Starts serving with `builder` (bound, with `per_hub` and `handle` as
+    /// the caller wants) at most `cfg.max_conns` connections at once; fails
+    /// as [`StreamBuilder::serve`] does (e.g. the bind), panics if
+    /// `max_conns` is 0.
+    pub fn start(builder: StreamBuilder, cfg: Config) -> io::Result<Server> {
+        let totals = Arc::new(Mutex::new(Totals::default()));
+        let (shutdown, t) = (cfg.shutdown.clone(), totals.clone());
+        let streams = builder
+            .max_connections(cfg.max_conns)
+            .serve(move |stream, _peer| {
+                let r = serve_connection(stream, &cfg);
+                let mut t = lock(&t);
+                match r {
+                    Ok(stats) => {
+                        t.requests += stats.requests;
+                        t.rejected += u64::from(matches!(stats.end, End::Rejected(_)));
+                    }
+                    Err(_) => t.errors += 1,
+                }
+            })?;
         Ok(Server {
-            addr,
-            state,
-            acceptors,
+            streams,
+            shutdown,
+            totals,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.streams.local_addr()
     }
 
     /// Connections being served now.
     pub fn open_connections(&self) -> usize {
-        self.state.pool.len()
+        self.streams.connections()
     }
 
-    /// The counters so far (connections are counted when they end).
+    /// The counters so far (requests are counted when their connection
+    /// ends).
     pub fn totals(&self) -> Totals {
-        let c = &self.state.counters;
         Totals {
-            connections: c.connections.load(SeqCst),
-            requests: c.requests.load(SeqCst),
-            rejected: c.rejected.load(SeqCst),
-            errors: c.errors.load(SeqCst),
+            connections: self.streams.stats().accepted.iter().sum(),
+            ..*lock(&self.totals)
         }
     }
 
-    /// Stops gracefully: triggers the [`Shutdown`] switch (idle connections
-    /// close now, busy ones after their current request), stops accepting
-    /// (the listener closes), waits up to `grace` for the connections to
-    /// end, then kills the rest. Call it on a greenlet (or a plain thread).
-    pub fn shutdown(mut self, grace: Duration) -> ShutdownReport {
-        let open = self.state.pool.len();
-        let idle_closed = self.state.cfg.shutdown.trigger();
-        for a in &self.acceptors {
-            a.kill();
-        }
-        for a in self.acceptors.drain(..) {
-            let _ = a.join(); // killed: Err(killed), expected
-        }
-        let drained = self.state.pool.join_timeout(grace);
-        if !drained {
-            self.state.pool.kill();
-            self.state.pool.join();
-        }
+    /// Stops gracefully (see the module docs): triggers the [`Shutdown`]
+    /// switch (idle connections close now, busy ones after their current
+    /// request), then [`StreamServer::stop`]s: the listeners close, the
+    /// connections get up to `grace` to end, the rest are killed. Call it
+    /// on a greenlet (or a plain thread).
+    pub fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let open = self.streams.connections();
+        let idle_closed = self.shutdown.trigger();
+        let report = self.streams.stop(grace);
         ShutdownReport {
             open,
             idle_closed,
-            drained,
+            drained: report.killed == 0,
             totals: self.totals(),
         }
     }
@@ -570,28 +434,29 @@ impl Server {
 /// greenhub's scheduling mode (`--mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// One hub (`Builder::single_threaded`).
+    /// One hub (`Builder::single_threaded`), one acceptor.
     Single,
-    /// M:N with work stealing (the default).
+    /// M:N with work stealing (the default), an acceptor per hub.
     Mn,
-    /// N hubs without stealing (`Builder::pinned`), one acceptor per hub.
+    /// N hubs without stealing (`Builder::pinned`), an acceptor per hub.
     Pinned,
 }
 
 /// The command line (and environment) settings.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The address to bind.
+    /// `--host`, default 127.0.0.1: the address to bind.
     pub host: String,
-    /// The port (0: any free one).
+    /// `--port`, default 8080 (0: a free one, which the line printed names).
     pub port: u16,
-    /// The scheduling mode.
+    /// `--mode single|mn|pinned`, default mn: the scheduling mode.
     pub mode: Mode,
-    /// Hubs for `mn` and `pinned` (None: one per CPU).
+    /// `--hubs`, default one per CPU: hubs for `mn` and `pinned`.
     pub hubs: Option<usize>,
-    /// The connection settings (`max_conns`, timeouts).
+    /// The connection settings (`--max-conns`, the timeouts).
     pub config: Config,
-    /// How long shutdown waits for requests in flight.
+    /// `--grace-ms`, default 5000: how long shutdown waits for requests in
+    /// flight before it kills their greenlets.
     pub grace: Duration,
 }
 
@@ -617,68 +482,50 @@ impl Options {
     /// Parses `args` (without the program name), with `env` as the source
     /// of the `HTTP_*` variables (a flag wins over its variable).
     pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Options, String> {
-        const FLAGS: [&str; 8] = [
-            "host",
-            "port",
-            "mode",
-            "hubs",
-            "max-conns",
-            "header-timeout-ms",
-            "idle-timeout-ms",
-            "grace-ms",
-        ];
-        let mut values: HashMap<&str, String> = HashMap::new();
-        for flag in FLAGS {
-            let var = format!("HTTP_{}", flag.to_uppercase().replace('-', "_"));
-            if let Some(v) = env(&var) {
-                values.insert(flag, v);
-            }
-        }
+        const FLAGS: &str =
+            "host port mode hubs max-conns header-timeout-ms idle-timeout-ms grace-ms";
+        let mut flags = HashMap::new();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let (name, inline) = match arg.split_once('=') {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (arg.as_str(), None),
             };
-            let Some(flag) = name
-                .strip_prefix("--")
-                .and_then(|n| FLAGS.iter().find(|f| **f == n))
-            else {
-                return Err(format!("unknown argument `{arg}`"));
-            };
-            let value = match inline.or_else(|| it.next().cloned()) {
-                Some(v) => v,
-                None => return Err(format!("--{flag} needs a value")),
-            };
-            values.insert(flag, value);
+            let known = |n: &&str| FLAGS.split_whitespace().any(|f| f == *n);
+            let flag = (name.strip_prefix("--").filter(known))
+                .ok_or_else(|| format!("unknown argument `{arg}`"))?;
+            let value = inline.or_else(|| it.next().cloned());
+            flags.insert(flag, value.ok_or(format!("--{flag} needs a value"))?);
         }
-        let mut o = Options::default();
-        fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-            v.parse()
-                .map_err(|_| format!("--{flag}: `{v}` is not a valid number"))
+        // A flag's value, else its variable's.
+        let get = |flag: &str| {
+            let var = format!("HTTP_{}", flag.to_uppercase().replace('-', "_"));
+            flags.get(flag).cloned().or_else(|| env(&var))
+        };
+        fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<Option<T>, String> {
+            let bad = |v| format!("--{flag}: `{v}` is not a valid number");
+            v.map(|v| v.parse().map_err(|_| bad(v))).transpose()
         }
-        for (flag, v) in &values {
-            match *flag {
-                "host" => o.host = v.clone(),
-                "port" => o.port = num(flag, v)?,
-                "mode" => {
-                    o.mode = match v.as_str() {
-                        "single" => Mode::Single,
-                        "mn" => Mode::Mn,
-                        "pinned" => Mode::Pinned,
-                        _ => return Err(format!("--mode: `{v}` is not single, mn or pinned")),
-                    }
-                }
-                "hubs" => o.hubs = Some(num(flag, v)?),
-                "max-conns" => o.config.max_conns = num(flag, v)?,
-                "header-timeout-ms" => {
-                    o.config.header_timeout = Duration::from_millis(num(flag, v)?)
-                }
-                "idle-timeout-ms" => o.config.idle_timeout = Duration::from_millis(num(flag, v)?),
-                "grace-ms" => o.grace = Duration::from_millis(num(flag, v)?),
-                _ => unreachable!("every flag is handled"),
-            }
-        }
+        let ms = |flag: &str| Ok::<_, String>(num(flag, get(flag))?.map(Duration::from_millis));
+        let d = Options::default();
+        let o = Options {
+            host: get("host").unwrap_or(d.host),
+            port: num("port", get("port"))?.unwrap_or(d.port),
+            mode: match get("mode").as_deref() {
+                None | Some("mn") => Mode::Mn,
+                Some("single") => Mode::Single,
+                Some("pinned") => Mode::Pinned,
+                Some(v) => return Err(format!("--mode: `{v}` is not single, mn or pinned")),
+            },
+            hubs: num("hubs", get("hubs"))?,
+            config: Config {
+                max_conns: num("max-conns", get("max-conns"))?.unwrap_or(d.config.max_conns),
+                header_timeout: ms("header-timeout-ms")?.unwrap_or(d.config.header_timeout),
+                idle_timeout: ms("idle-timeout-ms")?.unwrap_or(d.config.idle_timeout),
+                ..d.config
+            },
+            grace: ms("grace-ms")?.unwrap_or(d.grace),
+        };
         if o.config.max_conns == 0 || o.hubs == Some(0) {
             return Err("--max-conns and --hubs must be at least 1".into());
         }
@@ -728,13 +575,11 @@ pub fn run_main(opts: &Options, on_listening: impl FnOnce(SocketAddr)) -> io::Re
             stop.set();
         })?);
     }
-    let listener = TcpListener::bind((opts.host.as_str(), opts.port))?;
-    let acceptors = match opts.mode {
-        Mode::Pinned => rt.hubs(),
-        Mode::Single | Mode::Mn => 1,
-    };
-    // Spawned from outside the runtime: the acceptors go to free hubs.
-    let server = Server::start_with(listener, opts.config.clone(), acceptors, rt.handle())?;
+    // Started from outside the runtime, hence `handle`.
+    let builder = StreamServer::bind((opts.host.as_str(), opts.port))?
+        .per_hub(opts.mode != Mode::Single)
+        .handle(rt.handle().clone());
+    let server = Server::start(builder, opts.config.clone())?;
     on_listening(server.local_addr());
     let grace = opts.grace;
     let report = rt.block_on(move || {
@@ -764,32 +609,23 @@ fn main() {
         }
     };
     let mode = opts.mode;
-    let summary = run_main(&opts, |addr| {
+    let printed = |addr| {
         println!("listening on {addr}");
         let _ = io::stdout().flush();
+    };
+    let s = run_main(&opts, printed).unwrap_or_else(|e| {
+        eprintln!("http_server: {e}");
+        std::process::exit(1);
     });
-    match summary {
-        Ok(s) => {
-            let name = signal::name(s.signal).unwrap_or("a signal");
-            println!(
-                "caught {name}: {} connection(s) open, {} idle closed, {}; \
-                 {} requests on {} connections, {} rejected ({mode:?}, {} hub(s)); bye",
-                s.report.open,
-                s.report.idle_closed,
-                if s.report.drained {
-                    "all drained"
-                } else {
-                    "the rest killed after the grace period"
-                },
-                s.report.totals.requests,
-                s.report.totals.connections,
-                s.report.totals.rejected,
-                s.hubs,
-            );
-        }
-        Err(e) => {
-            eprintln!("http_server: {e}");
-            std::process::exit(1);
-        }
-    }
+    let (r, t) = (s.report, s.report.totals);
+    let name = signal::name(s.signal).unwrap_or("a signal");
+    let drained = match r.drained {
+        true => "all drained",
+        false => "the rest killed after the grace period",
+    };
+    println!(
+        "caught {name}: {} connection(s) open, {} idle closed, {drained}; {} requests on {} \
+         connections, {} rejected ({mode:?}, {} hub(s)); bye",
+        r.open, r.idle_closed, t.requests, t.connections, t.rejected, s.hubs,
+    );
 }

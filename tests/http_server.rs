@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use greenhub::net::{TcpListener, TcpStream};
+use greenhub::server::StreamServer;
 use http_server::http_common::{End, Status};
 use http_server::{Config, Server, ShutdownReport};
 
@@ -42,10 +43,11 @@ fn error(status: Status) -> String {
     )
 }
 
-/// Starts a server on a free port of the current runtime.
+/// Starts a server on a free port of the current runtime, accepting on
+/// every hub (`per_hub`, as `run_main` does in M:N mode).
 fn start(cfg: Config) -> (Server, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let server = Server::start(listener, cfg).expect("start");
+    let builder = StreamServer::bind("127.0.0.1:0").expect("resolve");
+    let server = Server::start(builder.per_hub(true), cfg).expect("start");
     let addr = server.local_addr();
     (server, addr)
 }
