@@ -15,7 +15,11 @@
 //!
 //! The kernel lets only sockets of the same effective user join a group,
 //! and any such socket (another process of the same user) may join it and
-//! take a share of the connections.
+//! take a share of the connections. So that a second server started on a
+//! port already served does not silently join the first one's group, a
+//! group on a given port is bound only after a probe socket *without*
+//! `SO_REUSEPORT` could bind the address: `AddrInUse` if anyone listens
+//! there, as std's `bind` would say.
 
 use std::io;
 use std::mem;
@@ -32,9 +36,17 @@ pub(super) fn bind(addrs: &[SocketAddr], n: usize) -> io::Result<(Vec<Arc<TcpLis
     let mut last = None;
     for &addr in addrs {
         if n > 1 {
-            if let Ok(group) = bind_group(addr, n) {
-                let own = group.into_iter().map(|l| Arc::new(l.into())).collect();
-                return Ok((own, true));
+            match bind_group(addr, n) {
+                Ok(group) => {
+                    let own = group.into_iter().map(|l| Arc::new(l.into())).collect();
+                    return Ok((own, true));
+                }
+                // Someone listens there already: do not join or share it.
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(_) => {} // no SO_REUSEPORT: one shared socket below
             }
         }
         match TcpListener::bind(addr) {
@@ -99,6 +111,10 @@ pub(super) fn run<F>(
 /// Any syscall's error, e.g. `AddrInUse` when a socket outside the group
 /// holds the address, or `ENOPROTOOPT` where `SO_REUSEPORT` is missing.
 fn bind_group(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() != 0 {
+        // The probe: fails if any socket, in a group or not, holds `addr`.
+        drop(socket_bound(addr, false)?);
+    }
     let first = bind_one(addr)?;
     let addr = first.local_addr()?;
     let mut all = Vec::with_capacity(n);
@@ -109,7 +125,20 @@ fn bind_group(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListene
     Ok(all)
 }
 
+/// One listening socket of a group on `addr`.
 fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let fd = socket_bound(addr, true)?;
+    // SAFETY: listen takes no pointers; the kernel caps the backlog at
+    // `net.core.somaxconn`.
+    if unsafe { libc::listen(fd.as_raw_fd(), i32::MAX) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// A non-blocking TCP socket with `SO_REUSEADDR` (and `SO_REUSEPORT` if
+/// `reuse_port`), bound to `addr`.
+fn socket_bound(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
     let domain = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
@@ -124,18 +153,15 @@ fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let raw = fd.as_raw_fd();
     set_flag(raw, libc::SO_REUSEADDR)?;
-    set_flag(raw, libc::SO_REUSEPORT)?;
+    if reuse_port {
+        set_flag(raw, libc::SO_REUSEPORT)?;
+    }
     let (storage, len) = to_sockaddr(&addr);
     // SAFETY: `storage` holds a sockaddr of `len` bytes for `domain`.
     if unsafe { libc::bind(raw, (&raw const storage).cast(), len) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: listen takes no pointers; the kernel caps the backlog at
-    // `net.core.somaxconn`.
-    if unsafe { libc::listen(raw, i32::MAX) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(std::net::TcpListener::from(fd))
+    Ok(fd)
 }
 
 /// Sets a boolean `SOL_SOCKET` option.
