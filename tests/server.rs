@@ -561,3 +561,39 @@ fn runtime_shutdown_ends_the_server() {
         assert!(std::net::TcpStream::connect(addr).is_err());
     });
 }
+
+/// A second per-hub server on a port that is already served fails with
+/// `AddrInUse` (as std's `bind` would) instead of silently joining the first
+/// server's `SO_REUSEPORT` group and taking a share of its connections.
+#[test]
+fn per_hub_server_on_a_taken_port_is_refused() {
+    with_deadline("taken port", 60, || {
+        let rt = Builder::new().hubs(2).build().unwrap();
+        rt.block_on(|| {
+            let first = StreamServer::bind("127.0.0.1:0")
+                .unwrap()
+                .per_hub(true)
+                .serve(line_handler)
+                .unwrap();
+            let addr = first.local_addr();
+            assert_eq!(listening_sockets(addr.port()), 2);
+            let second = StreamServer::bind(addr)
+                .unwrap()
+                .per_hub(true)
+                .serve(line_handler);
+            let err = second.err().expect("the second server must not bind");
+            assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+            assert_eq!(listening_sockets(addr.port()), 2);
+            // A plain listener is refused too.
+            assert!(TcpListener::bind(addr).is_err());
+            first.stop(Duration::ZERO);
+            // Once stopped, the port can be served again, as a group.
+            let again = StreamServer::bind(addr)
+                .unwrap()
+                .per_hub(true)
+                .serve(line_handler);
+            let again = again.expect("the port is free again");
+            again.stop(Duration::ZERO);
+        });
+    });
+}
