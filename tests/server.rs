@@ -581,7 +581,9 @@ fn per_hub_server_on_a_taken_port_is_refused() {
                 .unwrap()
                 .per_hub(true)
                 .serve(line_handler);
-            let err = second.err().expect("the second server must not bind");
+            let Err(err) = second else {
+                panic!("the second server must not bind");
+            };
             assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
             assert_eq!(listening_sockets(addr.port()), 2);
             // A plain listener is refused too.
