@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::registration::{self, token};
 use super::scheduled::{Direction, ScheduledIo};
+use super::sys::{block_thread, poll_fds};
 use crate::greenlet::wait::{self, Wake};
 use crate::greenlet::waiter::Waiter;
 use crate::hub::context;
@@ -149,7 +150,7 @@ pub fn select(read: &[RawFd], write: &[RawFd], timeout: Option<Duration>) -> io:
     let mut pfds = pollfds(read, write);
     loop {
         // One non-blocking look first: the answer when something is ready.
-        if poll_now(&mut pfds, 0)? > 0 {
+        if poll_fds(&mut pfds, 0)? > 0 {
             return collect(&pfds, read.len());
         }
         let timed_out = if context::current_raw().is_some() {
@@ -158,7 +159,7 @@ pub fn select(read: &[RawFd], write: &[RawFd], timeout: Option<Duration>) -> io:
             block_thread(&mut pfds, deadline)?
         };
         if timed_out {
-            let n = poll_now(&mut pfds, 0)?;
+            let n = poll_fds(&mut pfds, 0)?;
             return if n > 0 {
                 collect(&pfds, read.len())
             } else {
@@ -180,27 +181,6 @@ fn pollfds(read: &[RawFd], write: &[RawFd]) -> Vec<libc::pollfd> {
         .collect()
 }
 
-/// `poll(2)` over `pfds` with a timeout in milliseconds.
-fn poll_now(pfds: &mut [libc::pollfd], ms: i32) -> io::Result<usize> {
-    for p in pfds.iter_mut() {
-        p.revents = 0;
-    }
-    loop {
-        // SAFETY: `pfds` is a valid, exclusively borrowed array of pollfds.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-        if n >= 0 {
-            if pfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
-                return Err(io::Error::from_raw_os_error(libc::EBADF));
-            }
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 fn collect(pfds: &[libc::pollfd], nread: usize) -> io::Result<Selected> {
     let mut out = Selected::default();
     for (i, p) in pfds.iter().enumerate() {
@@ -214,29 +194,6 @@ fn collect(pfds: &[libc::pollfd], nread: usize) -> io::Result<Selected> {
         }
     }
     Ok(out)
-}
-
-/// Off a greenlet: one blocking `poll(2)` until `deadline` (or the thread's
-/// `timeout` frame). Returns whether the deadline passed.
-fn block_thread(pfds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::Result<bool> {
-    if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
-        i.raise();
-    }
-    let ms = match wait::thread_deadline(deadline) {
-        None => -1,
-        Some(at) => {
-            let left = at.saturating_duration_since(Instant::now());
-            left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
-        }
-    };
-    let n = poll_now(pfds, ms)?;
-    if n > 0 {
-        return Ok(false);
-    }
-    if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
-        i.raise();
-    }
-    Ok(deadline.is_some_and(|d| Instant::now() >= d))
 }
 
 /// One watched duplicate fd; deregistered and closed on drop.

@@ -8,6 +8,7 @@
 //!   greenlet, `poll(2)` instead.
 //! - `evented.rs`: an owned fd with its registration and timeouts, the core of
 //!   every socket and pipe type.
+//! - `sys.rs`: `poll(2)` for waits off a greenlet, `O_NONBLOCK`.
 //! - `fdwait.rs`: the public waits on raw fds: [`wait_readable`],
 //!   [`wait_writable`] and [`select`] (gevent's `wait_read`, `wait_write` and
 //!   `gevent.select.select`).
@@ -21,6 +22,8 @@ mod fdwait;
 #[cfg(not(loom))]
 pub(crate) mod registration;
 pub(crate) mod scheduled;
+#[cfg(not(loom))]
+pub(crate) mod sys;
 
 #[cfg(not(loom))]
 pub use fdwait::{Selected, select, wait_readable, wait_writable};

@@ -174,43 +174,14 @@ pub(crate) fn poll_thread(
         Direction::Read => libc::POLLIN | libc::POLLPRI,
         Direction::Write => libc::POLLOUT,
     };
-    let mut pfd = libc::pollfd {
+    let mut pfd = [libc::pollfd {
         fd,
         events,
         revents: 0,
-    };
-    loop {
-        if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
-            i.raise();
-        }
-        let limit = wait::thread_deadline(deadline);
-        let ms = match limit {
-            None => -1,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
-                        i.raise();
-                    }
-                    return Ok(Ready::TimedOut);
-                }
-                // Round up, so that a sub-millisecond rest does not spin.
-                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
-            }
-        };
-        // SAFETY: `pfd` is one valid pollfd that lives across the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n > 0 {
-            if pfd.revents & libc::POLLNVAL != 0 {
-                return Err(io::Error::from_raw_os_error(libc::EBADF));
-            }
-            return Ok(Ready::Retry);
-        }
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
+    }];
+    Ok(if super::sys::block_thread(&mut pfd, deadline)? {
+        Ready::TimedOut
+    } else {
+        Ready::Retry
+    })
 }

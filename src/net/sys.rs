@@ -72,23 +72,6 @@ pub(crate) fn listen_deep(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Puts `fd` in non-blocking mode (for fds handed to us by the user).
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL take no pointers; errors are checked.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if flags & libc::O_NONBLOCK == 0
-            && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// Whether an `accept` error means the process or system is out of a
 /// resource (fds, buffers, memory): retrying at once would fail again.
 pub(crate) fn is_resource_error(e: &io::Error) -> bool {
@@ -139,7 +122,7 @@ macro_rules! fd_impls {
         impl From<$std> for $t {
             /// Wraps a std socket, putting it in non-blocking mode.
             fn from(s: $std) -> $t {
-                let _ = crate::net::sys::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&s));
+                let _ = crate::io::sys::set_nonblocking(std::os::fd::AsRawFd::as_raw_fd(&s), true);
                 <$t>::from_evented(crate::io::evented::Evented::new(s))
             }
         }

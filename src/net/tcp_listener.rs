@@ -11,6 +11,7 @@ use super::sys::{self, fd_impls};
 use super::tcp_stream::TcpStream;
 use crate::io::evented::Evented;
 use crate::loom::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// The first and the largest pause after an accept error that means "out of
 /// fds or memory" (Go's net/http uses the same 5 ms doubling to 1 s).
@@ -59,6 +60,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// ```
 pub struct TcpListener {
     io: Evented<std::net::TcpListener>,
+    /// Set while a back-off is in force, so that an accept with no recent
+    /// resource error touches no lock.
+    backing_off: AtomicBool,
     backoff: Mutex<Backoff>,
 }
 
@@ -82,6 +86,7 @@ impl TcpListener {
     fn from_evented(io: Evented<std::net::TcpListener>) -> TcpListener {
         TcpListener {
             io,
+            backing_off: AtomicBool::new(false),
             backoff: Mutex::new(Backoff::default()),
         }
     }
@@ -133,12 +138,16 @@ impl TcpListener {
     /// });
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.pause_after_errors();
+        let backing_off = self.backing_off.load(Relaxed);
+        if backing_off {
+            self.pause_after_errors();
+        }
         let fd = self.io.fd();
         match self.io.read_with(|_| sys::accept_inet(fd)) {
             Ok((owned, peer)) => {
-                if self.had_errors() {
+                if backing_off {
                     *self.backoff.lock() = Backoff::default();
+                    self.backing_off.store(false, Relaxed);
                 }
                 let std = std::net::TcpStream::from(owned);
                 Ok((TcpStream::from_evented(Evented::new(std)), peer))
@@ -148,14 +157,11 @@ impl TcpListener {
                     let mut b = self.backoff.lock();
                     b.delay = (b.delay * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
                     b.until = Instant::now().checked_add(b.delay);
+                    self.backing_off.store(true, Relaxed);
                 }
                 Err(e)
             }
         }
-    }
-
-    fn had_errors(&self) -> bool {
-        !self.backoff.lock().delay.is_zero()
     }
 
     /// Sleeps out the back-off after a resource error, if one is pending.

@@ -85,7 +85,7 @@ macro_rules! pipe_common {
         impl $name {
             /// Takes over std's handle, switching it to non-blocking mode.
             pub(super) fn from_std(pipe: $std) -> io::Result<$name> {
-                set_nonblocking(pipe.as_raw_fd(), true)?;
+                crate::io::sys::set_nonblocking(pipe.as_raw_fd(), true)?;
                 Ok($name {
                     inner: Evented::new(pipe),
                 })
@@ -95,7 +95,7 @@ macro_rules! pipe_common {
             fn into_owned(self) -> OwnedFd {
                 let pipe = self.inner.into_inner();
                 // Only fails for a closed fd, and this one is open.
-                let _ = set_nonblocking(pipe.as_raw_fd(), false);
+                let _ = crate::io::sys::set_nonblocking(pipe.as_raw_fd(), false);
                 OwnedFd::from(pipe)
             }
         }
@@ -285,27 +285,6 @@ macro_rules! pipe_read {
 
 pipe_read!(ChildStdout, stdout);
 pipe_read!(ChildStderr, stderr);
-
-/// Sets or clears `O_NONBLOCK` on `fd`'s file description.
-fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFL takes no pointer; the result is checked.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let want = if on {
-        flags | libc::O_NONBLOCK
-    } else {
-        flags & !libc::O_NONBLOCK
-    };
-    if want != flags {
-        // SAFETY: F_SETFL takes an int; the result is checked.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, want) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
 
 /// One `read(2)` into `buf`.
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {

@@ -1,0 +1,81 @@
+//! The OS calls under the cooperative IO layer that need no hub: `poll(2)`
+//! on a plain thread (how every greenhub IO call blocks off a greenlet) and
+//! `O_NONBLOCK`.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+use crate::greenlet::wait::{self, Wake};
+
+/// One `poll(2)` over `pfds` with a timeout in milliseconds (-1: none),
+/// retried on `EINTR`. Returns how many fds are ready; `EBADF` if one is not
+/// open.
+pub(crate) fn poll_fds(pfds: &mut [libc::pollfd], ms: i32) -> io::Result<usize> {
+    for p in pfds.iter_mut() {
+        p.revents = 0;
+    }
+    loop {
+        // SAFETY: `pfds` is a valid, exclusively borrowed array of pollfds.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if n >= 0 {
+            if pfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Off a greenlet: blocks the thread until one of `pfds` is ready
+/// (`Ok(false)`) or `deadline` passes (`Ok(true)`). The thread's `timeout`
+/// frame bounds the wait too; when it expires, this unwinds to that frame.
+pub(crate) fn block_thread(
+    pfds: &mut [libc::pollfd],
+    deadline: Option<Instant>,
+) -> io::Result<bool> {
+    loop {
+        if let Wake::Interrupted(i) = wait::check_thread_interrupt() {
+            i.raise();
+        }
+        let ms = match wait::thread_deadline(deadline) {
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // The caller's own deadline (an expired frame was raised
+                    // above).
+                    return Ok(true);
+                }
+                // Round up, so that a sub-millisecond rest does not spin.
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+            }
+        };
+        if poll_fds(pfds, ms)? > 0 {
+            return Ok(false);
+        }
+    }
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`'s file description.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no pointer; the result is checked.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let want = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: F_SETFL takes an int; the result is checked.
+    if want != flags && unsafe { libc::fcntl(fd, libc::F_SETFL, want) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
