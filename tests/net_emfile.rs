@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -37,24 +36,7 @@ fn child_emfile() {
             .map(|_| std::net::TcpStream::connect(addr).unwrap())
             .collect();
         // Lower the limit to just above what is open, then use up the rest.
-        let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
-        let lim = libc::rlimit {
-            rlim_cur: open + 8,
-            rlim_max: open + 64,
-        };
-        // SAFETY: a valid rlimit struct.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-        let devnull = std::fs::File::open("/dev/null").unwrap();
-        let mut fillers = Vec::new();
-        loop {
-            // SAFETY: dup of our own open fd; the result is checked.
-            let fd = unsafe { libc::dup(devnull.as_raw_fd()) };
-            if fd < 0 {
-                break;
-            }
-            // SAFETY: a fresh fd we own.
-            fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
+        let fillers = common::use_up_fds();
 
         let ticks = Arc::new(AtomicUsize::new(0));
         let t2 = ticks.clone();

@@ -8,7 +8,6 @@ mod common;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -495,24 +494,7 @@ fn child_server_emfile() {
             })
             .collect();
         // Use up every fd, now that the clients hold theirs.
-        let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
-        let lim = libc::rlimit {
-            rlim_cur: open + 8,
-            rlim_max: open + 64,
-        };
-        // SAFETY: a valid rlimit struct.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-        let devnull = std::fs::File::open("/dev/null").unwrap();
-        let mut fillers = Vec::new();
-        loop {
-            // SAFETY: dup of our own open fd; the result is checked.
-            let fd = unsafe { libc::dup(devnull.as_raw_fd()) };
-            if fd < 0 {
-                break;
-            }
-            // SAFETY: a fresh fd we own.
-            fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
+        let fillers = common::use_up_fds();
         greenhub::sleep(Duration::from_millis(300));
         let errors = server.stats().errors;
         assert!(errors >= 1, "no accept error while out of fds");

@@ -190,3 +190,32 @@ pub fn in_each_mode(what: &'static str, body: fn(&'static str)) {
         }
     });
 }
+
+/// Lowers this process's `RLIMIT_NOFILE` to just above the fds open now and
+/// opens the rest (dups of `/dev/null`), so that the next fd-creating call
+/// fails with `EMFILE`. Dropping the returned fds frees them again. For
+/// child-process tests only: the limit stays lowered.
+pub fn use_up_fds() -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    let lim = libc::rlimit {
+        rlim_cur: open + 8,
+        rlim_max: open + 64,
+    };
+    // SAFETY: a valid rlimit struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let mut fillers = Vec::new();
+    loop {
+        // SAFETY: dup of our own open fd; the result is checked.
+        let fd = unsafe { libc::dup(devnull.as_raw_fd()) };
+        if fd < 0 {
+            break;
+        }
+        // SAFETY: a fresh fd that we own.
+        fillers.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    // Dropping `/dev/null` here would free one fd again.
+    fillers.push(OwnedFd::from(devnull));
+    fillers
+}
