@@ -122,6 +122,7 @@ pub mod channel;
 mod error;
 pub mod greenlet;
 mod hub;
+pub mod inspect;
 pub mod io;
 mod loom;
 #[cfg(not(loom))]

@@ -63,6 +63,13 @@ impl BlockingPool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Threads (all, idle), queued jobs and the thread bound, for
+    /// `inspect::Metrics`.
+    pub(crate) fn stats(&self) -> (usize, usize, usize, usize) {
+        let st = self.lock();
+        (st.threads, st.idle, st.queue.len(), self.max_threads)
+    }
+
     /// Queues `job`; starts a thread for it if none is idle and the bound
     /// allows. Fails if the pool is shut down or no thread can be started
     /// and none exists to run the job later.

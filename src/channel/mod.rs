@@ -51,6 +51,7 @@ pub use queue::{Queue, QueueFull, TaskDoneError};
 #[doc(hidden)]
 pub use select::{__select, RecvCase, SelectCase, SendCase};
 
+use crate::greenlet::trace::WaitKind;
 use crate::sync::waitlist::{Granted, wait_granted, wake_all};
 
 /// A channel that holds up to `cap` values; a send waits while it is full.
@@ -211,7 +212,14 @@ impl<T> Sender<T> {
             return Err(SendTimeoutError::Timeout(value));
         }
         let req = SendReq::plain(value);
-        match wait_granted(&self.chan.state, st, |s| &mut s.sends, req, deadline) {
+        match wait_granted(
+            &self.chan.state,
+            st,
+            |s| &mut s.sends,
+            req,
+            deadline,
+            WaitKind::ChannelSend,
+        ) {
             Granted::Done(req) if req.sent == Some(true) => Ok(()),
             Granted::Done(mut req) => Err(SendTimeoutError::Disconnected(take_value(&mut req))),
             Granted::TimedOut(st, mut req) => {
@@ -373,7 +381,14 @@ impl<T> Receiver<T> {
             return Err(RecvTimeoutError::Timeout);
         }
         let req = RecvReq::plain();
-        match wait_granted(&self.chan.state, st, |s| &mut s.recvs, req, deadline) {
+        match wait_granted(
+            &self.chan.state,
+            st,
+            |s| &mut s.recvs,
+            req,
+            deadline,
+            WaitKind::ChannelRecv,
+        ) {
             Granted::Done(req) => match req.slot {
                 Some(Ok(v)) => Ok(v),
                 _ => Err(RecvTimeoutError::Disconnected),

@@ -12,6 +12,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{Granted, WaitList, Waited, wait, wait_granted, wake_all};
 
@@ -300,7 +301,14 @@ impl<T> Queue<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(QueueFull(item));
         }
-        match wait_granted(&self.state, st, |s| &mut s.putters, Some(item), deadline) {
+        match wait_granted(
+            &self.state,
+            st,
+            |s| &mut s.putters,
+            Some(item),
+            deadline,
+            WaitKind::QueuePut,
+        ) {
             // The getter moved our item in and counted it.
             Granted::Done(_) => Ok(()),
             Granted::TimedOut(_, item) => Err(QueueFull(item.expect("greenhub: item missing"))),
@@ -371,7 +379,14 @@ impl<T> Queue<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
-        match wait_granted(&self.state, st, |s| &mut s.getters, None, deadline) {
+        match wait_granted(
+            &self.state,
+            st,
+            |s| &mut s.getters,
+            None,
+            deadline,
+            WaitKind::QueueGet,
+        ) {
             Granted::Done(item) => Some(item.expect("greenhub: getter woken without item")),
             Granted::TimedOut(..) => None,
             Granted::Interrupted(st, _, interrupt) => {
@@ -433,7 +448,14 @@ impl<T> Queue<T> {
         if st.unfinished == 0 {
             return true;
         }
-        let (st, waited) = wait(&self.state, st, |s| &mut s.joiners, (), deadline);
+        let (st, waited) = wait(
+            &self.state,
+            st,
+            |s| &mut s.joiners,
+            (),
+            deadline,
+            WaitKind::QueueJoin,
+        );
         match waited {
             Waited::Done(()) => true,
             Waited::TimedOut(()) => st.unfinished == 0,

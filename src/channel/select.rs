@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use super::chan::{RecvReq, Selector, SendReq};
 use super::{Receiver, RecvError, SendError, Sender};
+use crate::greenlet::trace::{WaitKind, WaitOn};
 use crate::greenlet::wait::{Interrupt, Wake, park_until};
 use crate::sync::waitlist::Node;
 
@@ -263,7 +264,7 @@ pub fn __select(
             sel.abort();
         } else {
             while sel.winner().is_none() {
-                match park_until(deadline) {
+                match park_until(deadline, WaitOn::new(WaitKind::ChannelSelect, 0)) {
                     Wake::Woken => {}
                     Wake::TimedOut => {
                         timed_out = sel.abort();

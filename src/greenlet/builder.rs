@@ -1,12 +1,15 @@
 //! `greenlet::Builder`: spawning with a name, a stack size, or a `Result`.
 
 use std::io;
+use std::panic::Location;
 use std::sync::Arc;
 
 use crate::greenlet::GreenletId;
 use crate::greenlet::JoinHandle;
 use crate::greenlet::task::{Header, Task, TaskRef};
+use crate::greenlet::trace::Trace;
 use crate::hub::{HubContext, context};
+use crate::inspect::counters::{Outside, bump};
 use crate::runtime::shared::Shared;
 use crate::stack::{MIN_STACK_SIZE, class_for};
 
@@ -74,6 +77,7 @@ impl Builder {
     /// // Outside a runtime, spawning is an error rather than a panic:
     /// assert!(greenhub::greenlet::Builder::new().spawn(|| ()).is_err());
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -100,6 +104,7 @@ impl Builder {
     ///     assert_eq!(h.join().unwrap(), 6);
     /// });
     /// ```
+    #[track_caller]
     pub fn spawn_local<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -109,6 +114,7 @@ impl Builder {
         self.spawn_on_hub(hub, f, true)
     }
 
+    #[track_caller]
     fn spawn_on_hub<F, T>(self, hub: &HubContext, f: F, local: bool) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -120,6 +126,7 @@ impl Builder {
     }
 
     /// Spawns onto `shared`'s runtime from anywhere.
+    #[track_caller]
     pub(crate) fn spawn_on<F, T>(self, shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -131,6 +138,7 @@ impl Builder {
             }
         }
         let (task, handle) = self.build(GreenletId::next(), f)?;
+        Outside::count(&shared.outside.spawned);
         shared.inject(task);
         Ok(handle)
     }
@@ -142,6 +150,7 @@ impl Builder {
     /// greenlet there too). After shutdown it never runs and its handle
     /// reports it killed. For `server`'s one-acceptor-per-hub.
     #[cfg(not(loom))]
+    #[track_caller]
     pub(crate) fn spawn_to_hub<F, T>(
         self,
         shared: &Arc<Shared>,
@@ -153,6 +162,10 @@ impl Builder {
         T: Send + 'static,
     {
         let (task, handle) = self.build(GreenletId::next(), f)?;
+        match context::hub() {
+            Some(hub) => bump(&hub.remote.stats.spawned),
+            None => Outside::count(&shared.outside.spawned),
+        }
         let refused = if shared.shutdown.load(crate::loom::Ordering::Acquire) {
             Err(task)
         } else {
@@ -169,6 +182,7 @@ impl Builder {
         Ok(handle)
     }
 
+    #[track_caller]
     fn build<F, T>(self, id: GreenletId, f: F) -> io::Result<(TaskRef, JoinHandle<T>)>
     where
         F: FnOnce() -> T + 'static,
@@ -181,7 +195,10 @@ impl Builder {
                 size.max(MIN_STACK_SIZE)
             }
         };
-        let header = Header::new(id, self.name.map(String::into_boxed_str), stack_size, true);
+        let parent = context::current_task_id();
+        let trace = Trace::new(Location::caller(), parent);
+        let name = self.name.map(String::into_boxed_str);
+        let header = Header::new(id, name, stack_size, true, trace);
         let task = Task::new(header, f);
         let handle = JoinHandle::new(task.clone());
         Ok((task, handle))

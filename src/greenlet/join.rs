@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::greenlet::task::{Header, JoinTarget, RawTask, TaskRef};
+use crate::greenlet::trace::{WaitKind, WaitOn};
 use crate::greenlet::wait::{Wake, park_until};
 use crate::greenlet::waiter::WaiterKey;
 use crate::greenlet::{Greenlet, GreenletId};
@@ -108,11 +109,13 @@ impl<T> JoinHandle<T> {
             // SAFETY: we are the single handle and have not taken the outcome.
             if let Some(outcome) = unsafe { self.task.poll_join(&mut self.registered) } {
                 self.taken = true;
+                count_join(self.header());
                 return Some(outcome);
             }
             // A registration left behind by a timeout only costs the
             // completer a spurious wake-up of this waiter.
-            match park_until(deadline) {
+            let on = WaitOn::new(WaitKind::Join, self.id().as_u64());
+            match park_until(deadline, on) {
                 Wake::Woken => {}
                 Wake::TimedOut => return None,
                 Wake::Interrupted(i) => i.raise(),
@@ -261,4 +264,18 @@ pub fn joinall<T>(
         }
     }
     (done, pending)
+}
+
+/// Counts a join for `inspect::Metrics`: on the caller's hub when it runs on
+/// one, else on the joined greenlet's hub (if it ever started).
+fn count_join(header: &crate::greenlet::task::Header) {
+    use crate::inspect::counters::{Outside, bump};
+    match context::hub() {
+        Some(hub) => bump(&hub.remote.stats.joins),
+        None => {
+            if let Some(owner) = header.owner() {
+                Outside::count(&owner.outside_joins);
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@
 pub(crate) mod completion;
 pub(crate) mod state;
 pub(crate) mod task;
+pub(crate) mod trace;
 pub(crate) mod wait;
 pub(crate) mod waiter;
 
@@ -38,6 +39,7 @@ pub use local::{AccessError, LocalKey};
 
 use crate::hub::{HubContext, context};
 use task::{HubRef, RawTask, Suspend, TaskRef};
+use trace::{WaitKind, WaitOn};
 use waiter::Waiter;
 
 /// A greenlet's unique identifier within the process.
@@ -345,7 +347,7 @@ pub fn yield_now() {
 /// });
 /// ```
 pub fn park() {
-    if let wait::Wake::Interrupted(i) = wait::park_until(None) {
+    if let wait::Wake::Interrupted(i) = wait::park_until(None, WaitOn::new(WaitKind::Park, 0)) {
         i.raise();
     }
 }
@@ -372,7 +374,10 @@ pub fn park() {
 /// });
 /// ```
 pub fn park_timeout(dur: Duration) {
-    if let wait::Wake::Interrupted(i) = wait::park_until(Instant::now().checked_add(dur)) {
+    if let wait::Wake::Interrupted(i) = wait::park_until(
+        Instant::now().checked_add(dur),
+        WaitOn::new(WaitKind::Park, 0),
+    ) {
         i.raise();
     }
 }
@@ -399,7 +404,7 @@ pub fn sleep(dur: Duration) {
     }
     let deadline = Instant::now().checked_add(dur);
     loop {
-        match wait::park_until(deadline) {
+        match wait::park_until(deadline, WaitOn::new(WaitKind::Sleep, 0)) {
             wait::Wake::TimedOut => return,
             wait::Wake::Interrupted(i) => i.raise(),
             wait::Wake::Woken => {}

@@ -68,6 +68,9 @@ impl Snapshot {
     pub fn is_complete(self) -> bool {
         self.0 & LIFECYCLE == COMPLETE
     }
+    pub fn is_parked(self) -> bool {
+        self.0 & LIFECYCLE == PARKED
+    }
     pub fn is_killed(self) -> bool {
         self.0 & KILLED != 0
     }

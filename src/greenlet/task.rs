@@ -24,6 +24,7 @@ use crate::greenlet::GreenletId;
 use crate::greenlet::completion::Completion;
 use crate::greenlet::local::LocalMap;
 use crate::greenlet::state::State;
+use crate::greenlet::trace::Trace;
 use crate::greenlet::wait::AmbientCell;
 use crate::greenlet::waiter::WaiterKey;
 use crate::hub::HubContext;
@@ -90,6 +91,13 @@ pub(crate) struct Header {
     /// touches it (see `greenlet::local`); emptied at the end of its closure
     /// in `Task::start`.
     pub(crate) locals: LocalMap,
+    /// Spawn site, parent, age and wait reason, for the run-info dump. Its
+    /// wait cell is only touched by the greenlet and, while it is suspended,
+    /// its hub, on the same thread (see `greenlet::trace`).
+    pub(crate) trace: Trace,
+    /// The greenlet's `tracing` span, entered while it runs.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
 }
 
 /// Where a running greenlet's stack and guard are.
@@ -107,7 +115,9 @@ pub(crate) struct StackInfo {
 // they are created by the greenlet on its (fixed) thread, dropped by it on that
 // thread at the end of `Task::start`'s closure, and an unstarted greenlet's map
 // is empty; a leaked greenlet's values are forgotten, never dropped elsewhere
-// (`LocalMap`'s `Drop`). The `StdUnsafeCell` fields (`coroutine`, `yielder`,
+// (`LocalMap`'s `Drop`). `trace` is immutable but for its wait cell, which
+// the greenlet writes before it parks and its own hub reads while it is
+// parked, on the greenlet's one thread. The `StdUnsafeCell` fields (`coroutine`, `yielder`,
 // `stack_info`) are only touched by the hub that owns the greenlet, on that
 // hub's thread, while the greenlet is dequeued or running there (the state
 // protocol gives that hub exclusive use), and by the greenlet itself, which
@@ -126,7 +136,11 @@ impl Header {
         name: Option<Box<str>>,
         stack_size: usize,
         join_interest: bool,
+        trace: Trace,
     ) -> Header {
+        #[cfg(feature = "tracing")]
+        let span =
+            crate::inspect::trace::greenlet_span(id, name.as_deref(), trace.site, trace.parent);
         Header {
             state: State::new(join_interest),
             id,
@@ -139,6 +153,9 @@ impl Header {
             live_slot: StdAtomicUsize::new(usize::MAX),
             ambient: AmbientCell::new(),
             locals: LocalMap::new(),
+            #[cfg(feature = "tracing")]
+            span,
+            trace,
         }
     }
 
@@ -340,6 +357,7 @@ where
                 }
                 Err(payload) => Err(JoinError::panic(payload)),
             };
+            crate::inspect::counters::count_outcome(&outcome);
             // Greenlet-local values die here, on the greenlet's own stack and
             // thread, after the closure returned or unwound and before joiners
             // can see the outcome. Panics of their destructors are caught.

@@ -33,6 +33,7 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use crate::greenlet::task::{RawTask, Suspend};
+use crate::greenlet::trace::WaitOn;
 use crate::greenlet::waiter::Waiter;
 use crate::greenlet::{suspend, unwinding_now};
 use crate::hub::context;
@@ -133,12 +134,13 @@ pub(crate) enum Wake {
 /// Parks the caller until it is woken (through the [`Waiter`] it registered),
 /// `deadline` passes, or it is interrupted. May return `Woken` spuriously.
 /// Never unwinds.
-pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
+/// `on` says what the caller waits for, for the run-info dump.
+pub(crate) fn park_until(deadline: Option<Instant>, on: WaitOn) -> Wake {
     match context::current_raw() {
         // SAFETY: the hub holds an `Arc` to the running greenlet, and a
         // started greenlet stays alive (in its hub's live set) while it is
         // suspended.
-        Some(task) => park_greenlet_until(unsafe { task.as_ref() }, deadline),
+        Some(task) => park_greenlet_until(unsafe { task.as_ref() }, deadline, on),
         None => park_thread_until(deadline),
     }
 }
@@ -211,13 +213,17 @@ fn outcome(deadline: Option<Instant>) -> Wake {
     }
 }
 
-fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>) -> Wake {
+fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>, on: WaitOn) -> Wake {
     if let Some(i) = pending_interrupt(task, None) {
         return Wake::Interrupted(i);
     }
     let header = task.header();
     if !header.state.take_notified() {
-        let _timer = effective(deadline, header.ambient.get()).map(TimerGuard::arm);
+        let until = effective(deadline, header.ambient.get());
+        header.trace.set_wait(on, until);
+        #[cfg(feature = "tracing")]
+        crate::inspect::trace::park(on);
+        let _timer = until.map(TimerGuard::arm);
         let before = unwinding_now();
         suspend(task, Suspend::Park);
         if let Some(i) = pending_interrupt(task, before) {

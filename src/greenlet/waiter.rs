@@ -55,6 +55,8 @@ impl Waiter {
         match self {
             Waiter::Greenlet(task) => {
                 if task.header().state.wake() {
+                    #[cfg(feature = "tracing")]
+                    crate::inspect::trace::wake(task.header().id);
                     crate::hub::schedule(task);
                 }
             }

@@ -80,3 +80,10 @@ pub(crate) fn current_header_for_signal<'a>() -> Option<&'a Header> {
     // SAFETY: the hub holds an Arc to the running greenlet.
     Some(unsafe { task.as_ref() }.header())
 }
+
+/// The id of the running greenlet, if the caller runs on one.
+pub(crate) fn current_task_id() -> Option<crate::greenlet::GreenletId> {
+    // SAFETY: the hub holds an `Arc` to the greenlet it is running, and the
+    // caller is that greenlet (or the hub), so the task is alive.
+    current_raw().map(|p| unsafe { p.as_ref() }.header().id)
+}

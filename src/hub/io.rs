@@ -7,6 +7,7 @@
 //! without blocking every `FAIRNESS_INTERVAL` ticks of a busy loop, so IO
 //! never starves behind runnable greenlets.
 
+use crate::inspect::counters::{add, bump};
 use std::time::Duration;
 
 use super::HubContext;
@@ -31,6 +32,8 @@ impl HubContext {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
             Err(e) => panic!("greenhub: hub {} cannot poll: {e}", self.index),
         }
+        bump(&self.remote.stats.polls);
+        add(&self.remote.stats.events, events.iter().count() as u64);
         for event in events.iter() {
             let token = event.token();
             if token == Self::waker_token() {

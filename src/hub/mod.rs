@@ -38,6 +38,8 @@
 //! Shutdown is in `shutdown.rs`.
 
 pub(crate) mod context;
+#[cfg(not(loom))]
+pub(crate) mod dump;
 pub(crate) mod idle;
 pub(crate) mod inbox;
 mod io;
@@ -59,6 +61,7 @@ use crate::error::JoinError;
 use crate::greenlet::GreenletId;
 use crate::greenlet::task::{RawTask, TaskRef};
 use crate::greenlet::waiter::Waiter;
+use crate::inspect::counters::{add, bump};
 use crate::runtime::shared::{Mode, Shared};
 use crate::stack::StackPool;
 use crate::time::heap::{TimerHeap, TimerKey};
@@ -233,6 +236,7 @@ impl HubContext {
             unsafe { task.cancel(JoinError::killed()) };
             return;
         }
+        bump(&self.remote.stats.spawned);
         if self.shared.mode == Mode::Steal && !local {
             self.fresh.push(task);
             self.shared.notify_one();
@@ -244,11 +248,13 @@ impl HubContext {
     /// Queues a started greenlet of this hub that was just woken here.
     #[inline]
     pub(crate) fn push_ready(&self, task: TaskRef) {
+        bump(&self.remote.stats.wakes_local);
         self.ready.borrow_mut().push_back(task);
     }
 
     /// Arms a timer that wakes `waiter` at `deadline`.
     pub(crate) fn add_timer(&self, deadline: Instant, waiter: Waiter) -> TimerKey {
+        bump(&self.remote.stats.timers_armed);
         self.timers.borrow_mut().insert(deadline, waiter)
     }
 
@@ -269,6 +275,8 @@ impl HubContext {
             }
             self.take_inbox();
             self.fire_timers();
+            #[cfg(not(loom))]
+            self.check_dump();
             if let Some(task) = self.shared.injector.pop() {
                 return Some(task);
             }
@@ -297,6 +305,7 @@ impl HubContext {
     fn take_inbox(&self) -> usize {
         let n = self.remote.inbox.drain_into(&mut self.ready.borrow_mut());
         self.remote.drained(n);
+        add(&self.remote.stats.wakes_inbox, n as u64);
         n
     }
 
@@ -309,7 +318,10 @@ impl HubContext {
         loop {
             let waiter = self.timers.borrow_mut().pop_expired(now);
             match waiter {
-                Some(w) => w.wake(),
+                Some(w) => {
+                    bump(&self.remote.stats.timers_fired);
+                    w.wake()
+                }
                 None => break,
             }
         }
@@ -331,6 +343,7 @@ pub(crate) fn schedule(task: TaskRef) {
             hub.push_ready(task);
             return;
         }
+        bump(&hub.remote.stats.wakes_sent);
     }
     let owner = owner.clone();
     owner.push(task);

@@ -43,6 +43,9 @@ mod imp {
         pub fn is_empty(&self) -> bool {
             self.0.is_empty()
         }
+        pub fn len(&self) -> usize {
+            self.0.len()
+        }
     }
 
     fn retry<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
@@ -82,6 +85,9 @@ mod imp {
         }
         pub fn is_empty(&self) -> bool {
             self.0.is_empty()
+        }
+        pub fn len(&self) -> usize {
+            self.0.len()
         }
     }
 }
@@ -139,6 +145,9 @@ mod imp {
         pub fn is_empty(&self) -> bool {
             self.0.is_empty()
         }
+        pub fn len(&self) -> usize {
+            self.0.with(|q| q.len())
+        }
     }
 
     /// Takes one greenlet and up to half of the rest out of `src`, then
@@ -179,6 +188,9 @@ mod imp {
         }
         pub fn is_empty(&self) -> bool {
             self.0.is_empty()
+        }
+        pub fn len(&self) -> usize {
+            self.0.with(|q| q.len())
         }
     }
 }

@@ -11,7 +11,10 @@ use crate::greenlet::task::TaskRef;
 use crate::hub::inbox::Inbox;
 use crate::hub::park::ParkState;
 use crate::hub::queue::Stealer;
+use crate::inspect::counters::HubStats;
+use crate::inspect::watch::RunningSlot;
 use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering::*};
+use std::sync::atomic::AtomicU64;
 
 use crate::io::scheduled::ScheduledIo;
 
@@ -35,6 +38,16 @@ pub(crate) struct HubRemote {
     /// The runtime's shutdown counter: active hubs plus queued inbox items
     /// (see `hub/shutdown.rs`).
     pending: Arc<AtomicUsize>,
+    /// The hub's counters (`inspect::counters`), written by the hub only.
+    pub(crate) stats: HubStats,
+    /// Joins of this hub's greenlets from threads off the hubs (any thread
+    /// writes it, so it is not in `stats`).
+    pub(crate) outside_joins: AtomicU64,
+    /// The greenlet the hub is running, for observers (`inspect::watch`).
+    pub(crate) watch: RunningSlot,
+    /// A run-info dump waiting for this hub's answer (`inspect::dump`).
+    #[cfg(not(loom))]
+    pub(crate) dump: crate::inspect::dump::DumpSlot,
 }
 
 impl HubRemote {
@@ -43,6 +56,7 @@ impl HubRemote {
         registry: mio::Registry,
         stealer: Option<Stealer<TaskRef>>,
         pending: Arc<AtomicUsize>,
+        hubs: usize,
     ) -> HubRemote {
         HubRemote {
             inbox: Inbox::new(),
@@ -54,6 +68,11 @@ impl HubRemote {
             exited: AtomicBool::new(false),
             stealer,
             pending,
+            stats: HubStats::new(hubs),
+            outside_joins: AtomicU64::new(0),
+            watch: RunningSlot::default(),
+            #[cfg(not(loom))]
+            dump: Default::default(),
         }
     }
 

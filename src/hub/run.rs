@@ -9,6 +9,7 @@ use corosensei::CoroutineResult;
 use super::HubContext;
 use crate::error::JoinError;
 use crate::greenlet::task::{HubRef, StackInfo, Suspend, TaskRef};
+use crate::inspect::counters::bump;
 use crate::runtime::shared::Mode;
 use crate::stack::guard_size;
 
@@ -28,7 +29,14 @@ impl HubContext {
                 .expect("greenhub: started greenlet without a coroutine");
             self.current.set(Some(NonNull::from(&*task)));
             self.panicking_at_resume.set(std::thread::panicking());
+            bump(&self.remote.stats.switches);
+            self.remote.watch.enter(header as *const _ as usize);
+            #[cfg(feature = "tracing")]
+            let entered = header.span.enter();
             let result = coro.resume(HubRef::new(self));
+            #[cfg(feature = "tracing")]
+            drop(entered);
+            self.remote.watch.leave();
             self.current.set(None);
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => {
@@ -39,6 +47,7 @@ impl HubContext {
                 }
                 CoroutineResult::Yield(Suspend::Park) => {
                     if header.state.park_commit() {
+                        bump(&self.remote.stats.parks);
                         return;
                     }
                     // A wake-up raced with the park: run it again now.
@@ -58,6 +67,7 @@ impl HubContext {
         if header.state.load().is_killed() || self.is_shutting_down() {
             // SAFETY: we dequeued the unstarted greenlet.
             unsafe { task.cancel(JoinError::killed()) };
+            bump(&self.remote.stats.cancelled);
             return false;
         }
         let size = match header.stack_size {
@@ -84,6 +94,7 @@ impl HubContext {
             task.start(stack);
         }
         self.live.borrow_mut().insert(task.clone());
+        bump(&self.remote.stats.started);
         true
     }
 
@@ -96,6 +107,10 @@ impl HubContext {
             .take()
             .expect("greenhub: finished greenlet without a coroutine");
         self.stacks.borrow_mut().free(coro.into_stack());
+        if self.shared.watched {
+            // The live set's `Arc` may be the last one (`inspect::watch`).
+            self.remote.watch.retire();
+        }
         self.live.borrow_mut().remove(task);
         // SAFETY: the closure stored its outcome; coroutine removed above.
         unsafe { task.finish() };

@@ -3,6 +3,7 @@
 //! protocol (`idle.rs`) in the poller, and trimming the stack cache once the
 //! hub has stayed idle for a while.
 
+use crate::inspect::counters::{add, bump, set};
 use std::time::{Duration, Instant};
 
 use super::{ACQUIRE, HubContext};
@@ -14,6 +15,8 @@ impl HubContext {
     /// Looks for work beyond the local queues (step 2 of the loop).
     pub(super) fn search(&self) -> Option<TaskRef> {
         self.fire_timers();
+        #[cfg(not(loom))]
+        self.check_dump();
         if let Some(task) = self.ready.borrow_mut().pop_front() {
             return Some(task);
         }
@@ -56,7 +59,13 @@ impl HubContext {
                 continue;
             }
             if let Some(stealer) = &hubs[victim].stealer {
+                let before = self.fresh.len();
                 if let Some(task) = stealer.steal_into(&self.fresh) {
+                    let stats = &self.remote.stats;
+                    let n = 1 + self.fresh.len().saturating_sub(before) as u64;
+                    bump(&stats.steals);
+                    add(&stats.stolen, n);
+                    add(&stats.stolen_from[victim], n);
                     return Some(task);
                 }
             }
@@ -141,6 +150,11 @@ impl HubContext {
 
     /// Blocks in the poller until `timeout`, an event or an unpark.
     pub(super) fn park(&self, timeout: Option<Duration>) {
+        bump(&self.remote.stats.sleeps);
+        set(
+            &self.remote.stats.stacks_cached,
+            self.stacks.borrow().cached() as u64,
+        );
         let park = &self.remote.park;
         if park.prepare_park() {
             self.poll(timeout);

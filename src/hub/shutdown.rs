@@ -117,6 +117,10 @@ impl HubContext {
                 unsafe { task.cancel(JoinError::killed()) };
             }
         }
+        if self.shared.watched {
+            // See `run.rs` `finish`.
+            self.remote.watch.retire();
+        }
         let stuck = self.live.borrow_mut().take_all();
         if !stuck.is_empty() {
             eprintln!(

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::registration::{self, token};
 use super::scheduled::{Direction, ScheduledIo};
 use super::sys::{block_thread, poll_fds};
+use crate::greenlet::trace::{WaitKind, WaitOn};
 use crate::greenlet::wait::{self, Wake};
 use crate::greenlet::waiter::Waiter;
 use crate::hub::context;
@@ -239,7 +240,8 @@ fn park_on(pfds: &[libc::pollfd], deadline: Option<Instant>) -> io::Result<bool>
         }
         watches.push(Watch { dup, io });
     }
-    let woke = wait::park_until(deadline);
+    let first = pfds.first().map_or(0, |p| p.fd as u64);
+    let woke = wait::park_until(deadline, WaitOn::new(WaitKind::FdWait, first));
     unwatch(watches);
     match woke {
         Wake::Woken => Ok(false),

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::scheduled::{Direction, ScheduledIo};
+use crate::greenlet::trace::{WaitKind, WaitOn};
 use crate::greenlet::wait::{self, Wake};
 use crate::greenlet::waiter::Waiter;
 use crate::hub::context;
@@ -102,7 +103,11 @@ impl Registration {
         if !self.io.add_waiter(dir, seq, waiter) {
             return Ok(Ready::Retry);
         }
-        let woke = wait::park_until(deadline);
+        let kind = match dir {
+            Direction::Read => WaitKind::Readable,
+            Direction::Write => WaitKind::Writable,
+        };
+        let woke = wait::park_until(deadline, WaitOn::new(kind, fd as u64));
         self.io.remove_waiter(dir, key);
         match woke {
             Wake::Woken => Ok(Ready::Retry),

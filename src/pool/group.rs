@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::greenlet::{self, Greenlet, GreenletId, JoinHandle};
 use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
@@ -282,7 +283,14 @@ impl Group {
         if st.members.is_empty() {
             return Ok(true);
         }
-        let (_st, waited) = wait(&self.inner.state, st, |s| &mut s.waiters, (), deadline);
+        let (_st, waited) = wait(
+            &self.inner.state,
+            st,
+            |s| &mut s.waiters,
+            (),
+            deadline,
+            WaitKind::Group,
+        );
         match waited {
             Waited::Done(()) => Ok(true),
             Waited::TimedOut(()) => Ok(false),

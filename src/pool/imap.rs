@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::JoinError;
 use crate::greenlet::JoinHandle;
+use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as Mutex;
 use crate::pool::Pool;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
@@ -142,7 +143,14 @@ impl<'a, T: Send + 'static> ImapUnordered<'a, T> {
             if let Some(key) = st.keys.pop_front() {
                 return key;
             }
-            let (guard, waited) = wait(&self.done.state, st, |s| &mut s.waiters, (), None);
+            let (guard, waited) = wait(
+                &self.done.state,
+                st,
+                |s| &mut s.waiters,
+                (),
+                None,
+                WaitKind::Group,
+            );
             st = guard;
             if let Waited::Interrupted((), interrupt) = waited {
                 drop(st);

@@ -1,5 +1,9 @@
 //! `Builder`: how many hubs, which mode, what stack size.
 
+#[cfg(not(loom))]
+use crate::inspect::monitor::{self, ReportFn};
+#[cfg(not(loom))]
+use crate::inspect::on_signal;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +52,18 @@ pub struct Builder {
     thread_name: String,
     max_blocking_threads: usize,
     blocking_keep_alive: Duration,
+    max_blocking_time: Option<Duration>,
+    #[cfg(not(loom))]
+    on_blocking: Option<ReportFn>,
+    run_info_signal: Option<i32>,
 }
+
+/// See [`Builder::max_blocking_time`].
+const DEFAULT_MAX_BLOCKING_TIME: Option<Duration> = if cfg!(debug_assertions) && !cfg!(loom) {
+    Some(Duration::from_millis(100))
+} else {
+    None
+};
 
 impl Default for Builder {
     fn default() -> Self {
@@ -71,6 +86,10 @@ impl Builder {
             thread_name: "greenhub-hub".into(),
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
             blocking_keep_alive: Duration::from_secs(10),
+            max_blocking_time: DEFAULT_MAX_BLOCKING_TIME,
+            #[cfg(not(loom))]
+            on_blocking: None,
+            run_info_signal: None,
         }
     }
 
@@ -166,6 +185,76 @@ impl Builder {
         self
     }
 
+    /// Reports a hub held by one greenlet for longer than `limit` (gevent's
+    /// `max_blocking_time`): a greenlet that calls something blocking its
+    /// OS thread stalls every other greenlet of its hub. The report names
+    /// the hub, the greenlet, its spawn site and the time so far, once per
+    /// episode, on stderr or to [`on_blocking`](Builder::on_blocking).
+    /// `None` turns the monitor off.
+    ///
+    /// Default: 100 ms in debug builds (of greenhub, so of a debug build of
+    /// your program), off in release builds. The monitor is one thread per
+    /// process, shared by the runtimes that use it (see
+    /// [`inspect`](crate::inspect)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = greenhub::Builder::new()
+    ///     .max_blocking_time(Some(Duration::from_millis(250)))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// let quiet = greenhub::Builder::new().max_blocking_time(None);
+    /// # drop(quiet);
+    /// ```
+    pub fn max_blocking_time(mut self, limit: Option<Duration>) -> Builder {
+        self.max_blocking_time = limit;
+        self
+    }
+
+    /// Sends the blocking monitor's reports to `f` instead of stderr. Turns
+    /// the monitor on (at 100 ms) if [`max_blocking_time`](Builder::max_blocking_time)
+    /// has not set a limit. `f` runs on the monitor's thread.
+    ///
+    /// ```
+    /// let rt = greenhub::Builder::new()
+    ///     .on_blocking(|report| eprintln!("slow greenlet: {report}"))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    #[cfg(not(loom))]
+    pub fn on_blocking<F>(mut self, f: F) -> Builder
+    where
+        F: Fn(&crate::inspect::BlockingReport) + Send + Sync + 'static,
+    {
+        self.on_blocking = Some(ReportFn(Arc::new(f)));
+        if self.max_blocking_time.is_none() {
+            self.max_blocking_time = Some(Duration::from_millis(100));
+        }
+        self
+    }
+
+    /// Prints the run-info dump and the metrics to stderr each time the
+    /// process receives `signum` (for example `libc::SIGQUIT`, as Go does,
+    /// or `SIGUSR1`), from a thread of its own, so it works even when every
+    /// hub is blocked. Off by default. `build` fails with `InvalidInput`
+    /// for signals that cannot be handled (see [`signal`](crate::signal)).
+    ///
+    /// ```no_run
+    /// let rt = greenhub::Builder::new()
+    ///     .run_info_on_signal(libc::SIGUSR1)
+    ///     .build()
+    ///     .unwrap();
+    /// // `kill -USR1 <pid>` now prints every greenlet and the counters.
+    /// # drop(rt);
+    /// ```
+    pub fn run_info_on_signal(mut self, signum: i32) -> Builder {
+        self.run_info_signal = Some(signum);
+        self
+    }
+
     /// Starts the hubs.
     ///
     /// # Errors
@@ -210,6 +299,7 @@ impl Builder {
                 registry,
                 stealer,
                 pending.clone(),
+                n,
             )));
             locals.push((fresh, poll));
         }
@@ -222,6 +312,8 @@ impl Builder {
             terminated: AtomicBool::new(false),
             pending,
             stack_size,
+            outside: Default::default(),
+            watched: self.max_blocking_time.is_some(),
             blocking: Arc::new(BlockingPool::new(
                 self.max_blocking_threads,
                 self.blocking_keep_alive,
@@ -241,16 +333,29 @@ impl Builder {
                     let rt = Runtime {
                         handle: Handle { shared },
                         threads,
+                        inspect: Default::default(),
                     };
                     drop(rt);
                     return Err(e);
                 }
             }
         }
-        Ok(Runtime {
+        let mut rt = Runtime {
             handle: Handle { shared },
             threads,
-        })
+            inspect: Default::default(),
+        };
+        #[cfg(not(loom))]
+        {
+            let shared = &rt.handle.shared;
+            if let Some(limit) = self.max_blocking_time {
+                rt.inspect.monitor = Some(monitor::watch(shared, limit, self.on_blocking)?);
+            }
+            if let Some(sig) = self.run_info_signal {
+                rt.inspect.on_signal = Some(on_signal::start(shared, sig)?);
+            }
+        }
+        Ok(rt)
     }
 }
 

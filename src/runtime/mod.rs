@@ -62,6 +62,18 @@ where
 pub struct Runtime {
     handle: Handle,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The blocking monitor's registration and the dump-on-signal thread;
+    /// dropped after the hubs have stopped.
+    inspect: Inspect,
+}
+
+/// A runtime's observers (`crate::inspect`).
+#[derive(Default)]
+struct Inspect {
+    #[cfg(not(loom))]
+    monitor: Option<crate::inspect::monitor::Registration>,
+    #[cfg(not(loom))]
+    on_signal: Option<crate::inspect::on_signal::DumpOnSignal>,
 }
 
 impl Runtime {
@@ -123,6 +135,7 @@ impl Runtime {
     /// let h = rt.spawn(|| 5);
     /// assert_eq!(h.join().unwrap(), 5); // joined from the main thread
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -246,6 +259,7 @@ impl Handle {
     /// let h = rt.handle().spawn(|| "from outside");
     /// assert_eq!(h.join().unwrap(), "from outside");
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -263,6 +277,44 @@ impl Handle {
     /// on given hubs (`server`).
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Every live greenlet of the runtime: id, name, state (and what it is
+    /// parked on), hub, spawn site, parent and age. See
+    /// [`inspect`](crate::inspect).
+    ///
+    /// Each hub describes itself between two greenlets; the call waits up
+    /// to one second for a busy hub. A hub that does not answer is held by
+    /// a greenlet that does not yield: its entry says so, and names that
+    /// greenlet when the blocking monitor is on. May be called from any
+    /// thread or greenlet (a greenlet waits cooperatively).
+    ///
+    /// ```
+    /// greenhub::run(|| {
+    ///     let h = greenhub::spawn(|| greenhub::sleep(std::time::Duration::from_millis(50)));
+    ///     greenhub::yield_now();
+    ///     let info = greenhub::Handle::current().run_info();
+    ///     assert!(info.greenlet(h.id()).is_some());
+    ///     println!("{info}");
+    ///     h.join().unwrap();
+    /// });
+    /// ```
+    pub fn run_info(&self) -> crate::inspect::RunInfo {
+        crate::inspect::dump::collect(&self.shared, std::time::Duration::from_secs(1))
+    }
+
+    /// A snapshot of the runtime's counters, per hub and in total. See
+    /// [`inspect::Metrics`](crate::inspect::Metrics).
+    ///
+    /// ```
+    /// let rt = greenhub::Runtime::new().unwrap();
+    /// rt.block_on(|| ());
+    /// let m = rt.handle().metrics();
+    /// assert_eq!(m.spawned_outside, 1); // the main greenlet
+    /// assert_eq!(m.total().finished, 1);
+    /// ```
+    pub fn metrics(&self) -> crate::inspect::Metrics {
+        crate::inspect::Metrics::read(&self.shared)
     }
 }
 

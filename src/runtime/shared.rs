@@ -8,6 +8,7 @@ use crate::greenlet::task::TaskRef;
 use crate::hub::idle::Idle;
 use crate::hub::queue::Injector;
 use crate::hub::remote::HubRemote;
+use crate::inspect::counters::Outside;
 use crate::loom::{AtomicBool, AtomicUsize, Ordering::*, fence};
 
 /// How hubs share work.
@@ -37,6 +38,12 @@ pub(crate) struct Shared {
     pub(crate) stack_size: usize,
     /// Where `blocking::unblock` runs its closures.
     pub(crate) blocking: Arc<BlockingPool>,
+    /// Spawns and joins from threads off the hubs (`inspect::counters`).
+    pub(crate) outside: Outside,
+    /// Whether an observer (the blocking monitor) may read the hubs'
+    /// `RunningSlot`s, so that hubs must `retire` greenlets before letting
+    /// go of them (`inspect::watch`).
+    pub(crate) watched: bool,
 }
 
 impl Shared {

@@ -132,6 +132,11 @@ impl StackPool {
     }
 
     /// Whether [`StackPool::trim`] has anything to do.
+    /// How many stacks the cache holds.
+    pub(crate) fn cached(&self) -> usize {
+        self.classes.iter().map(|c| c.hot.len()).sum::<usize>() + self.overflow.len()
+    }
+
     #[inline]
     pub(crate) fn needs_trim(&self) -> bool {
         !self.overflow.is_empty() || self.classes.iter().any(|c| c.clean < c.hot.len())

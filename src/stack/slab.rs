@@ -64,6 +64,9 @@ pub(crate) struct SlabAllocator {
     mprotect_budget: AtomicUsize,
     /// Bytes of address space mapped for stacks.
     mapped: AtomicUsize,
+    /// Every slab mapped (base, length), for `memory`. Slabs are never
+    /// unmapped once handed out.
+    slabs: Mutex<Vec<(usize, usize)>>,
 }
 
 pub(crate) static ALLOCATOR: SlabAllocator = SlabAllocator {
@@ -72,6 +75,7 @@ pub(crate) static ALLOCATOR: SlabAllocator = SlabAllocator {
     mprotect_guards: AtomicUsize::new(0),
     mprotect_budget: AtomicUsize::new(0),
     mapped: AtomicUsize::new(0),
+    slabs: Mutex::new(Vec::new()),
 };
 
 impl SlabAllocator {
@@ -211,11 +215,31 @@ impl SlabAllocator {
             }
         }
         self.mapped.fetch_add(len, Ordering::Relaxed);
+        self.slabs.lock().push((base, len));
         let mut free = self.free[class].lock();
         // Hand out low addresses last, so consecutive stacks are adjacent;
         // the lowest goes to the caller.
         free.extend((1..slots).rev().map(|i| base + (i + 1) * slot));
         Ok(base + slot)
+    }
+
+    /// Bytes mapped for stacks, and how many of them are resident (counted
+    /// with `mincore`, one call per slab: for snapshots, not hot paths).
+    pub(crate) fn memory(&self) -> (usize, usize) {
+        let page = page_size();
+        let mut resident = 0;
+        let mut vec = Vec::new();
+        for &(base, len) in self.slabs.lock().iter() {
+            vec.clear();
+            vec.resize(len.div_ceil(page), 0u8);
+            // SAFETY: `base..base + len` is one of our slabs, mapped for the
+            // life of the process; `vec` has one byte per page of it.
+            let rc = unsafe { libc::mincore(base as *mut _, len, vec.as_mut_ptr()) };
+            if rc == 0 {
+                resident += vec.iter().filter(|&&b| b & 1 != 0).count() * page;
+            }
+        }
+        (self.mapped.load(Ordering::Relaxed), resident)
     }
 
     /// Checks and reserves mappings for `n` more `mprotect` guards.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
@@ -213,7 +214,14 @@ impl<T> AsyncResult<T> {
         if st.outcome.is_some() {
             return true;
         }
-        let (st, waited) = wait(&self.state, st, |s| &mut s.waiters, (), deadline);
+        let (st, waited) = wait(
+            &self.state,
+            st,
+            |s| &mut s.waiters,
+            (),
+            deadline,
+            WaitKind::AsyncResult,
+        );
         match waited {
             Waited::Done(()) => true,
             Waited::TimedOut(()) => st.outcome.is_some(),

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as RawMutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
@@ -131,7 +132,14 @@ impl Barrier {
             wake_all(woken);
             return Some(BarrierWaitResult(true));
         }
-        let (mut st, waited) = wait(&self.state, st, |s| &mut s.waiters, (), deadline);
+        let (mut st, waited) = wait(
+            &self.state,
+            st,
+            |s| &mut s.waiters,
+            (),
+            deadline,
+            WaitKind::Barrier,
+        );
         let interrupt = match waited {
             // Released by the leader of our round.
             Waited::Done(()) => return Some(BarrierWaitResult(false)),

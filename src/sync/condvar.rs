@@ -10,6 +10,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as RawMutex;
 use crate::sync::mutex::MutexGuard;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
@@ -243,7 +244,7 @@ impl Condvar {
         // unlock and our node being linked (`wait` links it, then releases
         // `waiters`, then parks).
         drop(guard);
-        let (list, waited) = wait(&self.waiters, list, |l| l, (), deadline);
+        let (list, waited) = wait(&self.waiters, list, |l| l, (), deadline, WaitKind::Condvar);
         drop(list);
         let timed_out = match waited {
             Waited::Done(()) => false,

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
@@ -148,7 +149,14 @@ impl Event {
         if st.set {
             return true;
         }
-        let (st, waited) = wait(&self.state, st, |s| &mut s.waiters, (), deadline);
+        let (st, waited) = wait(
+            &self.state,
+            st,
+            |s| &mut s.waiters,
+            (),
+            deadline,
+            WaitKind::Event,
+        );
         match waited {
             Waited::Done(()) => true,
             Waited::TimedOut(()) => st.set,

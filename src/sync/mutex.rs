@@ -28,6 +28,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::loom::{AtomicUsize, Ordering, WaitLock as RawMutex};
 use crate::sync::waitlist::{WaitList, Waited, wait};
 
@@ -252,7 +253,14 @@ impl<T: ?Sized> Mutex<T> {
                 Err(actual) => cur = actual,
             }
         }
-        let (queue, waited) = wait(&self.queue, q, |l| l, Handoff { granted: false }, deadline);
+        let (queue, waited) = wait(
+            &self.queue,
+            q,
+            |l| l,
+            Handoff { granted: false },
+            deadline,
+            WaitKind::Mutex,
+        );
         q = queue;
         let interrupt = match waited {
             Waited::Done(h) => {

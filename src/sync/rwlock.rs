@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::greenlet::waiter::Waiter;
 use crate::loom::WaitLock as RawMutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
@@ -201,7 +202,14 @@ impl<T: ?Sized> RwLock<T> {
             write,
             granted: false,
         };
-        let (mut st, waited) = wait(&self.state, st, |s| &mut s.waiters, req, deadline);
+        let (mut st, waited) = wait(
+            &self.state,
+            st,
+            |s| &mut s.waiters,
+            req,
+            deadline,
+            WaitKind::RwLock,
+        );
         let interrupt = match waited {
             Waited::Done(req) => {
                 debug_assert!(req.granted);

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{Granted, WaitList, wait_granted};
 
@@ -229,7 +230,14 @@ impl Semaphore {
             want: n,
             granted: false,
         };
-        match wait_granted(&self.state, st, |s| &mut s.waiters, req, deadline) {
+        match wait_granted(
+            &self.state,
+            st,
+            |s| &mut s.waiters,
+            req,
+            deadline,
+            WaitKind::Semaphore,
+        ) {
             Granted::Done(req) => {
                 debug_assert!(req.granted);
                 Some(SemaphorePermit { sem: self, n })

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as RawMutex;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
@@ -162,7 +163,14 @@ impl WaitGroup {
         if st.count == 0 {
             return true;
         }
-        let (st, waited) = wait(&self.state, st, |s| &mut s.waiters, (), deadline);
+        let (st, waited) = wait(
+            &self.state,
+            st,
+            |s| &mut s.waiters,
+            (),
+            deadline,
+            WaitKind::WaitGroup,
+        );
         drop(st);
         match waited {
             Waited::Done(()) => true,

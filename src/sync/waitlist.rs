@@ -31,6 +31,7 @@ use std::marker::PhantomPinned;
 use std::ptr;
 use std::time::Instant;
 
+use crate::greenlet::trace::{WaitKind, WaitOn};
 use crate::greenlet::wait::{Interrupt, Wake, park_until};
 use crate::greenlet::waiter::Waiter;
 use crate::loom::{AtomicBool, Ordering, WaitLock as Mutex, WaitLockGuard as MutexGuard};
@@ -308,8 +309,9 @@ pub(crate) fn wait<'a, S, T>(
     list: impl Fn(&mut S) -> &mut WaitList<T>,
     data: T,
     deadline: Option<Instant>,
+    kind: WaitKind,
 ) -> (MutexGuard<'a, S>, Waited<T>) {
-    match wait_granted(lock, guard, list, data, deadline) {
+    match wait_granted(lock, guard, list, data, deadline, kind) {
         Granted::Done(data) => (lock.lock(), Waited::Done(data)),
         Granted::TimedOut(guard, data) => (guard, Waited::TimedOut(data)),
         Granted::Interrupted(guard, data, i) => (guard, Waited::Interrupted(data, i)),
@@ -324,7 +326,9 @@ pub(crate) fn wait_granted<'a, S, T>(
     list: impl Fn(&mut S) -> &mut WaitList<T>,
     data: T,
     deadline: Option<Instant>,
+    kind: WaitKind,
 ) -> Granted<'a, S, T> {
+    let on = WaitOn::at(kind, lock);
     let mut node = Node::new(data);
     let raw: *mut Node<T> = &mut node;
     // SAFETY: `node` stays in this frame, unmoved, until we return, and we
@@ -338,7 +342,7 @@ pub(crate) fn wait_granted<'a, S, T>(
     unsafe { list(&mut guard).push_back(raw) };
     loop {
         drop(guard);
-        let wake = park_until(deadline);
+        let wake = park_until(deadline, on);
         // SAFETY: `raw` is our own live node; `granted` is atomic.
         if unsafe { (*raw).granted.load(Ordering::Acquire) } {
             return Granted::Done(node.data);
