@@ -165,5 +165,6 @@ pub mod __private {
     pub use crate::hub::inbox::Inbox;
     pub use crate::hub::park::ParkState;
     pub use crate::hub::queue::{Injector, LocalQueue, Stealer};
+    pub use crate::inspect::watch::RunningSlot;
     pub use crate::io::scheduled::{Direction, ScheduledIo};
 }

@@ -255,6 +255,9 @@ impl Metrics {
     }
 }
 
+/// A row of the metrics table: its label and how to read it.
+type Row = (&'static str, fn(&HubMetrics) -> u64);
+
 impl fmt::Display for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.total();
@@ -264,7 +267,7 @@ impl fmt::Display for Metrics {
             write!(f, "{:>12}", format!("hub {i}"))?;
         }
         writeln!(f, "{:>12}", "total")?;
-        let rows: [(&str, fn(&HubMetrics) -> u64); 22] = [
+        let rows: [Row; 22] = [
             ("alive", HubMetrics::alive),
             ("spawned", |m| m.spawned),
             ("started", |m| m.started),

@@ -340,6 +340,7 @@ impl Builder {
                 }
             }
         }
+        #[cfg_attr(loom, allow(unused_mut))]
         let mut rt = Runtime {
             handle: Handle { shared },
             threads,
