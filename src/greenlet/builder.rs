@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::greenlet::GreenletId;
 use crate::greenlet::JoinHandle;
 use crate::greenlet::task::{Header, Task, TaskRef};
-use crate::greenlet::trace::Trace;
+use crate::greenlet::trace::{Trace, coarse_now};
 use crate::hub::{HubContext, context};
 use crate::inspect::counters::{Outside, bump};
 use crate::runtime::shared::Shared;
@@ -120,7 +120,9 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let (task, handle) = self.build(hub.next_id(), f)?;
+        // SAFETY: the hub holds an `Arc` to the greenlet it is running.
+        let parent = hub.current().map(|t| unsafe { t.as_ref() }.header().id);
+        let (task, handle) = self.build(hub.next_id(), parent, hub.coarse_now(), f)?;
         hub.spawn(task, local);
         Ok(handle)
     }
@@ -137,7 +139,12 @@ impl Builder {
                 return self.spawn_on_hub(hub, f, false);
             }
         }
-        let (task, handle) = self.build(GreenletId::next(), f)?;
+        let (task, handle) = self.build(
+            GreenletId::next(),
+            context::current_task_id(),
+            coarse_now(),
+            f,
+        )?;
         Outside::count(&shared.outside.spawned);
         shared.inject(task);
         Ok(handle)
@@ -161,7 +168,12 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (task, handle) = self.build(GreenletId::next(), f)?;
+        let (task, handle) = self.build(
+            GreenletId::next(),
+            context::current_task_id(),
+            coarse_now(),
+            f,
+        )?;
         match context::hub() {
             Some(hub) => bump(&hub.remote.stats.spawned),
             None => Outside::count(&shared.outside.spawned),
@@ -183,7 +195,13 @@ impl Builder {
     }
 
     #[track_caller]
-    fn build<F, T>(self, id: GreenletId, f: F) -> io::Result<(TaskRef, JoinHandle<T>)>
+    fn build<F, T>(
+        self,
+        id: GreenletId,
+        parent: Option<GreenletId>,
+        born: u64,
+        f: F,
+    ) -> io::Result<(TaskRef, JoinHandle<T>)>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -195,8 +213,7 @@ impl Builder {
                 size.max(MIN_STACK_SIZE)
             }
         };
-        let parent = context::current_task_id();
-        let trace = Trace::new(Location::caller(), parent);
+        let trace = Trace::new(Location::caller(), parent, born);
         let name = self.name.map(String::into_boxed_str);
         let header = Header::new(id, name, stack_size, true, trace);
         let task = Task::new(header, f);

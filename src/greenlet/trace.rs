@@ -96,11 +96,16 @@ pub(crate) struct Trace {
 }
 
 impl Trace {
-    pub(crate) fn new(site: &'static Location<'static>, parent: Option<GreenletId>) -> Trace {
+    /// `born` is [`coarse_now`], or a hub's recent reading of it.
+    pub(crate) fn new(
+        site: &'static Location<'static>,
+        parent: Option<GreenletId>,
+        born: u64,
+    ) -> Trace {
         Trace {
             site,
             parent,
-            born: coarse_now(),
+            born,
             wait: Cell::new(None),
             until: Cell::new(None),
         }

@@ -15,6 +15,7 @@ impl HubContext {
     /// Looks for work beyond the local queues (step 2 of the loop).
     pub(super) fn search(&self) -> Option<TaskRef> {
         self.fire_timers();
+        self.coarse.set(crate::greenlet::trace::coarse_now());
         #[cfg(not(loom))]
         self.check_dump();
         if let Some(task) = self.ready.borrow_mut().pop_front() {
@@ -160,5 +161,6 @@ impl HubContext {
             self.poll(timeout);
         }
         park.finish_park();
+        self.coarse.set(crate::greenlet::trace::coarse_now());
     }
 }

@@ -39,7 +39,14 @@ pub(crate) fn set(c: &AtomicU64, v: u64) {
 
 /// A hub's counters. See the module docs; the public view is
 /// `inspect::HubMetrics`, which documents each one.
+///
+/// Aligned to 128 bytes (two cache lines, the unit of the adjacent-line
+/// prefetcher) so that no field of `HubRemote` that other threads write
+/// (inbox, park state) shares a line with them: a counter bump must not
+/// invalidate another core's line. Without it, spawn+join in M:N mode was
+/// 25% slower with the counters than without.
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct HubStats {
     pub(crate) spawned: AtomicU64,
     pub(crate) started: AtomicU64,

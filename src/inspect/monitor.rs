@@ -114,12 +114,17 @@ struct State {
     runtimes: Vec<Watched>,
     next_id: u64,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Which monitor thread is the current one: a thread whose generation
+    /// is not this one exits (the last runtime went away while it slept,
+    /// and a new runtime may already have started its successor).
+    generation: u64,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     runtimes: Vec::new(),
     next_id: 0,
     thread: None,
+    generation: 0,
 });
 static WAKE: Condvar = Condvar::new();
 
@@ -150,9 +155,11 @@ pub(crate) fn watch(
         hubs: vec![HubWatch::default(); shared.hubs.len()],
     });
     if st.thread.is_none() {
+        st.generation += 1;
+        let generation = st.generation;
         let spawned = std::thread::Builder::new()
             .name("greenhub-monitor".into())
-            .spawn(run);
+            .spawn(move || run(generation));
         match spawned {
             Ok(t) => st.thread = Some(t),
             Err(e) => {
@@ -176,6 +183,7 @@ impl Drop for Registration {
             return;
         }
         let thread = st.thread.take();
+        st.generation += 1;
         drop(st);
         WAKE.notify_all();
         if let Some(t) = thread {
@@ -188,10 +196,10 @@ impl Drop for Registration {
     }
 }
 
-fn run() {
+fn run(generation: u64) {
     let mut st = lock();
     loop {
-        if st.runtimes.is_empty() || st.thread.is_none() {
+        if st.generation != generation {
             return;
         }
         let tick = st

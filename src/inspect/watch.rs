@@ -32,8 +32,10 @@
 
 use crate::loom::{AtomicBool, AtomicUsize, Ordering::*, fence};
 
-/// See the module docs.
+/// See the module docs. Aligned like `HubStats`, for the same reason: the
+/// hub stores to it twice per switch.
 #[derive(Default)]
+#[repr(align(128))]
 pub struct RunningSlot {
     running: AtomicUsize,
     reading: AtomicBool,
