@@ -126,6 +126,8 @@ pub mod io;
 mod loom;
 #[cfg(not(loom))]
 pub mod net;
+#[cfg(all(feature = "patch", not(loom), target_os = "linux", target_env = "gnu"))]
+pub mod patch;
 #[cfg(not(loom))]
 pub mod pool;
 #[cfg(not(loom))]
@@ -140,6 +142,9 @@ pub mod signal;
 mod stack;
 pub mod sync;
 mod time;
+
+#[cfg(all(feature = "patch", not(all(target_os = "linux", target_env = "gnu"))))]
+compile_error!("the `patch` feature interposes glibc: it needs a Linux glibc target");
 
 pub use error::JoinError;
 pub use greenlet::{

@@ -1,0 +1,186 @@
+//! Monkey patching (feature `patch`): std's blocking calls, unmodified, on
+//! greenlets of one hub — `thread::sleep`, `std::net::TcpStream` echo,
+//! read timeouts, `connect_timeout`, `println!` — and unchanged behaviour
+//! off greenlets and for fds the hooks did not create.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+fn enable() {
+    // SAFETY: these tests' greenlets hold no thread-affine state across a
+    // blocking call.
+    unsafe { greenhub::patch::enable() }.expect("the hooks are in effect");
+}
+
+fn one_hub<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    enable();
+    let rt = greenhub::Builder::new().single_threaded().build().unwrap();
+    rt.block_on(f)
+}
+
+fn fl_getfl(fd: i32) -> i32 {
+    // SAFETY: F_GETFL takes no argument.
+    unsafe { libc::fcntl(fd, libc::F_GETFL) }
+}
+
+#[test]
+fn thousand_std_sleeps_overlap_on_one_hub() {
+    let start = Instant::now();
+    one_hub(|| {
+        let sleepers: Vec<_> = (0..1000)
+            .map(|_| greenhub::spawn(|| std::thread::sleep(Duration::from_millis(100))))
+            .collect();
+        for h in sleepers {
+            h.join().unwrap();
+        }
+    });
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(5), "the sleeps did not overlap: {took:?}");
+}
+
+#[test]
+fn std_tcp_echo_with_a_thousand_greenlets_on_one_hub() {
+    const CLIENTS: usize = 1000;
+    let total = one_hub(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = greenhub::spawn(move || {
+            for _ in 0..CLIENTS {
+                let (mut s, _) = listener.accept().unwrap();
+                greenhub::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    loop {
+                        match s.read(&mut buf).unwrap() {
+                            0 => return,
+                            n => s.write_all(&buf[..n]).unwrap(),
+                        }
+                    }
+                });
+            }
+        });
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                greenhub::spawn(move || {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    let msg = format!("hello {i}");
+                    s.write_all(msg.as_bytes()).unwrap();
+                    let mut back = vec![0u8; msg.len()];
+                    s.read_exact(&mut back).unwrap();
+                    assert_eq!(back, msg.as_bytes());
+                    back.len()
+                })
+            })
+            .collect();
+        let total: usize = clients.into_iter().map(|h| h.join().unwrap()).sum();
+        server.join().unwrap();
+        total
+    });
+    assert!(total > CLIENTS * 6);
+}
+
+#[test]
+fn read_timeout_gives_std_error_kind_and_others_keep_running() {
+    one_hub(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ticker = greenhub::spawn(|| {
+            for _ in 0..10 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let mut s = TcpStream::connect(addr).unwrap();
+        let (_peer, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(300)));
+        let start = Instant::now();
+        let err = s.read(&mut [0u8; 8]).unwrap_err();
+        // A blocking socket's SO_RCVTIMEO: EAGAIN, std's WouldBlock.
+        assert_eq!(err.kind(), ErrorKind::WouldBlock);
+        assert!(start.elapsed() >= Duration::from_millis(290));
+        assert!(ticker.is_finished(), "the hub was blocked during the read");
+        // The program still sees a blocking socket.
+        assert_eq!(fl_getfl(s.as_raw_fd()) & libc::O_NONBLOCK, 0);
+        s.set_nonblocking(true).unwrap();
+        assert_eq!(s.read(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_ne!(fl_getfl(s.as_raw_fd()) & libc::O_NONBLOCK, 0);
+    });
+}
+
+#[test]
+fn connect_timeout_works_and_refusal_is_reported() {
+    one_hub(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        s.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        peer.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        drop(listener);
+        let err = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn println_from_many_greenlets_leaves_stdin_alone() {
+    let stdin_before = fl_getfl(0);
+    let stdout_before = fl_getfl(1);
+    one_hub(|| {
+        let hs: Vec<_> = (0..200)
+            .map(|i| {
+                greenhub::spawn(move || {
+                    println!("greenlet {i} says hello");
+                    std::thread::sleep(Duration::from_millis(1));
+                    eprintln!("greenlet {i} says goodbye");
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(fl_getfl(0), stdin_before);
+    assert_eq!(fl_getfl(1), stdout_before);
+}
+
+#[test]
+fn off_greenlets_behaviour_is_unchanged() {
+    enable();
+    // A plain thread: real sleeps, real blocking sockets (not tracked).
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let before = greenhub::patch::tracked_fds();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(b"plain").unwrap();
+    });
+    let mut c = TcpStream::connect(addr).unwrap();
+    let mut buf = [0u8; 5];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"plain");
+    t.join().unwrap();
+    assert_eq!(fl_getfl(c.as_raw_fd()) & libc::O_NONBLOCK, 0);
+    assert!(greenhub::patch::tracked_fds() <= before);
+    // A socket made on a greenlet, then used by a plain thread, still blocks
+    // that thread as a blocking socket would (up to its timeout).
+    let rt = greenhub::Builder::new().single_threaded().build().unwrap();
+    let (s, _peer) = rt.block_on(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let peer = l.accept().unwrap();
+        (s, peer)
+    });
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let start = Instant::now();
+    let err = (&s).read(&mut [0u8; 4]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    assert!(start.elapsed() >= Duration::from_millis(90));
+}
