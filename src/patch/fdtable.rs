@@ -126,8 +126,3 @@ pub(crate) fn remove(fd: RawFd) -> Option<Arc<Entry>> {
     old.reg.deregister_shared(fd);
     Some(old)
 }
-
-/// How many fds are tracked (for tests and the docs' examples).
-pub(crate) fn tracked() -> usize {
-    TRACKED.load(Relaxed)
-}

@@ -167,14 +167,15 @@ pub fn is_enabled() -> bool {
     enabled()
 }
 
-/// How many fds the hooks track now (sockets made on greenlets while
-/// enabled, and their dups, not yet closed).
+/// Whether the hooks manage `fd`: a socket made by a hooked `socket` or
+/// `accept` on a greenlet while enabled, or a dup of one, not yet closed.
+/// Every other fd is passed straight to glibc.
 ///
 /// ```
-/// let _ = greenhub::patch::tracked_fds();
+/// assert!(!greenhub::patch::is_tracked(0)); // stdin never is
 /// ```
-pub fn tracked_fds() -> usize {
-    fdtable::tracked()
+pub fn is_tracked(fd: std::os::fd::RawFd) -> bool {
+    fdtable::get(fd).is_some()
 }
 
 /// The hooks are in effect: glibc's functions are found, and calls from std
