@@ -43,7 +43,9 @@ fn handle(mut s: TcpStream) {
 fn fetch(addr: SocketAddr, i: usize) -> String {
     // No `with_timeout`: minreq enforces it with a helper thread and a std
     // channel (a futex wait, which no hook can make cooperative).
-    let resp = minreq::get(format!("http://{addr}/item/{i}")).send().unwrap();
+    let resp = minreq::get(format!("http://{addr}/item/{i}"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status_code, 200);
     resp.as_str().unwrap().to_owned()
 }
@@ -74,5 +76,8 @@ fn minreq_fetches_concurrently_on_one_hub() {
     }
     let took = start.elapsed();
     // One after another would take CLIENTS × WORK = 20 s.
-    assert!(took < Duration::from_secs(8), "the requests did not overlap: {took:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "the requests did not overlap: {took:?}"
+    );
 }

@@ -28,7 +28,10 @@ impl Server {
         let server = Server { child, port };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -75,12 +78,17 @@ fn four_brpops_block_at_once_on_one_hub() {
                 greenhub::spawn(move || brpop(&url, "nothing-here"))
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
     });
     let took = start.elapsed();
     assert_eq!(results, vec![None; 4]);
     assert!(took >= Duration::from_millis(4500), "{took:?}");
-    assert!(took < Duration::from_secs(12), "the BRPOPs ran one after another: {took:?}");
+    assert!(
+        took < Duration::from_secs(12),
+        "the BRPOPs ran one after another: {took:?}"
+    );
 }
 
 #[test]
@@ -100,7 +108,11 @@ fn pushes_from_another_client_wake_the_blocked_greenlets() {
         let client = redis::Client::open(url.as_str()).unwrap();
         let mut con = client.get_connection().unwrap();
         for i in 0..4 {
-            let _: i64 = redis::cmd("LPUSH").arg("jobs").arg(format!("job{i}")).query(&mut con).unwrap();
+            let _: i64 = redis::cmd("LPUSH")
+                .arg("jobs")
+                .arg(format!("job{i}"))
+                .query(&mut con)
+                .unwrap();
         }
         hs.into_iter()
             .map(|h| h.join().unwrap().expect("woken with a value").1)
@@ -108,5 +120,9 @@ fn pushes_from_another_client_wake_the_blocked_greenlets() {
     });
     got.sort();
     assert_eq!(got, ["job0", "job1", "job2", "job3"]);
-    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -38,7 +38,10 @@ fn thousand_std_sleeps_overlap_on_one_hub() {
     });
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(100), "{took:?}");
-    assert!(took < Duration::from_secs(5), "the sleeps did not overlap: {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the sleeps did not overlap: {took:?}"
+    );
 }
 
 #[test]
@@ -93,7 +96,8 @@ fn read_timeout_gives_std_error_kind_and_others_keep_running() {
         });
         let mut s = TcpStream::connect(addr).unwrap();
         let (_peer, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(300)));
         let start = Instant::now();
         let err = s.read(&mut [0u8; 8]).unwrap_err();
@@ -104,7 +108,10 @@ fn read_timeout_gives_std_error_kind_and_others_keep_running() {
         // The program still sees a blocking socket.
         assert_eq!(fl_getfl(s.as_raw_fd()) & libc::O_NONBLOCK, 0);
         s.set_nonblocking(true).unwrap();
-        assert_eq!(s.read(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_eq!(
+            s.read(&mut [0u8; 8]).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
         assert_ne!(fl_getfl(s.as_raw_fd()) & libc::O_NONBLOCK, 0);
     });
 }
@@ -177,7 +184,8 @@ fn off_greenlets_behaviour_is_unchanged() {
         let peer = l.accept().unwrap();
         (s, peer)
     });
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let start = Instant::now();
     let err = (&s).read(&mut [0u8; 4]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WouldBlock);

@@ -113,7 +113,10 @@ pub(crate) fn wait_fd(
                 events: events(dir),
                 revents: 0,
             };
-            match select_coop(&[pfd], deadline.map(|d| d.saturating_duration_since(Instant::now())))? {
+            match select_coop(
+                &[pfd],
+                deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            )? {
                 0 => Err(on_timeout),
                 _ => Ok(()),
             }
@@ -170,7 +173,10 @@ fn poll_thread(
 /// Returns how many are ready (0: timed out); `revents` is not filled (the
 /// caller asks the kernel with a zero-timeout `poll`). A kill or an expired
 /// `timeout` frame becomes `Err(errno)`.
-pub(crate) fn select_coop(pfds: &[libc::pollfd], timeout: Option<Duration>) -> Result<usize, c_int> {
+pub(crate) fn select_coop(
+    pfds: &[libc::pollfd],
+    timeout: Option<Duration>,
+) -> Result<usize, c_int> {
     let mut read = Vec::new();
     let mut write = Vec::new();
     for p in pfds.iter().filter(|p| p.fd >= 0) {
@@ -190,7 +196,9 @@ pub(crate) fn select_coop(pfds: &[libc::pollfd], timeout: Option<Duration>) -> R
             },
         };
     }
-    let r = panic::catch_unwind(AssertUnwindSafe(|| crate::io::select(&read, &write, timeout)));
+    let r = panic::catch_unwind(AssertUnwindSafe(|| {
+        crate::io::select(&read, &write, timeout)
+    }));
     match r {
         Ok(Ok(sel)) => Ok(sel.readable.len() + sel.writable.len()),
         Ok(Err(e)) => Err(e.raw_os_error().unwrap_or(libc::EIO)),

@@ -78,7 +78,8 @@ pub unsafe extern "C" fn select(
     }
     // SAFETY: a non-null `t` points at a timeval (the caller's contract).
     let timeout = unsafe { t.as_ref() }.map(|tv| {
-        Duration::from_secs(tv.tv_sec.max(0) as u64) + Duration::from_micros(tv.tv_usec.max(0) as u64)
+        Duration::from_secs(tv.tv_sec.max(0) as u64)
+            + Duration::from_micros(tv.tv_usec.max(0) as u64)
     });
     if timeout.is_some_and(|t| t.is_zero()) {
         return passthrough();
@@ -89,14 +90,24 @@ pub unsafe extern "C" fn select(
     let mut pfds = Vec::new();
     for fd in 0..n {
         let mut events = 0;
-        for (set, ev) in sets.iter().zip([libc::POLLIN, libc::POLLOUT, libc::POLLPRI]) {
-            // SAFETY: `fd` is below FD_SETSIZE.
-            if set.as_ref().is_some_and(|s| unsafe { libc::FD_ISSET(fd, s) }) {
+        for (set, ev) in sets
+            .iter()
+            .zip([libc::POLLIN, libc::POLLOUT, libc::POLLPRI])
+        {
+            let isset = |s: &fd_set| {
+                // SAFETY: `fd` is below `n` <= FD_SETSIZE; `s` is a valid set.
+                unsafe { libc::FD_ISSET(fd, s) }
+            };
+            if set.as_ref().is_some_and(isset) {
                 events |= ev;
             }
         }
         if events != 0 {
-            pfds.push(pollfd { fd, events, revents: 0 });
+            pfds.push(pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
         }
     }
     if !all_tracked(pfds.iter().map(|p| p.fd)) {
@@ -111,7 +122,10 @@ pub unsafe extern "C" fn select(
                 unsafe { ptr.write(*set) };
             }
         }
-        let mut zero = timeval { tv_sec: 0, tv_usec: 0 };
+        let mut zero = timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
         // SAFETY: the caller's sets; a zero timeout never blocks.
         let ready = unsafe { real::select(n, r, w, e, &mut zero) };
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -189,7 +203,10 @@ pub unsafe extern "C" fn clock_nanosleep(
     };
     let absolute = flags & libc::TIMER_ABSTIME != 0;
     if absolute {
-        let mut now = timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut now = timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `now` is a valid timespec to fill.
         unsafe { libc::clock_gettime(clock, &mut now) };
         dur = dur.saturating_sub(duration(&now).unwrap_or_default());
@@ -249,6 +266,11 @@ fn duration(ts: &timespec) -> Option<Duration> {
 unsafe fn zero_rem(rem: *mut timespec) {
     if !rem.is_null() {
         // SAFETY: non-null, writable (the caller's contract).
-        unsafe { rem.write(timespec { tv_sec: 0, tv_nsec: 0 }) };
+        unsafe {
+            rem.write(timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            })
+        };
     }
 }
