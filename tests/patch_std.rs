@@ -191,3 +191,37 @@ fn off_greenlets_behaviour_is_unchanged() {
     assert_eq!(err.kind(), ErrorKind::WouldBlock);
     assert!(start.elapsed() >= Duration::from_millis(90));
 }
+
+#[test]
+fn greenhub_sockets_fd_waits_and_child_processes_still_work() {
+    one_hub(|| {
+        let listener = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = greenhub::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        });
+        let mut c = greenhub::net::TcpStream::connect(addr).unwrap();
+        c.write_all(b"ping").unwrap();
+        let ready =
+            greenhub::io::select(&[c.as_raw_fd()], &[], Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(ready.readable, [c.as_raw_fd()]);
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        server.join().unwrap();
+        // std's Command from a greenlet (dup2/close in the child).
+        let out = std::process::Command::new("echo")
+            .arg("hi")
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        let out = greenhub::process::Command::new("echo")
+            .arg("ho")
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"ho\n");
+    });
+}

@@ -126,3 +126,10 @@ pub(crate) fn remove(fd: RawFd) -> Option<Arc<Entry>> {
     old.reg.deregister_shared(fd);
     Some(old)
 }
+
+/// In a forked child: treat every fd as untracked from now on, without
+/// touching the table (its lock may be held by a thread that does not exist
+/// in the child).
+pub(crate) fn forget_all() {
+    TRACKED.store(0, Relaxed);
+}

@@ -140,8 +140,23 @@ pub unsafe fn enable() -> io::Result<()> {
         return Ok(());
     }
     self_check()?;
+    // SAFETY: `forked_child` is an `extern "C" fn()` that only stores to
+    // atomics, which is async-signal-safe as a fork child handler must be.
+    let r = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
     ENABLED.store(true, Relaxed);
     Ok(())
+}
+
+/// In the child of a `fork` (between `fork` and `exec`, as std's
+/// `Command` does when it cannot use `posix_spawn`) no hub runs and the
+/// table's lock may have been held by another thread of the parent: every
+/// hook passes straight through there.
+extern "C" fn forked_child() {
+    ENABLED.store(false, Relaxed);
+    fdtable::forget_all();
 }
 
 /// Turns the hooks off again for new sockets and sleeps: calls pass through
