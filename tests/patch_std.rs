@@ -225,3 +225,71 @@ fn greenhub_sockets_fd_waits_and_child_processes_still_work() {
         assert_eq!(out.stdout, b"ho\n");
     });
 }
+
+#[test]
+fn c_level_sleeps_poll_and_select_park_only_the_greenlet() {
+    const EACH: usize = 20;
+    let start = Instant::now();
+    one_hub(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut hs = Vec::new();
+        for _ in 0..EACH {
+            hs.push(greenhub::spawn(|| {
+                // SAFETY: usleep takes no pointer.
+                let r = unsafe { libc::usleep(200_000) };
+                assert_eq!(r, 0)
+            }));
+            hs.push(greenhub::spawn(|| {
+                // SAFETY: no pollfds: a null array of length 0.
+                let r = unsafe { libc::poll(std::ptr::null_mut(), 0, 200) };
+                assert_eq!(r, 0)
+            }));
+            hs.push(greenhub::spawn(|| {
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 200_000_000,
+                };
+                // SAFETY: a valid timespec; no remainder wanted (null).
+                let r = unsafe {
+                    libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut())
+                };
+                assert_eq!(r, 0);
+            }));
+            hs.push(greenhub::spawn(move || {
+                let s = TcpStream::connect(addr).unwrap();
+                let fd = s.as_raw_fd();
+                let mut set = std::mem::MaybeUninit::<libc::fd_set>::zeroed();
+                let mut tv = libc::timeval {
+                    tv_sec: 0,
+                    tv_usec: 200_000,
+                };
+                // SAFETY: `set` is a zeroed (empty) fd_set, `fd` is below
+                // FD_SETSIZE, `tv` is a valid timeval.
+                let n = unsafe {
+                    libc::FD_SET(fd, set.as_mut_ptr());
+                    libc::select(
+                        fd + 1,
+                        set.as_mut_ptr(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        &mut tv,
+                    )
+                };
+                assert_eq!(n, 0, "nothing to read: a timeout");
+                // SAFETY: as above.
+                let isset = unsafe { libc::FD_ISSET(fd, set.as_ptr()) };
+                assert!(!isset);
+            }));
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    // One after another: 4 × EACH × 200 ms = 16 s.
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
