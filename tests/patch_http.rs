@@ -2,6 +2,8 @@
 //! HTTP client: `minreq` (std `TcpStream`, buffered reads) fetching concurrently on one hub from a thread-per-connection
 //! style server written against std's blocking API, also on that hub.
 
+mod patch_common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -52,25 +54,18 @@ fn fetch(addr: SocketAddr, i: usize) -> String {
 
 #[test]
 fn minreq_fetches_concurrently_on_one_hub() {
-    // SAFETY: minreq and the server keep no thread-affine state across a
-    // blocking call.
-    unsafe { greenhub::patch::enable() }.expect("the hooks are in effect");
     let start = Instant::now();
-    let bodies = greenhub::Builder::new()
-        .single_threaded()
-        .build()
-        .unwrap()
-        .block_on(|| {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let server = greenhub::spawn(move || serve(listener, CLIENTS));
-            let clients: Vec<_> = (0..CLIENTS)
-                .map(|i| greenhub::spawn(move || fetch(addr, i)))
-                .collect();
-            let bodies: Vec<String> = clients.into_iter().map(|h| h.join().unwrap()).collect();
-            server.join().unwrap();
-            bodies
-        });
+    let bodies = patch_common::one_hub(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = greenhub::spawn(move || serve(listener, CLIENTS));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| greenhub::spawn(move || fetch(addr, i)))
+            .collect();
+        let bodies: Vec<String> = clients.into_iter().map(|h| h.join().unwrap()).collect();
+        server.join().unwrap();
+        bodies
+    });
     for (i, body) in bodies.iter().enumerate() {
         assert_eq!(body, &format!("you asked for /item/{i}"));
     }

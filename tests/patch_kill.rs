@@ -3,23 +3,16 @@
 //! process does not abort), and is not lost: the greenlet's next greenhub
 //! blocking point raises it. Also the `fcntl`/`dup`/`close` bookkeeping.
 
+mod patch_common;
+
+use patch_common::one_hub;
+
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
-
-fn one_hub<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    // SAFETY: these tests' greenlets hold no thread-affine state across a
-    // blocking call.
-    unsafe { greenhub::patch::enable() }.expect("the hooks are in effect");
-    greenhub::Builder::new()
-        .single_threaded()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 #[test]
 fn kill_ends_a_std_sleep_and_is_raised_at_the_next_greenhub_point() {

@@ -2,6 +2,10 @@
 //! client: the `redis` crate against a real `redis-server` (installed by
 //! `.ci/run`), its blocking `BRPOP`s on greenlets of one hub at once.
 
+mod patch_common;
+
+use patch_common::one_hub;
+
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,16 +51,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn one_hub<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    // SAFETY: the redis client keeps no thread-affine state across a call.
-    unsafe { greenhub::patch::enable() }.expect("the hooks are in effect");
-    greenhub::Builder::new()
-        .single_threaded()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// `BRPOP key 5` on a new connection of its own.

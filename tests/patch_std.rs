@@ -3,22 +3,14 @@
 //! read timeouts, `connect_timeout`, `println!` — and unchanged behaviour
 //! off greenlets and for fds the hooks did not create.
 
+mod patch_common;
+
+use patch_common::{enable, one_hub};
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-
-fn enable() {
-    // SAFETY: these tests' greenlets hold no thread-affine state across a
-    // blocking call.
-    unsafe { greenhub::patch::enable() }.expect("the hooks are in effect");
-}
-
-fn one_hub<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    enable();
-    let rt = greenhub::Builder::new().single_threaded().build().unwrap();
-    rt.block_on(f)
-}
 
 fn fl_getfl(fd: i32) -> i32 {
     // SAFETY: F_GETFL takes no argument.

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use libc::c_int;
 
 use super::fdtable::{self, Entry};
-use super::real;
 use crate::greenlet::wait::{self, Interrupt, TimeoutSignal, Wake};
 use crate::hub::context;
 use crate::io::registration::Ready;
 use crate::io::scheduled::Direction;
+use crate::io::sys;
 
 /// The calling thread's `errno`.
 #[inline]
@@ -132,38 +132,30 @@ fn events(dir: Direction) -> i16 {
     }
 }
 
-/// Off a greenlet: block the thread in the real `poll(2)` until `fd` is
-/// ready or `deadline`, as the kernel would block the call (signals restart
-/// the wait).
+/// Off a greenlet: block the thread in `poll(2)` (the hook passes it
+/// through there) until `fd` is ready or `deadline`, as the kernel would
+/// block the call (signals restart the wait).
 fn poll_thread(
     fd: RawFd,
     dir: Direction,
     deadline: Option<Instant>,
     on_timeout: c_int,
 ) -> Result<(), c_int> {
-    let mut pfd = libc::pollfd {
+    let mut pfd = [libc::pollfd {
         fd,
         events: events(dir),
         revents: 0,
-    };
+    }];
     loop {
-        let ms = match deadline {
+        let ms = match deadline.map(sys::ms_until) {
             None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(on_timeout);
-                }
-                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as c_int
-            }
+            Some(Some(ms)) => ms,
+            Some(None) => return Err(on_timeout),
         };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { real::poll(&mut pfd, 1, ms) };
-        if n > 0 {
-            return Ok(());
-        }
-        if n < 0 && errno() != libc::EINTR {
-            return Err(errno());
+        match sys::poll_fds(&mut pfd, ms) {
+            Ok(0) => {}
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
 }
