@@ -67,7 +67,10 @@
 //! greenhub's constructors), a std or `parking_lot` lock held across a
 //! blocking call (use [`sync::Mutex`]), `std::process::Child::wait` (use
 //! [`process`]), C libraries doing their own blocking syscalls, and long
-//! CPU-bound loops without [`yield_now`].
+//! CPU-bound loops without [`yield_now`]. With the cargo feature `patch`,
+//! `greenhub::patch::enable()` makes std's sockets and sleeps (and the
+//! unmodified crates built on them) park only their greenlet, as gevent's
+//! monkey patching does; see that module for what it covers.
 //!
 //! [`signal`] runs a handler greenlet when a Unix signal arrives (gevent's
 //! `signal_handler`, e.g. `SIGTERM` for a clean shutdown), or lets a
