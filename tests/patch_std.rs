@@ -285,3 +285,48 @@ fn c_level_sleeps_poll_and_select_park_only_the_greenlet() {
         start.elapsed()
     );
 }
+
+#[test]
+fn std_sleeps_and_echo_in_multi_hub_mode() {
+    enable();
+    let start = Instant::now();
+    let total = greenhub::Builder::new()
+        .hubs(2)
+        .build()
+        .unwrap()
+        .block_on(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = greenhub::spawn(move || {
+                for _ in 0..200 {
+                    let (mut s, _) = listener.accept().unwrap();
+                    greenhub::spawn(move || {
+                        let mut buf = [0u8; 16];
+                        let n = s.read(&mut buf).unwrap();
+                        std::thread::sleep(Duration::from_millis(100));
+                        s.write_all(&buf[..n]).unwrap();
+                    });
+                }
+            });
+            let clients: Vec<_> = (0..200)
+                .map(|_| {
+                    greenhub::spawn(move || {
+                        let mut s = TcpStream::connect(addr).unwrap();
+                        s.write_all(b"hi").unwrap();
+                        let mut back = [0u8; 2];
+                        s.read_exact(&mut back).unwrap();
+                        back.len()
+                    })
+                })
+                .collect();
+            let total: usize = clients.into_iter().map(|h| h.join().unwrap()).sum();
+            server.join().unwrap();
+            total
+        });
+    assert_eq!(total, 400);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
