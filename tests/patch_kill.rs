@@ -7,7 +7,7 @@ mod patch_common;
 
 use patch_common::one_hub;
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -103,4 +103,28 @@ fn dup_fcntl_and_close_keep_the_programs_view() {
 fn fd_is_open(fd: i32) -> bool {
     // SAFETY: F_GETFD takes no argument.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+#[test]
+fn write_timeout_ends_a_blocked_write_with_std_error_kind() {
+    one_hub(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_peer, _) = listener.accept().unwrap(); // never reads
+        s.set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        let start = Instant::now();
+        let err = loop {
+            if let Err(e) = s.write(&chunk) {
+                break e;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the buffers never filled"
+            );
+        };
+        assert_eq!(err.kind(), ErrorKind::WouldBlock);
+        assert!(start.elapsed() >= Duration::from_millis(190));
+    });
 }

@@ -39,7 +39,19 @@
 //! not `EINTR`, which std retries at once), and sleeps end early with
 //! `EINTR` and no time left. The kill or timeout stays pending and is raised
 //! at the greenlet's next greenhub blocking point (a greenhub sleep, lock,
-//! channel or join); until then hooked calls keep failing the same way.
+//! channel or join); until then hooked calls keep failing the same way, so
+//! a loop that ignores those errors and never reaches such a point spins
+//! (a runtime shutdown then waits for it, as it would for any busy loop).
+//!
+//! # Differences from a blocking socket
+//!
+//! - A write on a tracked stream socket may return a short count where a
+//!   blocking socket would have waited to send everything (as it does when
+//!   a signal interrupts it); std's `write_all` and most clients loop.
+//! - A signal handler that interrupts a greenlet and itself sleeps or uses a
+//!   tracked socket is not supported (it would park inside the handler);
+//!   writes to untracked fds, such as a self-pipe, pass through as always.
+//! - A forked child (between `fork` and `exec`) sees every fd untracked.
 //!
 //! # Not covered
 //!
