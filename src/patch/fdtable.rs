@@ -98,12 +98,17 @@ pub(crate) fn insert(fd: RawFd, desc: Arc<Desc>) {
         reg: Registration::new(),
         desc,
     });
-    let mut table = TABLE.write();
-    let i = fd as usize;
-    if table.len() <= i {
-        table.resize(i + 1, None);
-    }
-    match table[i].replace(entry) {
+    let old = {
+        let mut table = TABLE.write();
+        let i = fd as usize;
+        if table.len() <= i {
+            table.resize(i + 1, None);
+        }
+        table[i].replace(entry)
+    };
+    // Outside the lock: waking waiters writes to hubs' wakers, through the
+    // hooked `write`, which reads the table.
+    match old {
         // A stale entry: the fd was closed behind the hooks' back (a raw
         // syscall). Its old registration left the poller with the file.
         Some(old) => {
@@ -121,6 +126,8 @@ pub(crate) fn remove(fd: RawFd) -> Option<Arc<Entry>> {
     if TRACKED.load(Relaxed) == 0 || fd < 0 {
         return None;
     }
+    // The guard is a temporary: the lock is released before the wake-ups
+    // (see `insert`).
     let old = TABLE.write().get_mut(fd as usize)?.take()?;
     TRACKED.fetch_sub(1, Relaxed);
     old.reg.deregister_shared(fd);
