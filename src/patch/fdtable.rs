@@ -10,13 +10,16 @@
 //! the table, and every hook passes it straight to libc.
 //!
 //! The table is a vector indexed by fd behind a read-write lock, with a count
-//! of tracked fds in front: while nothing is tracked (the feature compiled in
-//! but not enabled, or no socket made on a greenlet), a lookup is one atomic
-//! load.
+//! of tracked fds and a bitmap of them in front: while nothing is tracked
+//! (the feature compiled in but not enabled, or no socket made on a
+//! greenlet), a lookup is one atomic load, and a lookup of an untracked fd
+//! below 2^20 two, without the lock. So a signal handler writing to its
+//! self-pipe (greenhub's own does) never touches the lock, which the thread
+//! it interrupted may hold.
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -80,10 +83,34 @@ pub(crate) struct Entry {
 static TRACKED: AtomicUsize = AtomicUsize::new(0);
 static TABLE: RwLock<Vec<Option<Arc<Entry>>>> = RwLock::new(Vec::new());
 
+/// One bit per fd below `BITMAP_FDS`: set while the fd may be tracked.
+const BITMAP_FDS: usize = 1 << 20;
+static BITMAP: [AtomicU64; BITMAP_FDS / 64] = [const { AtomicU64::new(0) }; BITMAP_FDS / 64];
+
+/// Whether `fd` may be tracked (`true` for fds past the bitmap).
+#[inline]
+fn maybe_tracked(fd: RawFd) -> bool {
+    match BITMAP.get(fd as usize / 64) {
+        Some(word) => word.load(SeqCst) & (1 << (fd as usize % 64)) != 0,
+        None => true,
+    }
+}
+
+fn mark(fd: RawFd, on: bool) {
+    if let Some(word) = BITMAP.get(fd as usize / 64) {
+        let bit = 1 << (fd as usize % 64);
+        if on {
+            word.fetch_or(bit, SeqCst);
+        } else {
+            word.fetch_and(!bit, SeqCst);
+        }
+    }
+}
+
 /// The entry of `fd`, if it is tracked.
 #[inline]
 pub(crate) fn get(fd: RawFd) -> Option<Arc<Entry>> {
-    if TRACKED.load(Relaxed) == 0 || fd < 0 {
+    if TRACKED.load(Relaxed) == 0 || fd < 0 || !maybe_tracked(fd) {
         return None;
     }
     TABLE.read().get(fd as usize)?.clone()
@@ -106,6 +133,7 @@ pub(crate) fn insert(fd: RawFd, desc: Arc<Desc>) {
         }
         table[i].replace(entry)
     };
+    mark(fd, true);
     // Outside the lock: waking waiters writes to hubs' wakers, through the
     // hooked `write`, which reads the table.
     match old {
@@ -129,6 +157,7 @@ pub(crate) fn remove(fd: RawFd) -> Option<Arc<Entry>> {
     // The guard is a temporary: the lock is released before the wake-ups
     // (see `insert`).
     let old = TABLE.write().get_mut(fd as usize)?.take()?;
+    mark(fd, false);
     TRACKED.fetch_sub(1, Relaxed);
     old.reg.deregister_shared(fd);
     Some(old)
