@@ -55,14 +55,12 @@ pub(crate) fn interrupted(i: &Interrupt) -> c_int {
 
 /// Runs `op`, a real call on `fd` that returns -1 with `errno` on failure,
 /// as the blocking call would run: see the module docs. `dontwait` is
-/// whether the caller asked for a non-blocking call (`MSG_DONTWAIT`). A
-/// timeout ends with `on_timeout` as errno (`EAGAIN` for reads and writes,
-/// `EINPROGRESS` for connect).
+/// whether the caller asked for a non-blocking call (`MSG_DONTWAIT`). The
+/// socket's timeout ends it with `EAGAIN`, as it ends a blocking call.
 pub(crate) fn blocking(
     fd: RawFd,
     dir: Direction,
     dontwait: bool,
-    on_timeout: c_int,
     mut op: impl FnMut() -> isize,
 ) -> isize {
     let Some(entry) = fdtable::get(fd) else {
@@ -81,7 +79,7 @@ pub(crate) fn blocking(
         if r >= 0 || errno() != libc::EAGAIN {
             return r;
         }
-        if let Err(e) = wait_fd(&entry, fd, dir, seq, deadline, on_timeout) {
+        if let Err(e) = wait_fd(&entry, fd, dir, seq, deadline, libc::EAGAIN) {
             set_errno(e);
             return -1;
         }

@@ -73,7 +73,7 @@ pub unsafe extern "C" fn accept4(
     } else {
         flags
     };
-    let new = blocking(fd, Read, false, libc::EAGAIN, || {
+    let new = blocking(fd, Read, false, || {
         // SAFETY: the caller's arguments; on EAGAIN the kernel wrote nothing.
         unsafe { real::accept4(fd, addr, len, real_flags) as isize }
     }) as c_int;
@@ -147,7 +147,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     super::probe();
-    blocking(fd, Read, false, libc::EAGAIN, || {
+    blocking(fd, Read, false, || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::read(fd, buf, n) }
     })
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 /// As `readv(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    blocking(fd, Read, false, libc::EAGAIN, || {
+    blocking(fd, Read, false, || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::readv(fd, iov, n) }
     })
@@ -167,7 +167,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
 /// As `recv(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
-    blocking(fd, Read, dontwait(flags), libc::EAGAIN, || {
+    blocking(fd, Read, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::recv(fd, buf, n, flags) }
     })
@@ -184,7 +184,7 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
-    blocking(fd, Read, dontwait(flags), libc::EAGAIN, || {
+    blocking(fd, Read, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
     })
@@ -194,7 +194,7 @@ pub unsafe extern "C" fn recvfrom(
 /// As `recvmsg(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    blocking(fd, Read, dontwait(flags), libc::EAGAIN, || {
+    blocking(fd, Read, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::recvmsg(fd, msg, flags) }
     })
@@ -204,7 +204,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 /// As `write(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    blocking(fd, Write, false, libc::EAGAIN, || {
+    blocking(fd, Write, false, || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::write(fd, buf, n) }
     })
@@ -214,7 +214,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 /// As `writev(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    blocking(fd, Write, false, libc::EAGAIN, || {
+    blocking(fd, Write, false, || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::writev(fd, iov, n) }
     })
@@ -224,7 +224,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize
 /// As `send(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    blocking(fd, Write, dontwait(flags), libc::EAGAIN, || {
+    blocking(fd, Write, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::send(fd, buf, n, flags) }
     })
@@ -241,7 +241,7 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
-    blocking(fd, Write, dontwait(flags), libc::EAGAIN, || {
+    blocking(fd, Write, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::sendto(fd, buf, n, flags, addr, len) }
     })
@@ -251,7 +251,7 @@ pub unsafe extern "C" fn sendto(
 /// As `sendmsg(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
-    blocking(fd, Write, dontwait(flags), libc::EAGAIN, || {
+    blocking(fd, Write, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::sendmsg(fd, msg, flags) }
     })
