@@ -28,7 +28,8 @@
 //! - Everything else passes straight to glibc, unchanged: calls off a
 //!   greenlet (the hubs' own calls, plain threads, the blocking pool), zero
 //!   timeouts, and every fd the hooks did not create (stdin, stdout, stderr,
-//!   inherited fds, files, pipes).
+//!   inherited fds, files, pipes, `socketpair`s, sockets made off a
+//!   greenlet).
 //!
 //! # Kills and timeouts never unwind out of a hook
 //!
