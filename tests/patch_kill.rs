@@ -128,3 +128,20 @@ fn write_timeout_ends_a_blocked_write_with_std_error_kind() {
         assert!(start.elapsed() >= Duration::from_millis(190));
     });
 }
+
+#[test]
+fn shutdown_with_greenlets_blocked_in_hooked_calls_does_not_hang_or_abort() {
+    let start = Instant::now();
+    one_hub(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // Still blocked when the main greenlet returns: the shutdown kills
+        // them, and each sees an error return.
+        greenhub::spawn(move || {
+            let err = listener.accept().unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
+        });
+        greenhub::spawn(|| std::thread::sleep(Duration::from_secs(60)));
+        greenhub::sleep(Duration::from_millis(20));
+    });
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
