@@ -48,7 +48,8 @@
 //!
 //! - A write on a tracked stream socket may return a short count where a
 //!   blocking socket would have waited to send everything (as it does when
-//!   a signal interrupts it); std's `write_all` and most clients loop.
+//!   a signal interrupts it); std's `write_all` and most clients loop. A
+//!   `recv` with `MSG_WAITALL` may likewise return less than asked.
 //! - A signal handler that interrupts a greenlet and itself sleeps or uses a
 //!   tracked socket is not supported (it would park inside the handler);
 //!   writes to untracked fds, such as a self-pipe, pass through as always.
