@@ -67,7 +67,10 @@
 //! greenhub's constructors), a std or `parking_lot` lock held across a
 //! blocking call (use [`sync::Mutex`]), `std::process::Child::wait` (use
 //! [`process`]), C libraries doing their own blocking syscalls, and long
-//! CPU-bound loops without [`yield_now`].
+//! CPU-bound loops without [`yield_now`]. With the cargo feature `patch`,
+//! `greenhub::patch::enable()` makes std's sockets and sleeps (and the
+//! unmodified crates built on them) park only their greenlet, as gevent's
+//! monkey patching does; see that module for what it covers.
 //!
 //! [`signal`] runs a handler greenlet when a Unix signal arrives (gevent's
 //! `signal_handler`, e.g. `SIGTERM` for a clean shutdown), or lets a
@@ -127,6 +130,8 @@ pub mod io;
 mod loom;
 #[cfg(not(loom))]
 pub mod net;
+#[cfg(all(feature = "patch", not(loom), target_os = "linux", target_env = "gnu"))]
+pub mod patch;
 #[cfg(not(loom))]
 pub mod pool;
 #[cfg(not(loom))]
@@ -141,6 +146,9 @@ pub mod signal;
 mod stack;
 pub mod sync;
 mod time;
+
+#[cfg(all(feature = "patch", not(all(target_os = "linux", target_env = "gnu"))))]
+compile_error!("the `patch` feature interposes glibc: it needs a Linux glibc target");
 
 pub use error::JoinError;
 pub use greenlet::{

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use super::scheduled::{Direction, ScheduledIo};
 use crate::greenlet::trace::{WaitKind, WaitOn};
-use crate::greenlet::wait::{self, Wake};
+use crate::greenlet::wait::{self, Interrupt, Wake};
 use crate::greenlet::waiter::Waiter;
 use crate::hub::context;
 use crate::hub::remote::HubRemote;
@@ -97,11 +97,28 @@ impl Registration {
         if context::current_raw().is_none() {
             return poll_thread(fd, dir, deadline);
         }
+        match self.park(fd, dir, seq, deadline)? {
+            Ok(ready) => Ok(ready),
+            Err(i) => i.raise(),
+        }
+    }
+
+    /// On a greenlet: [`wait`](Self::wait), but a kill or an expired
+    /// `timeout` frame is returned (`Ok(Err(..))`) instead of raised. It stays
+    /// pending, so the greenlet's next blocking point raises it; for callers
+    /// that must not unwind (the `patch` hooks).
+    pub(crate) fn park(
+        &self,
+        fd: RawFd,
+        dir: Direction,
+        seq: usize,
+        deadline: Option<Instant>,
+    ) -> io::Result<Result<Ready, Interrupt>> {
         self.ensure_registered(fd)?;
         let waiter = Waiter::current();
         let key = waiter.key();
         if !self.io.add_waiter(dir, seq, waiter) {
-            return Ok(Ready::Retry);
+            return Ok(Ok(Ready::Retry));
         }
         let kind = match dir {
             Direction::Read => WaitKind::Readable,
@@ -109,11 +126,11 @@ impl Registration {
         };
         let woke = wait::park_until(deadline, WaitOn::new(kind, fd as u64));
         self.io.remove_waiter(dir, key);
-        match woke {
+        Ok(match woke {
             Wake::Woken => Ok(Ready::Retry),
             Wake::TimedOut => Ok(Ready::TimedOut),
-            Wake::Interrupted(i) => i.raise(),
-        }
+            Wake::Interrupted(i) => Err(i),
+        })
     }
 
     /// Registers `fd` with the caller's hub unless it is registered with a
@@ -144,12 +161,23 @@ impl Registration {
     /// Takes the fd off its poller (before it is closed or given away) and
     /// wakes whoever still waits on it.
     pub(crate) fn deregister(&mut self, fd: RawFd) {
-        if let Some(hub) = self.hub.lock().take() {
-            let _ = hub.deregister(fd);
-            let io = std::mem::take(&mut self.io);
-            io.wake_all();
-            release(&hub, io);
+        if self.deregister_shared(fd) {
+            self.io = Arc::default();
         }
+    }
+
+    /// [`deregister`](Self::deregister) through a shared reference, for a
+    /// registration shared by several users (the `patch` fd table): the
+    /// readiness state stays with its owner, and a later wait registers the
+    /// fd again under it. Returns whether the fd was registered.
+    pub(crate) fn deregister_shared(&self, fd: RawFd) -> bool {
+        let Some(hub) = self.hub.lock().take() else {
+            return false;
+        };
+        let _ = hub.deregister(fd);
+        self.io.wake_all();
+        release(&hub, self.io.clone());
+        true
     }
 }
 

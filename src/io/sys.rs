@@ -44,21 +44,26 @@ pub(crate) fn block_thread(
         }
         let ms = match wait::thread_deadline(deadline) {
             None => -1,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    // The caller's own deadline (an expired frame was raised
-                    // above).
-                    return Ok(true);
-                }
-                // Round up, so that a sub-millisecond rest does not spin.
-                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
-            }
+            // The caller's own deadline (an expired frame was raised above).
+            Some(at) => match ms_until(at) {
+                Some(ms) => ms,
+                None => return Ok(true),
+            },
         };
         if poll_fds(pfds, ms)? > 0 {
             return Ok(false);
         }
     }
+}
+
+/// The time left until `at` as a `poll(2)` timeout in milliseconds, rounded
+/// up so that a sub-millisecond rest does not spin; `None` once it passed.
+pub(crate) fn ms_until(at: Instant) -> Option<i32> {
+    let left = at.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return None;
+    }
+    Some(left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32)
 }
 
 /// Sets or clears `O_NONBLOCK` on `fd`'s file description.
