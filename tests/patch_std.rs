@@ -330,3 +330,28 @@ fn std_sleeps_and_echo_in_multi_hub_mode() {
         start.elapsed()
     );
 }
+
+/// `Builder::monkey_patch`: the self-check runs when the runtime starts,
+/// and the hooks are in effect for its greenlets.
+#[test]
+fn builder_switch_enables_and_checks_at_start() {
+    // SAFETY: these greenlets hold no thread-affine state across a sleep.
+    let rt = unsafe { greenhub::Builder::new().single_threaded().monkey_patch() }
+        .build()
+        .expect("self-check passes");
+    assert!(greenhub::patch::is_enabled());
+    let start = Instant::now();
+    rt.block_on(|| {
+        let sleepers: Vec<_> = (0..100)
+            .map(|_| greenhub::spawn(|| std::thread::sleep(Duration::from_millis(100))))
+            .collect();
+        for h in sleepers {
+            h.join().unwrap();
+        }
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}

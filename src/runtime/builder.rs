@@ -56,6 +56,8 @@ pub struct Builder {
     #[cfg(not(loom))]
     on_blocking: Option<ReportFn>,
     run_info_signal: Option<i32>,
+    #[cfg(feature = "patch")]
+    patch: bool,
 }
 
 /// See [`Builder::max_blocking_time`].
@@ -90,6 +92,8 @@ impl Builder {
             #[cfg(not(loom))]
             on_blocking: None,
             run_info_signal: None,
+            #[cfg(feature = "patch")]
+            patch: false,
         }
     }
 
@@ -255,6 +259,30 @@ impl Builder {
         self
     }
 
+    /// Turns on monkey patching ([`patch::enable`](crate::patch::enable))
+    /// when the runtime starts: `build` runs its self-check (are the hooks
+    /// really linked in and reached?) and fails with its `Unsupported` error
+    /// if they are not, before any hub starts. Feature `patch` only.
+    ///
+    /// # Safety
+    ///
+    /// The caller makes the promise of [`patch::enable`](crate::patch::enable):
+    /// no greenlet keeps thread-affine state (a C library's thread-local
+    /// buffer, a lock) across a hooked blocking call.
+    ///
+    /// ```
+    /// // SAFETY: the program's greenlets hold no thread-affine state across
+    /// // blocking calls.
+    /// let rt = unsafe { greenhub::Builder::new().monkey_patch() }.build().unwrap();
+    /// rt.block_on(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+    /// assert!(greenhub::patch::is_enabled());
+    /// ```
+    #[cfg(feature = "patch")]
+    pub unsafe fn monkey_patch(mut self) -> Builder {
+        self.patch = true;
+        self
+    }
+
     /// Starts the hubs.
     ///
     /// # Errors
@@ -282,6 +310,11 @@ impl Builder {
             return Err(invalid("the blocking pool needs at least one thread"));
         }
         class_for(self.stack_size)?;
+        #[cfg(feature = "patch")]
+        if self.patch {
+            // SAFETY: the caller of `monkey_patch` made `enable`'s promise.
+            unsafe { crate::patch::enable()? };
+        }
         let stack_size = self.stack_size.max(MIN_STACK_SIZE);
         overflow::install();
 
