@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::{DropCounter, mode_builders, with_deadline};
 use greenhub::Builder;
+use greenhub::channel;
 
 fn shutdown_with_yielders(builder: Builder, what: &'static str) {
     with_deadline(what, 30, move || {
@@ -48,4 +49,58 @@ fn shutdown_stops_greenlets_that_only_yield() {
         shutdown_with_yielders(builder, what);
     }
     shutdown_with_yielders(Builder::new().pinned().hubs(2), "pinned");
+}
+
+/// Two greenlets passing a token back and forth forever over rendezvous
+/// channels: each blocks in every step, yet the hub always has one of them
+/// ready, so it is never idle either.
+fn shutdown_with_ping_pong(builder: Builder, what: &'static str) {
+    with_deadline(what, 30, move || {
+        let rt = builder.build().unwrap();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let passes = Arc::new(AtomicUsize::new(0));
+        let (to_b, from_a) = channel::rendezvous::<u64>();
+        let (to_a, from_b) = channel::rendezvous::<u64>();
+        let (d, p) = (DropCounter(drops.clone()), passes.clone());
+        let a = rt.spawn(move || {
+            let _d = d;
+            let mut v = 0;
+            while to_b.send(v).is_ok() {
+                let Ok(back) = from_b.recv() else { return };
+                v = back + 1;
+                p.fetch_add(1, SeqCst);
+            }
+        });
+        let d = DropCounter(drops.clone());
+        let b = rt.spawn(move || {
+            let _d = d;
+            while let Ok(v) = from_a.recv() {
+                if to_a.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        while passes.load(SeqCst) < 100 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        rt.shutdown();
+        // The first one killed unwinds and drops its channel ends, so the
+        // other may end normally instead.
+        let results = [a.join(), b.join()];
+        let killed = |r: &Result<(), greenhub::JoinError>| r.as_ref().is_err_and(|e| e.is_killed());
+        assert!(results.iter().any(killed), "{what}: {results:?}");
+        assert!(
+            results.iter().all(|r| r.is_ok() || killed(r)),
+            "{what}: {results:?}"
+        );
+        assert_eq!(drops.load(SeqCst), 2, "{what}: destructors");
+    });
+}
+
+#[test]
+fn shutdown_stops_greenlets_that_wake_each_other_forever() {
+    for (what, builder) in mode_builders() {
+        shutdown_with_ping_pong(builder, what);
+    }
+    shutdown_with_ping_pong(Builder::new().pinned().hubs(2), "pinned");
 }
