@@ -120,6 +120,10 @@
 )]
 #![cfg_attr(loom, allow(clippy::new_without_default))]
 
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
 pub mod blocking;
 pub mod channel;
 mod error;

@@ -282,6 +282,11 @@ impl HubContext {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % FAIRNESS_INTERVAL == 0 {
+            // A hub that never runs out of work (greenlets that yield or wake
+            // each other forever) must still notice a shutdown.
+            if self.phase.get() == Phase::Running && self.shared.shutdown.load(ACQUIRE) {
+                self.begin_draining();
+            }
             if self.remote.has_sources() {
                 self.poll(Some(std::time::Duration::ZERO));
             }

@@ -3,9 +3,10 @@
 //! `Runtime::shutdown` (or drop) sets the runtime's `shutdown` flag and
 //! unparks every hub. Each hub then:
 //!
-//! 1. **Kills** every live greenlet (`Phase::Draining`). Parked ones are woken;
-//!    all of them unwind from their blocking point with their destructors run
-//!    (DESIGN.md §2.6). Unstarted greenlets popped from now on are cancelled
+//! 1. **Kills** every live greenlet (`Phase::Draining`) once it runs out of
+//!    work, or at its next fairness tick if it never does (greenlets that
+//!    yield forever). Parked ones are woken; all of them unwind from their
+//!    blocking point with their destructors run (DESIGN.md §2.6). Unstarted greenlets popped from now on are cancelled
 //!    without running, and new spawns are cancelled at once.
 //! 2. **Runs** whatever becomes runnable: unwinding greenlets may wake others
 //!    (on this or another hub) or sleep in a destructor.
@@ -84,7 +85,7 @@ impl HubContext {
         false
     }
 
-    fn begin_draining(&self) {
+    pub(super) fn begin_draining(&self) {
         self.phase.set(Phase::Draining { active: true });
         if self.searching.replace(false) {
             self.shared.idle.end_search();

@@ -322,11 +322,12 @@ impl Builder {
         let mut remotes = Vec::with_capacity(n);
         let mut locals = Vec::with_capacity(n);
         for _ in 0..n {
-            let poll = mio::Poll::new()?;
-            let waker = mio::Waker::new(poll.registry(), HubContext::waker_token())?;
+            let poll = mio::Poll::new().map_err(fd_error)?;
+            let waker =
+                mio::Waker::new(poll.registry(), HubContext::waker_token()).map_err(fd_error)?;
             let fresh = LocalQueue::new();
             let stealer = (self.mode == Mode::Steal).then(|| fresh.stealer());
-            let registry = poll.registry().try_clone()?;
+            let registry = poll.registry().try_clone().map_err(fd_error)?;
             remotes.push(Arc::new(HubRemote::new(
                 waker,
                 registry,
@@ -410,6 +411,19 @@ fn hub_main(
     };
     let hub = HubContext::new(i, shared, fresh, poll);
     hub.run();
+}
+
+/// A hub's poller could not get its fds: name the limit when one was hit.
+fn fd_error(e: io::Error) -> io::Error {
+    let limit = match e.raw_os_error() {
+        Some(libc::EMFILE) => "the process's open-file limit (RLIMIT_NOFILE, `ulimit -n`)",
+        Some(libc::ENFILE) => "the system's open-file limit (fs.file-max)",
+        _ => return e,
+    };
+    io::Error::new(
+        e.kind(),
+        format!("greenhub: cannot create a hub's poller (3 fds per hub): {e}: {limit} is reached"),
+    )
 }
 
 fn invalid(msg: &str) -> io::Error {

@@ -4,6 +4,8 @@
 //! re-running the test binary as a child process.
 #![allow(dead_code)]
 
+pub mod blockers;
+
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
