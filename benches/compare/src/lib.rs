@@ -29,8 +29,15 @@ pub struct Args {
 /// Parses `<workload> [--threads T] [--n N] [--mode M]`.
 pub fn args() -> Args {
     let mut it = std::env::args().skip(1);
-    let workload = it.next().expect("usage: <workload> [--threads T] [--n N] [--mode M]");
-    let mut a = Args { workload, threads: 1, n: 0, mode: String::new() };
+    let workload = it
+        .next()
+        .expect("usage: <workload> [--threads T] [--n N] [--mode M]");
+    let mut a = Args {
+        workload,
+        threads: 1,
+        n: 0,
+        mode: String::new(),
+    };
     while let Some(flag) = it.next() {
         let v = it.next().expect("flag value");
         match flag.as_str() {

@@ -8,7 +8,11 @@ use std::time::Instant;
 
 fn main() {
     let a = c::args();
-    let mode = if a.mode.is_empty() { "mn".to_string() } else { a.mode.clone() };
+    let mode = if a.mode.is_empty() {
+        "mn".to_string()
+    } else {
+        a.mode.clone()
+    };
     let name = format!("greenhub-{mode}");
     let b = match mode.as_str() {
         "mn" => greenhub::Builder::new().hubs(a.threads),
@@ -17,7 +21,11 @@ fn main() {
         m => panic!("unknown mode {m}"),
     };
     let rt = b.build().expect("build runtime");
-    let n = if a.n == 0 { c::default_n(&a.workload) } else { a.n };
+    let n = if a.n == 0 {
+        c::default_n(&a.workload)
+    } else {
+        a.n
+    };
     let w = a.workload.clone();
     match w.as_str() {
         "switch" => rt.block_on(move || switch(&name, &a, n)),
@@ -83,7 +91,9 @@ fn skynet(num: u64, size: u64) -> u64 {
         return num;
     }
     let sub = size / 10;
-    let hs: Vec<_> = (0..10).map(|i| greenhub::spawn(move || skynet(num + i * sub, sub))).collect();
+    let hs: Vec<_> = (0..10)
+        .map(|i| greenhub::spawn(move || skynet(num + i * sub, sub)))
+        .collect();
     hs.into_iter().map(|h| h.join().unwrap()).sum()
 }
 
@@ -102,7 +112,10 @@ static PARKED: AtomicUsize = AtomicUsize::new(0);
 /// Parks `n` greenlets; resident KiB per greenlet and spawn time.
 fn idle(name: &str, a: &Args, n: usize) {
     // Warm-up and the handle table, outside the measurement.
-    for h in (0..64).map(|i| greenhub::spawn(move || i)).collect::<Vec<_>>() {
+    for h in (0..64)
+        .map(|i| greenhub::spawn(move || i))
+        .collect::<Vec<_>>()
+    {
         h.join().unwrap();
     }
     let mut hs = Vec::with_capacity(n);

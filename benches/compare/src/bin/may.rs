@@ -21,7 +21,11 @@ where
 fn main() {
     let a = c::args();
     may::config().set_workers(a.threads);
-    let n = if a.n == 0 { c::default_n(&a.workload) } else { a.n };
+    let n = if a.n == 0 {
+        c::default_n(&a.workload)
+    } else {
+        a.n
+    };
     let w = a.workload.clone();
     let h = go(move || match w.as_str() {
         "switch" => switch(&a, n),
@@ -93,7 +97,9 @@ fn skynet(num: u64, size: u64) -> u64 {
         return num;
     }
     let sub = size / 10;
-    let hs: Vec<_> = (0..10).map(|i| go(move || skynet(num + i * sub, sub))).collect();
+    let hs: Vec<_> = (0..10)
+        .map(|i| go(move || skynet(num + i * sub, sub)))
+        .collect();
     hs.into_iter().map(|h| h.join().unwrap()).sum()
 }
 

@@ -12,7 +12,11 @@ use std::time::Instant;
 
 fn main() {
     let a = c::args();
-    let n = if a.n == 0 { c::default_n(&a.workload) } else { a.n };
+    let n = if a.n == 0 {
+        c::default_n(&a.workload)
+    } else {
+        a.n
+    };
     if a.threads == 1 {
         c::pin_to_cpu(0);
     }
@@ -33,7 +37,9 @@ fn main() {
 }
 
 /// Spawns a thread with a 64 KiB stack (inherits the CPU affinity).
-fn go<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<thread::JoinHandle<T>> {
+fn go<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<thread::JoinHandle<T>> {
     thread::Builder::new().stack_size(64 * 1024).spawn(f)
 }
 
@@ -110,7 +116,10 @@ fn skynet(num: u64, size: u64) -> Result<u64, String> {
     let mut hs = Vec::with_capacity(10);
     for i in 0..10 {
         let h = go(move || skynet(num + i * sub, sub)).map_err(|e| {
-            format!("spawned {} threads, then: {e}", SPAWNED.load(Ordering::Relaxed))
+            format!(
+                "spawned {} threads, then: {e}",
+                SPAWNED.load(Ordering::Relaxed)
+            )
         })?;
         SPAWNED.fetch_add(1, Ordering::Relaxed);
         hs.push(h);

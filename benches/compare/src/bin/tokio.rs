@@ -10,10 +10,16 @@ use std::time::Instant;
 
 fn main() {
     let a = c::args();
-    let mode = if a.mode.is_empty() { "current".to_string() } else { a.mode.clone() };
+    let mode = if a.mode.is_empty() {
+        "current".to_string()
+    } else {
+        a.mode.clone()
+    };
     let name = format!("tokio-{mode}");
     let rt = match mode.as_str() {
-        "current" => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        "current" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
         "multi" => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(a.threads)
             .enable_all()
@@ -21,7 +27,11 @@ fn main() {
         m => panic!("unknown mode {m}"),
     }
     .expect("build runtime");
-    let n = if a.n == 0 { c::default_n(&a.workload) } else { a.n };
+    let n = if a.n == 0 {
+        c::default_n(&a.workload)
+    } else {
+        a.n
+    };
     // Run the driver as a spawned task so multi-thread workers run it too.
     let w = a.workload.clone();
     if w == "switch" {
@@ -61,7 +71,9 @@ async fn switch(name: &str, a: &Args, n: usize) {
 
 async fn spawn(name: &str, a: &Args, n: usize) {
     let t = Instant::now();
-    let hs: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i as u64 })).collect();
+    let hs: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(async move { i as u64 }))
+        .collect();
     let mut sum = 0;
     for h in hs {
         sum += h.await.unwrap();
@@ -98,7 +110,9 @@ fn skynet(num: u64, size: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + S
             return num;
         }
         let sub = size / 10;
-        let hs: Vec<_> = (0..10).map(|i| tokio::spawn(skynet(num + i * sub, sub))).collect();
+        let hs: Vec<_> = (0..10)
+            .map(|i| tokio::spawn(skynet(num + i * sub, sub)))
+            .collect();
         let mut sum = 0;
         for h in hs {
             sum += h.await.unwrap();

@@ -1,0 +1,32 @@
+"""Why greenhub misses a target of issue 7: the explanations report.py puts
+after a missed target's figures. Owns only this text; keep it true to the
+code (src/hub/mod.rs, src/greenlet/, src/stack/) and to the profile."""
+
+WHY = {
+    "switch": "A greenhub switch is a corosensei context switch plus a trip through the hub's run loop "
+              "(pop `ready`, resume, push back); may's is a generator switch plus its own queue.",
+    "spawn": "Each greenlet costs a task block and a `JoinHandle`, then on its first run a stack from the "
+             "hub's cache, a corosensei coroutine set up on it, two context switches and a completion "
+             "published to the joiner; a tokio task is one allocation polled once, with no stack. With all "
+             "1M handles held, greenhub's per-task costs are about tokio's, not 0.6× of them.",
+    "pingpong": "A round trip is two channel hand-offs, each a park (waiter registered under the channel's "
+                "lock, then a context switch to the hub loop and on to the peer) and a wake-up; tokio's "
+                "current-thread mpsc does the same hand-off by polling the peer's future with no stack "
+                "switch. greenhub is at parity, not at half.",
+    "skynet": "Skynet is 1,111,111 spawns and joins: the spawn costs above, plus every inner greenlet keeps its "
+              "stack while it waits for its 10 children, so stacks leave the hub's hot cache and page faults "
+              "add up; tokio's inner tasks are small heap futures.",
+    "http": "Not profiled yet; the likely cause is the one under `mixed`: wrk shares the 2 CPUs with the "
+            "server, and a connection's greenlet stays on the hub that first ran it, so when the kernel "
+            "preempts that hub's thread for wrk its connections wait out the time slice (greenhub-mn's p99 "
+            "is milliseconds), while tokio's multi-thread workers can take each other's tasks. The HTTP "
+            "figures are also the noisiest here (see min–max: background load moved every server by up to "
+            "40% between rounds), so the ratio is less certain than the others.",
+    "mixed": "In M:N mode only greenlets that have never run can be stolen (`fresh`, a crossbeam deque); a "
+             "started greenlet belongs to the hub that first ran it (`src/hub/mod.rs`: `ready` is \"never "
+             "stolen\"), and a greenlet woken by its timer goes back to that hub. So the 8 tasks are split "
+             "between the 2 hubs once, by whoever grabbed them first, and an uneven split (e.g. 5/3) stays "
+             "for the whole run while one hub idles through its sleeps. Pinned mode hands each task spawned "
+             "from outside to a free hub, which happens to split them evenly here. Fixing it needs started "
+             "greenlets to migrate (a stealable ready queue), a scheduler change, not done here.",
+}
