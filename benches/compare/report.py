@@ -224,6 +224,9 @@ def write(results, elapsed):
         with open(os.path.join(CHARTS, f"{w}.svg"), "w") as f:
             f.write(chart(w, rows, UNITS[w], hb))
         L.append("")
+    prof = os.path.join(HERE, "PROFILE.md")
+    if os.path.exists(prof):
+        L += [open(prof).read().rstrip(), ""]
     L += ["## What is missing", "", MISSING, ""]
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(L))
@@ -264,16 +267,19 @@ DESC = {
     "http": "Keep-alive \"Hello, World!\" (`GET /`), `wrk -t1 -c64 -d10s --latency` on loopback, wrk on the same 2 CPUs. "
             "Servers: `examples/http_server.rs` (greenhub, `--mode`, `--hubs 2`) and its tokio twin "
             "`examples/http_tokio.rs` (current-thread, or `--threads 2`), sharing the protocol code of "
-            "`examples/http_common/`.",
+            "`examples/http_common/`. may (`--threads` workers, a coroutine per connection) and std (a thread "
+            "per connection, shown as threads 0) run `benches/compare/src/http.rs`: the same `http_common` "
+            "protocol code in a plain blocking read/write loop, without the deadlines and the drain on close "
+            "of the other two.",
     "mixed": "8 tasks, each 50 rounds of a CPU-bound chunk (a fixed 1M-iteration hash loop, about 3 ms) followed by a "
              "1 ms sleep; ns_per_op is wall time per chunk, i.e. the inverse of the CPU-bound throughput. "
              "greenhub-pinned spreads the 8 tasks over the hubs as they are spawned from outside the runtime.",
 }
 
 MISSING = """\
-- HTTP servers on may and on std threads: not written (time). The issue asks for them with the identical
-  request scanner; `examples/http_common/` is IO-free and could serve them.
-- `idle` and `spawn`/`skynet` at 1M on may and std fail on this machine (see the failure columns); the scaled
-  rows give their per-task figures at sizes they survive.
-- Profiling and fixes of the hot paths: see the section below, if present.
+- `idle`, `spawn` and `skynet` at 1M on may and std fail on this machine (see the failure columns: may runs
+  out of memory mappings under the default `vm.max_map_count`, std out of threads); the scaled rows give their
+  per-task figures at sizes they survive.
+- No fix to greenhub came out of this work: the profile below says where the time goes; the changes it
+  points to (migrating started greenlets, cheaper greenlet start-up) are scheduler work beyond this change.
 """

@@ -75,17 +75,20 @@ def run_job(j):
     return d
 
 # ---------- HTTP ----------
-HTTP = [("greenhub-mn", [f"{EX}/http_server", "--port", "0", "--mode", "mn", "--hubs", "2"]),
-        ("greenhub-pinned", [f"{EX}/http_server", "--port", "0", "--mode", "pinned", "--hubs", "2"]),
-        ("greenhub-single", [f"{EX}/http_server", "--port", "0", "--mode", "single"]),
-        ("tokio-multi", [f"{EX}/http_tokio", "--port", "0", "--threads", "2"]),
-        ("tokio-current", [f"{EX}/http_tokio", "--port", "0"])]
+HTTP = [("greenhub-mn", 2, [f"{EX}/http_server", "--port", "0", "--mode", "mn", "--hubs", "2"]),
+        ("greenhub-pinned", 2, [f"{EX}/http_server", "--port", "0", "--mode", "pinned", "--hubs", "2"]),
+        ("greenhub-single", 1, [f"{EX}/http_server", "--port", "0", "--mode", "single"]),
+        ("tokio-multi", 2, [f"{EX}/http_tokio", "--port", "0", "--threads", "2"]),
+        ("tokio-current", 1, [f"{EX}/http_tokio", "--port", "0"]),
+        ("may", 2, [f"{BIN}/http_may", "--port", "0", "--threads", "2"]),
+        ("may", 1, [f"{BIN}/http_may", "--port", "0", "--threads", "1"]),
+        ("std", 0, [f"{BIN}/http_std", "--port", "0"])]  # threads 0: one per connection
 
 def to_us(v):
     n = float(re.match(r"[\d.]+", v).group())
     return n * (1 if v.endswith("us") else 1e3 if v.endswith("ms") else 1e6 if v.endswith("s") else 1)
 
-def run_http(label, cmd):
+def run_http(label, threads, cmd):
     log = open("/tmp/compare_http.log", "w+")
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     addr = None
@@ -96,7 +99,7 @@ def run_http(label, cmd):
         if m:
             addr = m.group(1)
             break
-    d = {"workload": "http", "runtime": label, "threads": "2" if "2" in cmd else "1", "n": str(HTTP_SECS),
+    d = {"workload": "http", "runtime": label, "threads": str(threads), "n": str(HTTP_SECS),
          "cmd": " ".join(cmd).replace(ROOT + "/", "")}
     if not addr:
         p.kill(); p.wait()
@@ -127,17 +130,22 @@ def main():
             print(f"[{time.time()-t0:6.0f}s] round {r} {d['workload']} {d['runtime']} t={d['threads']} n={d['n']}: "
                   + (d.get("ns_per_op", "?") + " ns/op" if d.get("ok") == "1" else "FAIL " + d.get("error", "")), flush=True)
         if os.environ.get("SKIP_HTTP") != "1" and (not ONLY or "http" in ONLY):
-            for label, cmd in HTTP:
-                d = run_http(label, cmd)
+            for label, threads, cmd in HTTP:
+                d = run_http(label, threads, cmd)
                 d["round"] = str(r)
                 results.append(d)
                 print(f"[{time.time()-t0:6.0f}s] round {r} http {label}: {d.get('rps', 'FAIL ' + d.get('error', ''))}", flush=True)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    raw = os.path.join(HERE, "results", "raw.jsonl")
+    if ONLY and os.path.exists(raw):
+        # A partial rerun replaces only its workloads' records.
+        old = [json.loads(l) for l in open(raw)]
+        results = [d for d in old if d["workload"] not in ONLY] + results
     with open(os.path.join(HERE, "results", "raw.jsonl"), "w") as f:
         for d in results:
             f.write(json.dumps(d) + "\n")
     import report
-    report.write(results, time.time() - t0)
+    report.write(results, None if ONLY else time.time() - t0)
 
 if __name__ == "__main__":
     sys.path.insert(0, HERE)
