@@ -259,7 +259,9 @@ DESC = {
               "(greenhub: `spawn_local`; tokio: a `LocalSet`; may: 1 worker; std: two OS threads pinned to one CPU "
               "handing a flag back and forth with `thread::yield_now`, scaled to 1M switches).",
     "spawn": "Spawn n tasks returning their index, join all, check the sum. Spawned from a task of the runtime.",
-    "pingpong": "n round trips between two tasks over two capacity-1 channels (std scaled to 100k).",
+    "pingpong": "n round trips between two tasks over two capacity-1 channels (std scaled to 100k). With 2 hubs "
+                "or workers the echo task may run on the other thread, and then every hand-off crosses threads "
+                "(greenhub-mn's 16 µs maximum is most likely such a run).",
     "skynet": "Skynet with n leaves, fanout 10, every inner task joins its 10 children (1,111,111 tasks at n = 1M).",
     "idle": "n tasks parked at once (greenhub `park`; tokio `Notify`; may and std a condvar). "
             "`VmRSS` growth per task while all are parked, and the time from the first spawn until all have parked. "
