@@ -224,9 +224,10 @@ def write(results, elapsed):
         with open(os.path.join(CHARTS, f"{w}.svg"), "w") as f:
             f.write(chart(w, rows, UNITS[w], hb))
         L.append("")
-    prof = os.path.join(HERE, "PROFILE.md")
-    if os.path.exists(prof):
-        L += [open(prof).read().rstrip(), ""]
+    for extra in ("VARIATION.md", "PROFILE.md"):
+        path = os.path.join(HERE, extra)
+        if os.path.exists(path):
+            L += [open(path).read().rstrip(), ""]
     L += ["## What is missing", "", MISSING, ""]
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(L))

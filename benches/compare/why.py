@@ -17,7 +17,7 @@ WHY = {
     "skynet": "Skynet is 1,111,111 spawns and joins: the spawn costs above, plus every inner greenlet keeps its "
               "stack while it waits for its 10 children, so stacks leave the hub's hot cache and page faults "
               "add up; tokio's inner tasks are small heap futures.",
-    "http": "Not profiled yet; the likely cause is the one under `mixed`: wrk shares the 2 CPUs with the "
+    "http": "Not profiled yet. The p99 is the steady miss (req/s went either way between runs); the likely cause is the one under `mixed`: wrk shares the 2 CPUs with the "
             "server, and a connection's greenlet stays on the hub that first ran it, so when the kernel "
             "preempts that hub's thread for wrk its connections wait out the time slice (greenhub-mn's p99 "
             "is milliseconds), while tokio's multi-thread workers can take each other's tasks. The HTTP "
