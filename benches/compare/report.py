@@ -140,10 +140,16 @@ def chart(w, rows, unit, higher_better):
     bw, left, rh = 460, 300, 22
     h = 50 + rh * len(rows) + 20
     mx = max([r[3] for r in rows if r[1] is not None] or [1]) or 1
+    mn = min([r[2] for r in rows if r[1] is not None] or [1]) or 1
+    log = mx / mn > 50  # std's microseconds next to greenhub's nanoseconds
+    import math
+    lo_ref = mn / 2
+    scale = (lambda v: math.log10(v / lo_ref) / math.log10(mx / lo_ref)) if log else (lambda v: v / mx)
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + bw + 120}" height="{h}" font-family="sans-serif" font-size="12">',
          f'<rect width="100%" height="100%" fill="white"/>',
          f'<text x="10" y="20" font-size="14" font-weight="bold">{html.escape(w)}: median {html.escape(unit)} '
-         f'({"higher" if higher_better else "lower"} is better; whiskers: min–max)</text>']
+         f'({"higher" if higher_better else "lower"} is better; whiskers: min–max'
+         f'{"; log scale" if log else ""})</text>']
     for i, (label, m, lo, hi, fail) in enumerate(rows):
         y = 40 + i * rh
         s.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{html.escape(label)}</text>')
@@ -151,7 +157,7 @@ def chart(w, rows, unit, higher_better):
             s.append(f'<text x="{left + 4}" y="{y + 14}" fill="#b00">FAILED: {html.escape(fail[:70])}</text>')
             continue
         color = "#2a7" if label.startswith("greenhub") else "#58c"
-        x = lambda v: left + bw * v / mx
+        x = lambda v: left + bw * scale(v)
         s.append(f'<rect x="{left}" y="{y + 3}" width="{x(m) - left:.1f}" height="{rh - 6}" fill="{color}"/>')
         s.append(f'<line x1="{x(lo):.1f}" x2="{x(hi):.1f}" y1="{y + rh / 2}" y2="{y + rh / 2}" stroke="black"/>')
         s.append(f'<text x="{x(hi) + 4:.1f}" y="{y + 14}">{html.escape(fmt(m))}</text>')
@@ -173,7 +179,7 @@ def write(results, elapsed):
          + (f"; the whole run took {elapsed / 60:.1f} min" if elapsed else ""),
          f"- CPU: {cpu}, `nproc` = {sh('nproc')}",
          f"- kernel: {platform.release()}; memory: {mem} GiB; vm.max_map_count = {sh('cat /proc/sys/vm/max_map_count')}",
-         f"- {sh('rustc --version')}; wrk: {sh('wrk -v 2>&1 | head -1')[:40]}",
+         f"- {sh('rustc --version')}; wrk: {sh('wrk -v 2>&1 | head -1').split(' Copyright')[0]}",
          "- crates (benches/compare/Cargo.lock): " + ", ".join(
              f"{c} {v}" for c, v in lock_versions(["tokio", "may", "corosensei", "crossbeam-deque", "mio"])),
          f"- rounds: {rounds} (every configuration once per round, rounds interleaved)", "",
