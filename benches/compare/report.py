@@ -286,9 +286,11 @@ DESC = {
 }
 
 MISSING = """\
-- `idle`, `spawn` and `skynet` at 1M on may and std fail on this machine (see the failure columns: may runs
-  out of memory mappings under the default `vm.max_map_count`, std out of threads); the scaled rows give their
-  per-task figures at sizes they survive.
-- No fix to greenhub came out of this work: the profile below says where the time goes; the changes it
+- `idle`, `spawn` and `skynet` at 1M on may and std fail on this machine (see the failure columns): may's
+  `mmap` of a coroutine stack fails with ENOMEM, std's thread spawn with EAGAIN after 16k–33k threads; both
+  match the default `vm.max_map_count` of 65,530 (a stack and its guard page are two mappings). The scaled
+  rows (n = 10,000) give their per-task figures at a size they survive. Raising the limit was not tried: the
+  issue asks for the default.
+- No fix to greenhub came out of this work: the profile above says where the time goes; the changes it
   points to (migrating started greenlets, cheaper greenlet start-up) are scheduler work beyond this change.
 """
