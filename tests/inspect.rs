@@ -318,3 +318,14 @@ fn child_run_info_on_signal() {
         waiter.join().unwrap();
     });
 }
+
+/// A zero blocking limit is refused with a clear error, not a report storm.
+#[test]
+fn zero_blocking_limit_is_invalid_input() {
+    let err = Builder::new()
+        .max_blocking_time(Some(Duration::ZERO))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("max_blocking_time"), "{err}");
+}

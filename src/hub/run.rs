@@ -30,13 +30,20 @@ impl HubContext {
             self.current.set(Some(NonNull::from(&*task)));
             self.panicking_at_resume.set(std::thread::panicking());
             bump(&self.remote.stats.switches);
-            self.remote.watch.enter(header as *const _ as usize);
+            // Published only for an observer (`inspect::watch`); without one
+            // the stores would be dead work on every switch.
+            let watched = self.shared.watched;
+            if watched {
+                self.remote.watch.enter(header as *const _ as usize);
+            }
             #[cfg(feature = "tracing")]
             let entered = header.span.enter();
             let result = coro.resume(HubRef::new(self));
             #[cfg(feature = "tracing")]
             drop(entered);
-            self.remote.watch.leave();
+            if watched {
+                self.remote.watch.leave();
+            }
             self.current.set(None);
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => {

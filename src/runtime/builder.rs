@@ -194,7 +194,8 @@ impl Builder {
     /// OS thread stalls every other greenlet of its hub. The report names
     /// the hub, the greenlet, its spawn site and the time so far, once per
     /// episode, on stderr or to [`on_blocking`](Builder::on_blocking).
-    /// `None` turns the monitor off.
+    /// `None` turns the monitor off; a zero limit makes `build` fail with
+    /// `InvalidInput`.
     ///
     /// Default: 100 ms in debug builds (of greenhub, so of a debug build of
     /// your program), off in release builds. The monitor is one thread per
@@ -308,6 +309,11 @@ impl Builder {
         };
         if self.max_blocking_threads == 0 {
             return Err(invalid("the blocking pool needs at least one thread"));
+        }
+        if self.max_blocking_time.is_some_and(|t| t.is_zero()) {
+            return Err(invalid(
+                "max_blocking_time must be longer than zero (None turns the monitor off)",
+            ));
         }
         class_for(self.stack_size)?;
         #[cfg(feature = "patch")]
