@@ -9,7 +9,8 @@
 //! while an observer looks at that header.
 //!
 //! - The hub stores `running` (release) before each resume and clears it
-//!   after. Those are plain stores: a few cycles per switch, nothing else.
+//!   after, when its runtime has an observer (`Shared::watched`). Those are
+//!   plain stores: a few cycles per switch, nothing else.
 //! - An observer sets `reading`, issues a SeqCst fence, loads `running`
 //!   (acquire) and, if it is not 0, reads the header (id, name, spawn site;
 //!   all immutable), then clears `reading` (release).
@@ -27,8 +28,8 @@
 //! after it is freed. `tests/loom_watch.rs` checks this with loom.
 //!
 //! The fence in `retire` costs about as much as an uncontended lock, once per
-//! finished greenlet, so hubs pay it only when a runtime has an observer
-//! (the blocking monitor is on); otherwise nothing reads the slot.
+//! finished greenlet, so hubs pay it (and the stores) only when a runtime has
+//! an observer (the blocking monitor is on); otherwise nothing reads the slot.
 
 use crate::loom::{AtomicBool, AtomicUsize, Ordering::*, fence};
 
