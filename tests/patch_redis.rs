@@ -6,6 +6,7 @@ mod patch_common;
 
 use patch_common::one_hub;
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +18,23 @@ struct Server {
 }
 
 impl Server {
+    /// Starts a server on a port that was free a moment ago. Two tests of
+    /// this file run at once, and the kernel may hand the same free port to
+    /// both: the second `redis-server` then exits with "address in use"
+    /// while the first one answers its probe, and the test fails later when
+    /// the first test stops its server. So a start counts only when the
+    /// server that answers is our child (its `INFO` names our pid), and a
+    /// child that exited is retried on another port.
     fn start() -> Server {
+        for _ in 0..20 {
+            if let Some(server) = Server::try_start() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of 20 free ports");
+    }
+
+    fn try_start() -> Option<Server> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -29,16 +46,46 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (.ci/run installs it with apt)");
-        let server = Server { child, port };
+        let mut server = Server { child, port };
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if server.child.try_wait().unwrap().is_some() {
+                return None; // it could not listen: the port was taken
+            }
+            match server.answering_pid() {
+                Some(pid) if pid == server.child.id() => return Some(server),
+                Some(_) => return None, // another test's server has the port
+                None => {}
+            }
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "redis-server did not start"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
+    }
+
+    /// The `process_id` of whatever redis-server answers on our port (off
+    /// any greenlet, so these are plain blocking calls).
+    fn answering_pid(&self) -> Option<u32> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"INFO server\r\n").ok()?;
+        let mut reply = String::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(at) = reply.find("process_id:") {
+                let rest = &reply[at + "process_id:".len()..];
+                if let Some(end) = rest.find("\r\n") {
+                    return rest[..end].trim().parse().ok();
+                }
+            }
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
     }
 
     fn url(&self) -> String {
