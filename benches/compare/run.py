@@ -50,7 +50,8 @@ def jobs():
     for n in (100 * K, 1 * M):
         add("idle", GH(1) + TK(1) + MAY(1) + STD(1), n)
     add("idle", MAY(1) + STD(1), 10 * K)
-    add("mixed", GH(2) + [("greenhub-single", "greenhub", ["--mode", "single"], 1)]
+    add("mixed", GH(2) + [("greenhub-migrate", "greenhub", ["--mode", "migrate"], 2),
+                          ("greenhub-single", "greenhub", ["--mode", "single"], 1)]
         + TK(2) + [("tokio-current", "tokio", ["--mode", "current"], 1)] + MAY(2) + STD(2), 400)
     return [j for j in out if not ONLY or j[0] in ONLY]
 

@@ -10,7 +10,8 @@ use crate::greenlet::task::{Header, Task, TaskRef};
 use crate::greenlet::trace::{Trace, coarse_now};
 use crate::hub::{HubContext, context};
 use crate::inspect::counters::{Outside, bump};
-use crate::runtime::shared::Shared;
+use crate::loom::Ordering::Relaxed;
+use crate::runtime::shared::{Mode, Shared};
 use crate::stack::{MIN_STACK_SIZE, class_for};
 
 /// Configures a greenlet before spawning it, like `std::thread::Builder`.
@@ -30,6 +31,9 @@ use crate::stack::{MIN_STACK_SIZE, class_for};
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
+    migratable: bool,
+    /// Never migratable, whatever the runtime says (`block_on`'s greenlet).
+    stay: bool,
 }
 
 impl Builder {
@@ -62,6 +66,77 @@ impl Builder {
     /// ```
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
+        self
+    }
+
+    /// Lets the greenlet move to another hub after it has started (M:N
+    /// runtimes only; pinned and single-threaded runtimes ignore it).
+    ///
+    /// By default a greenlet stays on the hub that first ran it (DESIGN.md
+    /// §2.1). That is what keeps the safe API sound, but a hub busy with
+    /// CPU-bound work then holds on to its other greenlets while another hub
+    /// idles: only greenlets that never ran can be stolen. A migratable
+    /// greenlet that is woken (or yields) goes to its hub's stealable queue
+    /// instead, and an idle hub may take it and resume it on its own thread.
+    ///
+    /// Not available to greenlets that call [`crate::spawn_local`] (it
+    /// returns an error there, see [`Builder::spawn_local`]). A greenlet
+    /// that is suspended while it unwinds (a destructor that blocks during a
+    /// panic or kill) does not move until the unwinding is over.
+    ///
+    /// # Safety
+    ///
+    /// Resuming a greenlet on another OS thread moves everything on its
+    /// stack to that thread. The caller promises that, at every point where
+    /// the greenlet may block (any greenhub call that parks, sleeps, yields
+    /// or does IO; with monkey patching, any hooked libc call), the greenlet
+    /// holds nothing that is tied to the OS thread:
+    ///
+    /// - no `!Send` value that another thread could also reach (an `Rc`
+    ///   shared with other code, a `RefCell` borrow of thread-local data),
+    ///   and no guard of a lock that must be released by the thread that
+    ///   took it (`std::sync::MutexGuard`, `RwLock` guards; greenhub's own
+    ///   locks are fine);
+    /// - no reference into a `thread_local!` (nor a `LocalKey::with` call in
+    ///   progress), and no thread-local address the compiler may keep in a
+    ///   register across the call: code that reads a thread-local both
+    ///   before and after a blocking call in the same function must go
+    ///   through an `#[inline(never)]` function for each read;
+    /// - no C library state kept per thread (`errno` read after a blocking
+    ///   call is fine; `strtok`-style buffers, OpenSSL's per-thread error
+    ///   queue, a thread-bound database handle are not);
+    /// - no assumption that `std::thread::current()` stays the same.
+    ///
+    /// `greenhub::local!` values travel with the greenlet, so they must be
+    /// fine to use from another thread (in practice: `Send`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = greenhub::Builder::new().hubs(2).build().unwrap();
+    /// let total = rt.block_on(|| {
+    ///     let hs: Vec<_> = (0..4u64)
+    ///         .map(|k| {
+    ///             // SAFETY: the closure keeps only integers across its
+    ///             // sleeps: nothing tied to a thread.
+    ///             unsafe { greenhub::greenlet::Builder::new().migratable() }
+    ///                 .spawn(move || {
+    ///                     let mut x = k;
+    ///                     for _ in 0..3 {
+    ///                         x = x.wrapping_mul(31).wrapping_add(7);
+    ///                         greenhub::sleep(Duration::from_millis(1));
+    ///                     }
+    ///                     x
+    ///                 })
+    ///                 .unwrap()
+    ///         })
+    ///         .collect();
+    ///     hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    /// });
+    /// assert!(total > 0);
+    /// ```
+    pub unsafe fn migratable(mut self) -> Builder {
+        self.migratable = true;
         self
     }
 
@@ -111,6 +186,20 @@ impl Builder {
         T: 'static,
     {
         let hub = context::hub().ok_or_else(|| outside_runtime("spawn_local"))?;
+        // SAFETY: the hub holds an `Arc` to the greenlet it is running.
+        if hub
+            .current()
+            .is_some_and(|t| unsafe { t.as_ref() }.header().migratable)
+        {
+            // Its `!Send` closure may share state (an `Rc`) with the caller,
+            // which could move to another thread (DESIGN.md §2.2).
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "greenhub::spawn_local called from a migratable greenlet: its !Send closure \
+                 could share state with a greenlet that moves to another thread; spawn it \
+                 from a greenlet that is not migratable, or use spawn",
+            ));
+        }
         self.spawn_on_hub(hub, f, true)
     }
 
@@ -122,7 +211,8 @@ impl Builder {
     {
         // SAFETY: the hub holds an `Arc` to the greenlet it is running.
         let parent = hub.current().map(|t| unsafe { t.as_ref() }.header().id);
-        let (task, handle) = self.build(hub.next_id(), parent, hub.coarse_now(), f)?;
+        let migratable = !local && self.wants_migration(&hub.shared);
+        let (task, handle) = self.build(hub.next_id(), parent, hub.coarse_now(), migratable, f)?;
         hub.spawn(task, local);
         Ok(handle)
     }
@@ -139,10 +229,12 @@ impl Builder {
                 return self.spawn_on_hub(hub, f, false);
             }
         }
+        let migratable = self.wants_migration(shared);
         let (task, handle) = self.build(
             GreenletId::next(),
             context::current_task_id(),
             coarse_now(),
+            migratable,
             f,
         )?;
         Outside::count(&shared.outside.spawned);
@@ -168,10 +260,12 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let migratable = self.wants_migration(shared);
         let (task, handle) = self.build(
             GreenletId::next(),
             context::current_task_id(),
             coarse_now(),
+            migratable,
             f,
         )?;
         match context::hub() {
@@ -194,12 +288,31 @@ impl Builder {
         Ok(handle)
     }
 
+    /// Whether the greenlet will be migratable: asked for (here or for the
+    /// whole runtime) and meaningful (an M:N runtime).
+    fn wants_migration(&self, shared: &Shared) -> bool {
+        let yes =
+            !self.stay && (self.migratable || shared.migrate_all) && shared.mode == Mode::Steal;
+        if yes && !shared.migrating.load(Relaxed) {
+            shared.migrating.store(true, Relaxed);
+        }
+        yes
+    }
+
+    /// Keeps the greenlet on its first hub even in a runtime built with
+    /// `Builder::migratable` (the main greenlet of `block_on`).
+    pub(crate) fn stay_put(mut self) -> Builder {
+        self.stay = true;
+        self
+    }
+
     #[track_caller]
     fn build<F, T>(
         self,
         id: GreenletId,
         parent: Option<GreenletId>,
         born: u64,
+        migratable: bool,
         f: F,
     ) -> io::Result<(TaskRef, JoinHandle<T>)>
     where
@@ -215,7 +328,7 @@ impl Builder {
         };
         let trace = Trace::new(Location::caller(), parent, born);
         let name = self.name.map(String::into_boxed_str);
-        let header = Header::new(id, name, stack_size, true, trace);
+        let header = Header::new(id, name, stack_size, true, migratable, trace);
         let task = Task::new(header, f);
         let handle = JoinHandle::new(task.clone());
         Ok((task, handle))

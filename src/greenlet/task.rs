@@ -9,13 +9,16 @@
 //! An unstarted greenlet is only its boxed closure: no stack, no coroutine.
 //! The hub that first runs it (possibly one that stole it) takes a pooled
 //! stack, builds the coroutine and becomes its owner for good (DESIGN.md §2.1:
-//! a started greenlet never changes thread).
+//! a started greenlet never changes thread), unless the greenlet was spawned
+//! with the `unsafe` migration opt-in (`hub::migrate`).
 
 use std::cell::UnsafeCell as StdUnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{
+    AtomicBool as StdAtomicBool, AtomicPtr as StdAtomicPtr, AtomicUsize as StdAtomicUsize, Ordering,
+};
 
 use corosensei::{Coroutine, Yielder};
 
@@ -73,8 +76,19 @@ pub(crate) struct Header {
     pub(crate) name: Option<Box<str>>,
     /// Requested stack size in bytes, 0 for the runtime's default.
     pub(crate) stack_size: usize,
-    /// The hub that started the greenlet; set once, before its first resume.
-    owner: OnceLock<Arc<HubRemote>>,
+    /// The hub that runs the greenlet: null until a hub starts it, then
+    /// that hub; for a migratable greenlet, the hub that last adopted it.
+    /// Holds one strong count of that hub's `Arc` (released on change and in
+    /// `Drop`). See [`Header::owner`] for who may read and write it.
+    owner: StdAtomicPtr<HubRemote>,
+    /// Spawned with the `unsafe` migration opt-in: once started, it may be
+    /// resumed by another hub of its runtime (`hub::migrate`). Immutable.
+    pub(crate) migratable: bool,
+    /// Set by the owning hub each time the greenlet suspends: whether the
+    /// hub's thread was panicking then, i.e. the greenlet (or another one of
+    /// that hub) is suspended mid-unwind. std counts panics per OS thread, so
+    /// such a greenlet must not move (`hub::migrate`).
+    pub(crate) pinned_now: StdAtomicBool,
     /// The running coroutine. Hub-owned: see `Header`'s `Sync` argument.
     coroutine: StdUnsafeCell<Option<Coro>>,
     /// The greenlet's yielder, set by the greenlet when it starts. Only the
@@ -121,10 +135,16 @@ pub(crate) struct StackInfo {
 // `stack_info`) are only touched by the hub that owns the greenlet, on that
 // hub's thread, while the greenlet is dequeued or running there (the state
 // protocol gives that hub exclusive use), and by the greenlet itself, which
-// runs on that same thread. The coroutine is created on the owner hub and never
-// leaves it (started greenlets do not migrate), and it is removed (completed,
-// unwound or leaked) by that hub before the last `Arc` can drop elsewhere (the
-// hub's live set holds an `Arc` until then).
+// runs on that same thread. The coroutine is created on the owner hub and
+// never leaves it (started greenlets do not migrate), and it is removed
+// (completed, unwound or leaked) by that hub before the last `Arc` can drop
+// elsewhere (the hub's live set holds an `Arc` until then). The one
+// exception is a greenlet spawned with the `unsafe` migration opt-in: its
+// spawner promised that nothing on its stack is tied to a thread, and it
+// moves only while suspended and queued, with a deque's release/acquire
+// between the old hub's last touch and the new hub's first (`hub::migrate`);
+// a queue or a live set holds an `Arc` throughout, so the rule above holds
+// for whichever hub owns it last.
 unsafe impl Sync for Header {}
 // SAFETY: as above; the `!Send` coroutine never moves between threads because
 // only its owning hub creates, resumes and removes it.
@@ -136,6 +156,7 @@ impl Header {
         name: Option<Box<str>>,
         stack_size: usize,
         join_interest: bool,
+        migratable: bool,
         trace: Trace,
     ) -> Header {
         #[cfg(feature = "tracing")]
@@ -146,7 +167,9 @@ impl Header {
             id,
             name,
             stack_size,
-            owner: OnceLock::new(),
+            owner: StdAtomicPtr::new(std::ptr::null_mut()),
+            migratable,
+            pinned_now: StdAtomicBool::new(false),
             coroutine: StdUnsafeCell::new(None),
             yielder: StdUnsafeCell::new(std::ptr::null()),
             stack_info: StdUnsafeCell::new(StackInfo::default()),
@@ -160,21 +183,62 @@ impl Header {
     }
 
     /// The hub that owns this greenlet, once it has started.
+    ///
+    /// The owner is written only by a hub that has the greenlet dequeued
+    /// (it starts it, or adopts a migratable one it took from a stealable
+    /// queue: `set_owner`/`migrate_to`), and read by that hub, by a waker
+    /// that has just moved the greenlet `PARKED -> SCHEDULED` (nobody has it
+    /// dequeued then, and the waker takes its own `Arc` before queueing it,
+    /// see `hub::schedule`), or after `COMPLETE`. So no read overlaps a
+    /// change, and the reference stays valid while `self` does.
     #[inline]
-    pub(crate) fn owner(&self) -> Option<&Arc<HubRemote>> {
-        self.owner.get()
+    pub(crate) fn owner(&self) -> Option<&HubRemote> {
+        // SAFETY: a non-null pointer came from `Arc::into_raw` and the header
+        // holds that strong count until it replaces or drops it, which only
+        // happens when no reader can overlap (above).
+        unsafe { self.owner.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// [`owner`](Self::owner) as a new `Arc`.
+    pub(crate) fn owner_arc(&self) -> Option<Arc<HubRemote>> {
+        let p = self.owner.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: as in `owner`; we add one strong count for the new Arc.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
     }
 
     /// Whether a hub has started this greenlet.
     #[inline]
     pub(crate) fn is_started(&self) -> bool {
-        self.owner.get().is_some()
+        !self.owner.load(Ordering::Acquire).is_null()
     }
 
     /// Claims the greenlet for `hub`. Called once, by the hub that starts it.
     pub(crate) fn set_owner(&self, hub: Arc<HubRemote>) {
-        if self.owner.set(hub).is_err() {
-            unreachable!("greenhub: greenlet started twice");
+        let prev = self
+            .owner
+            .swap(Arc::into_raw(hub).cast_mut(), Ordering::AcqRel);
+        assert!(prev.is_null(), "greenhub: greenlet started twice");
+    }
+
+    /// Moves a started, migratable greenlet to `hub`.
+    ///
+    /// # Safety
+    ///
+    /// Only a hub that has the greenlet dequeued (see [`owner`](Self::owner)).
+    pub(crate) unsafe fn migrate_to(&self, hub: Arc<HubRemote>) {
+        let prev = self
+            .owner
+            .swap(Arc::into_raw(hub).cast_mut(), Ordering::AcqRel);
+        if !prev.is_null() {
+            // SAFETY: the strong count the header held for the old owner;
+            // no reader can hold a reference derived from it (see `owner`).
+            drop(unsafe { Arc::from_raw(prev) });
         }
     }
 
@@ -229,6 +293,11 @@ impl Drop for Header {
         // argument above); if it ever did, leaking is the sound choice.
         if let Some(coro) = self.coroutine.get_mut().take() {
             std::mem::forget(coro);
+        }
+        let owner = *self.owner.get_mut();
+        if !owner.is_null() {
+            // SAFETY: the header's strong count of its owner (see `owner`).
+            drop(unsafe { Arc::from_raw(owner) });
         }
     }
 }
@@ -408,5 +477,10 @@ where
 }
 
 /// Relaxed is enough for the live-set index: only the owning hub reads and
-/// writes it.
+/// writes it (a migratable greenlet's new hub reads it after taking the
+/// greenlet from a deque, which orders it; see `hub::migrate`).
 pub(crate) const LIVE_ORDER: Ordering = Ordering::Relaxed;
+
+/// `live_slot` of a migratable greenlet that is in no live set, queued for
+/// whichever hub takes it (`hub::migrate`).
+pub(crate) const IN_TRANSIT: usize = usize::MAX - 1;

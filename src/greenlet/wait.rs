@@ -280,22 +280,38 @@ fn park_thread_until(deadline: Option<Instant>) -> Wake {
 /// A timer that wakes the current greenlet, disarmed on drop.
 pub(crate) struct TimerGuard {
     key: crate::time::heap::TimerKey,
+    /// The hub whose heap holds the timer (compared by address only), and
+    /// its index in the runtime.
+    hub: *const crate::hub::HubContext,
+    index: usize,
 }
 
 impl TimerGuard {
     pub(crate) fn arm(deadline: Instant) -> TimerGuard {
         let hub = context::hub().expect("greenhub: timer outside a hub");
         let key = hub.add_timer(deadline, Waiter::current());
-        TimerGuard { key }
+        TimerGuard {
+            key,
+            hub,
+            index: hub.index,
+        }
     }
 }
 
 impl Drop for TimerGuard {
     fn drop(&mut self) {
-        // A started greenlet never leaves its hub, so this is the hub that
-        // armed the timer.
+        // Only the hub that armed the timer may touch its heap. A greenlet
+        // that stays on its hub (the default) always drops the guard there.
+        // A migratable one may have moved (`hub::migrate`): the old hub is
+        // asked to cancel it (a timer that fires before it does is a
+        // spurious wake-up, which every park tolerates). Left armed, it would
+        // keep the greenlet alive and hold up a shutdown until it fired.
         if let Some(hub) = context::hub() {
-            hub.cancel_timer(self.key);
+            if std::ptr::eq(hub, self.hub) {
+                hub.cancel_timer(self.key);
+            } else if let Some(armed_on) = hub.shared.hubs.get(self.index) {
+                armed_on.cancel_timer_later(self.key);
+            }
         }
     }
 }

@@ -5,7 +5,9 @@
 //! - `ready`: started greenlets woken on this hub, and in single-threaded and
 //!   pinned mode also new ones (FIFO). Never stolen.
 //! - `fresh`: in M:N mode, greenlets spawned here that have not started yet:
-//!   a `crossbeam-deque` worker that idle hubs steal from (`queue.rs`).
+//!   a `crossbeam-deque` worker that idle hubs steal from (`queue.rs`); also
+//!   started greenlets of the `unsafe` migration opt-in that became runnable
+//!   (`migrate.rs`), which idle hubs may take over.
 //! - its inbox (`inbox.rs`, in [`HubRemote`]): greenlets woken from other
 //!   threads.
 //! - timers (`time/heap.rs`), a `mio::Poll` it parks in, a stack cache
@@ -30,7 +32,9 @@
 //!    short idle spell of a busy M:N runtime).
 //!
 //! Running a greenlet (`run.rs`): on its first run the hub takes a stack,
-//! builds the coroutine and becomes its owner for good; then it resumes it.
+//! builds the coroutine and becomes its owner for good (a migratable
+//! greenlet's owner changes when another hub adopts it, `migrate.rs`); then
+//! it resumes it.
 //! The greenlet runs until it yields (back of `ready`), parks (the final CAS of
 //! the park protocol, `greenlet/state.rs`; if a wake-up raced in, it is resumed
 //! again at once) or returns (stack back to the cache, completion published).
@@ -44,6 +48,7 @@ pub(crate) mod idle;
 pub(crate) mod inbox;
 mod io;
 pub(crate) mod live;
+mod migrate;
 pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod remote;
@@ -88,6 +93,8 @@ pub(crate) struct HubContext {
     current: Cell<Option<NonNull<dyn RawTask>>>,
     ready: RefCell<VecDeque<TaskRef>>,
     fresh: LocalQueue<TaskRef>,
+    /// Reused buffer for routing the inbox when greenlets may migrate.
+    inbox_batch: RefCell<VecDeque<TaskRef>>,
     timers: RefCell<TimerHeap<Waiter>>,
     stacks: RefCell<StackPool>,
     live: RefCell<LiveSet>,
@@ -133,6 +140,7 @@ impl HubContext {
             current: Cell::new(None),
             ready: RefCell::new(VecDeque::new()),
             fresh,
+            inbox_batch: RefCell::new(VecDeque::new()),
             timers: RefCell::new(TimerHeap::default()),
             stacks: RefCell::new(StackPool::new()),
             live: RefCell::new(LiveSet::default()),
@@ -261,13 +269,21 @@ impl HubContext {
     #[inline]
     pub(crate) fn push_ready(&self, task: TaskRef) {
         bump(&self.remote.stats.wakes_local);
-        self.ready.borrow_mut().push_back(task);
+        self.requeue(task);
     }
 
     /// Arms a timer that wakes `waiter` at `deadline`.
     pub(crate) fn add_timer(&self, deadline: Instant, waiter: Waiter) -> TimerKey {
         bump(&self.remote.stats.timers_armed);
         self.timers.borrow_mut().insert(deadline, waiter)
+    }
+
+    /// Cancels the timers that migrated greenlets asked this hub to cancel.
+    #[inline]
+    fn take_timer_cancels(&self) {
+        for key in self.remote.take_timer_cancels() {
+            self.cancel_timer(key);
+        }
     }
 
     /// Disarms a timer (no effect if it fired).
@@ -321,7 +337,18 @@ impl HubContext {
 
     /// Moves the inbox to the back of `ready`.
     fn take_inbox(&self) -> usize {
-        let n = self.remote.inbox.drain_into(&mut self.ready.borrow_mut());
+        let n = if self.shared.migrating.load(crate::loom::Ordering::Relaxed) {
+            // Route each one: a migratable greenlet may go to `fresh`.
+            let mut batch = std::mem::take(&mut *self.inbox_batch.borrow_mut());
+            let n = self.remote.inbox.drain_into(&mut batch);
+            for task in batch.drain(..) {
+                self.requeue(task);
+            }
+            *self.inbox_batch.borrow_mut() = batch;
+            n
+        } else {
+            self.remote.inbox.drain_into(&mut self.ready.borrow_mut())
+        };
         self.remote.drained(n);
         add(&self.remote.stats.wakes_inbox, n as u64);
         n
@@ -329,6 +356,7 @@ impl HubContext {
 
     /// Wakes the waiters of every due timer.
     fn fire_timers(&self) {
+        self.take_timer_cancels();
         if self.timers.borrow().is_empty() {
             return;
         }
@@ -352,17 +380,19 @@ const ACQUIRE: crate::loom::Ordering = crate::loom::Ordering::Acquire;
 /// its owning hub: straight onto the ready queue when the caller is that hub,
 /// else through the hub's inbox.
 pub(crate) fn schedule(task: TaskRef) {
-    let owner = task
-        .header()
+    let header = task.header();
+    let owner = header
         .owner()
         .expect("greenhub: woke a greenlet that never started");
     if let Some(hub) = context::hub() {
-        if Arc::ptr_eq(&hub.remote, owner) {
+        if std::ptr::eq(Arc::as_ptr(&hub.remote), owner) {
             hub.push_ready(task);
             return;
         }
         bump(&hub.remote.stats.wakes_sent);
     }
-    let owner = owner.clone();
+    // Our own `Arc`, taken before the push: once queued, the greenlet may
+    // be adopted by another hub, which releases the header's (`migrate`).
+    let owner = header.owner_arc().expect("checked above");
     owner.push(task);
 }

@@ -17,6 +17,7 @@ use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering::*};
 use std::sync::atomic::AtomicU64;
 
 use crate::io::scheduled::ScheduledIo;
+use crate::time::heap::TimerKey;
 
 pub(crate) struct HubRemote {
     pub(crate) inbox: Inbox<TaskRef>,
@@ -31,6 +32,10 @@ pub(crate) struct HubRemote {
     /// Readiness states of deregistered fds, dropped by the hub before its
     /// next poll (see `io/scheduled.rs`, "Lifetime of a token").
     released: Mutex<Vec<Arc<ScheduledIo>>>,
+    /// Timers of this hub to cancel, asked for by a migratable greenlet
+    /// that armed them here and moved on (`hub::migrate`).
+    timer_cancels: Mutex<Vec<TimerKey>>,
+    has_timer_cancels: AtomicBool,
     /// Set when the hub's loop has ended: its poller is never polled again.
     exited: AtomicBool,
     /// The hub's deque of unstarted greenlets, in M:N mode.
@@ -65,6 +70,8 @@ impl HubRemote {
             registry,
             sources: AtomicUsize::new(0),
             released: Mutex::new(Vec::new()),
+            timer_cancels: Mutex::new(Vec::new()),
+            has_timer_cancels: AtomicBool::new(false),
             exited: AtomicBool::new(false),
             stealer,
             pending,
@@ -104,6 +111,25 @@ impl HubRemote {
             // is already pending.
             let _ = self.waker.wake();
         }
+    }
+
+    /// Asks the hub to cancel one of its timers (from another hub's thread).
+    pub(crate) fn cancel_timer_later(&self, key: TimerKey) {
+        self.timer_cancels.lock().push(key);
+        self.has_timer_cancels.store(true, Release);
+        // A hub that is parked until that timer (while shutting down, say)
+        // must not wait for it.
+        self.unpark();
+    }
+
+    /// The cancellations asked for since the last call (hub thread only).
+    #[inline]
+    pub(crate) fn take_timer_cancels(&self) -> Vec<TimerKey> {
+        if !self.has_timer_cancels.load(Acquire) {
+            return Vec::new();
+        }
+        self.has_timer_cancels.store(false, Relaxed);
+        std::mem::take(&mut *self.timer_cancels.lock())
     }
 
     /// The hub took `n` items out of its inbox.

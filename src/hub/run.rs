@@ -17,8 +17,12 @@ impl HubContext {
     /// Runs `task` until it yields, parks or finishes.
     pub(super) fn run_task(&self, task: TaskRef) {
         let header = task.header();
-        if !header.is_started() && !self.start(&task) {
-            return;
+        if !header.is_started() {
+            if !self.start(&task) {
+                return;
+            }
+        } else if Self::in_transit(&task) {
+            self.adopt(&task);
         }
         loop {
             // SAFETY: we dequeued the greenlet, so we are its owning hub
@@ -45,9 +49,12 @@ impl HubContext {
                 self.remote.watch.leave();
             }
             self.current.set(None);
+            if !matches!(result, CoroutineResult::Return(())) {
+                self.note_suspend(&task);
+            }
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => {
-                    self.ready.borrow_mut().push_back(task);
+                    self.requeue(task);
                     // Only M:N keeps unstarted greenlets apart (see `yielded`).
                     self.yielded.set(self.shared.mode == Mode::Steal);
                     return;

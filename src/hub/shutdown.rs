@@ -57,10 +57,23 @@ impl HubContext {
             return true;
         }
         self.shared.cancel_injected();
+        let mut revived = false;
         while let Some(task) = self.fresh.pop() {
+            if task.header().is_started() {
+                // A migratable greenlet in transit (`migrate`): take it over,
+                // which kills it, and run it until it has unwound.
+                self.adopt(&task);
+                self.ready.borrow_mut().push_back(task);
+                revived = true;
+                continue;
+            }
             // SAFETY: we popped the unstarted greenlet.
             unsafe { task.cancel(JoinError::killed()) };
         }
+        if revived {
+            return false;
+        }
+        self.take_timer_cancels();
         if !self.timers.borrow().is_empty() {
             // A destructor sleeps: not quiescent until its timer fires.
             let timeout = self.timer_timeout();

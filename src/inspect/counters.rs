@@ -63,6 +63,7 @@ pub(crate) struct HubStats {
     pub(crate) steals: AtomicU64,
     pub(crate) stolen: AtomicU64,
     pub(crate) stolen_from: Box<[AtomicU64]>,
+    pub(crate) migrated: AtomicU64,
     pub(crate) polls: AtomicU64,
     pub(crate) events: AtomicU64,
     pub(crate) timers_armed: AtomicU64,

@@ -80,6 +80,11 @@ pub struct HubMetrics {
     pub stolen: u64,
     /// `stolen`, by victim hub index.
     pub stolen_from: Vec<u64>,
+    /// Started, migratable greenlets this hub took over from another hub
+    /// (`greenlet::Builder::migratable`). A migrated greenlet counts as
+    /// started where it started and as ended where it ended, so `alive` is
+    /// exact only in the total.
+    pub migrated: u64,
     /// Calls to the poller (`epoll_wait`), blocking or not.
     pub polls: u64,
     /// IO events the poller returned.
@@ -125,6 +130,7 @@ impl HubMetrics {
             steals: read(&s.steals),
             stolen: read(&s.stolen),
             stolen_from: s.stolen_from.iter().map(read).collect(),
+            migrated: read(&s.migrated),
             polls: read(&s.polls),
             events: read(&s.events),
             timers_armed: read(&s.timers_armed),
@@ -154,6 +160,7 @@ impl HubMetrics {
             wakes_inbox,
             steals,
             stolen,
+            migrated,
             polls,
             events,
             timers_armed,
@@ -267,7 +274,7 @@ impl fmt::Display for Metrics {
             write!(f, "{:>12}", format!("hub {i}"))?;
         }
         writeln!(f, "{:>12}", "total")?;
-        let rows: [Row; 22] = [
+        let rows: [Row; 23] = [
             ("alive", HubMetrics::alive),
             ("spawned", |m| m.spawned),
             ("started", |m| m.started),
@@ -283,6 +290,7 @@ impl fmt::Display for Metrics {
             ("wakes inbox", |m| m.wakes_inbox),
             ("steals", |m| m.steals),
             ("stolen", |m| m.stolen),
+            ("migrated", |m| m.migrated),
             ("polls", |m| m.polls),
             ("io events", |m| m.events),
             ("timers armed", |m| m.timers_armed),

@@ -56,6 +56,7 @@ pub struct Builder {
     #[cfg(not(loom))]
     on_blocking: Option<ReportFn>,
     run_info_signal: Option<i32>,
+    migratable: bool,
     #[cfg(feature = "patch")]
     patch: bool,
 }
@@ -92,6 +93,7 @@ impl Builder {
             #[cfg(not(loom))]
             on_blocking: None,
             run_info_signal: None,
+            migratable: false,
             #[cfg(feature = "patch")]
             patch: false,
         }
@@ -284,6 +286,42 @@ impl Builder {
         self
     }
 
+    /// Makes every greenlet that this runtime's `spawn` creates migratable
+    /// (as [`greenlet::Builder::migratable`](crate::greenlet::Builder::migratable)):
+    /// once started, it may be resumed by another hub, so that an idle hub
+    /// takes over woken greenlets from a busy one. `spawn_local` greenlets
+    /// and `block_on`'s closure stay put. Ignored in pinned and
+    /// single-threaded mode.
+    ///
+    /// # Safety
+    ///
+    /// The caller makes the promise of
+    /// [`greenlet::Builder::migratable`](crate::greenlet::Builder::migratable)
+    /// for every greenlet spawned on this runtime with `spawn`: none holds
+    /// anything tied to its OS thread (a `!Send` value another thread can
+    /// reach, a std lock guard, a thread-local reference or cached address,
+    /// per-thread C library state) across a blocking call.
+    ///
+    /// ```
+    /// // SAFETY: the greenlets below keep only integers across blocking
+    /// // calls.
+    /// let rt = unsafe { greenhub::Builder::new().hubs(2).migratable() }
+    ///     .build()
+    ///     .unwrap();
+    /// let n = rt.block_on(|| {
+    ///     let h = greenhub::spawn(|| {
+    ///         greenhub::sleep(std::time::Duration::from_millis(1));
+    ///         7
+    ///     });
+    ///     h.join().unwrap()
+    /// });
+    /// assert_eq!(n, 7);
+    /// ```
+    pub unsafe fn migratable(mut self) -> Builder {
+        self.migratable = true;
+        self
+    }
+
     /// Starts the hubs.
     ///
     /// # Errors
@@ -354,6 +392,8 @@ impl Builder {
             stack_size,
             outside: Default::default(),
             watched: self.max_blocking_time.is_some(),
+            migrate_all: self.migratable && self.mode == Mode::Steal,
+            migrating: AtomicBool::new(self.migratable && self.mode == Mode::Steal),
             blocking: Arc::new(BlockingPool::new(
                 self.max_blocking_threads,
                 self.blocking_keep_alive,

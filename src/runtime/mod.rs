@@ -117,6 +117,7 @@ impl Runtime {
         }
         let handle = greenlet::Builder::new()
             .name("main".into())
+            .stay_put()
             .spawn_on(&self.handle.shared, f)
             .unwrap_or_else(|e| panic!("greenhub: block_on: {e}"));
         match handle.join() {

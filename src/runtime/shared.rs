@@ -44,6 +44,12 @@ pub(crate) struct Shared {
     /// `RunningSlot`s, so that hubs must `retire` greenlets before letting
     /// go of them (`inspect::watch`).
     pub(crate) watched: bool,
+    /// `Builder::migratable`: every greenlet spawned with `spawn` may move
+    /// between hubs once started (M:N only).
+    pub(crate) migrate_all: bool,
+    /// Set once a migratable greenlet was built for this runtime: hubs then
+    /// route their inbox greenlet by greenlet (`hub::migrate`).
+    pub(crate) migrating: AtomicBool,
 }
 
 impl Shared {

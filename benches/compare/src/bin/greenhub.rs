@@ -1,6 +1,8 @@
 //! The comparison workloads on greenhub: `--mode mn` (M:N work stealing,
-//! `--threads` hubs), `single` (`Builder::single_threaded()`) or `pinned`
-//! (`Builder::pinned()`, `--threads` hubs). See `src/lib.rs` for the format.
+//! `--threads` hubs), `migrate` (M:N with the `unsafe` migration opt-in,
+//! `Builder::migratable()`), `single` (`Builder::single_threaded()`) or
+//! `pinned` (`Builder::pinned()`, `--threads` hubs). See `src/lib.rs` for
+//! the format.
 
 use greenhub_compare::{self as c, Args};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,6 +18,10 @@ fn main() {
     let name = format!("greenhub-{mode}");
     let b = match mode.as_str() {
         "mn" => greenhub::Builder::new().hubs(a.threads),
+        // SAFETY: the workloads' greenlets keep only integers, `Arc`s of
+        // atomics and greenhub channels across their blocking calls: nothing
+        // tied to an OS thread.
+        "migrate" => unsafe { greenhub::Builder::new().hubs(a.threads).migratable() },
         "single" => greenhub::Builder::new().single_threaded(),
         "pinned" => greenhub::Builder::new().pinned().hubs(a.threads),
         m => panic!("unknown mode {m}"),

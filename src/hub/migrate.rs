@@ -1,0 +1,122 @@
+//! Migratable greenlets: how a started greenlet moves between the hubs of an
+//! M:N runtime, for those spawned with the `unsafe` opt-in
+//! (`greenlet::Builder::migratable`, `Builder::migratable`; the promise the
+//! caller makes is in their `# Safety` sections). Every other started
+//! greenlet stays on its hub (DESIGN.md §2.1) and never comes here.
+//!
+//! # States
+//!
+//! A started migratable greenlet is, as far as the hubs are concerned:
+//!
+//! - **owned** by hub H: in H's live set (`live_slot` is its index) and
+//!   `owner` is H. It is running on H, parked, or queued in H's `ready`
+//!   (only while H shuts down or while the greenlet is `pinned_now`).
+//! - **in transit**: queued in the stealable deque (`fresh`) of the hub that
+//!   released it, in no live set (`live_slot == IN_TRANSIT`); `owner` still
+//!   names the hub that released it.
+//!
+//! # Moves, and who makes them
+//!
+//! - *owned by H -> in transit*: H, on its own thread, when the greenlet
+//!   becomes runnable there (a wake on H, H draining its inbox, a yield),
+//!   unless H is shutting down or the greenlet suspended mid-unwind
+//!   (`pinned_now`: std counts panics per OS thread). H takes it out of its
+//!   live set, pushes it on `fresh` and wakes an idle hub to come and steal.
+//! - *in transit -> owned by K*: the hub K that pops it (K = H) or steals it,
+//!   in `run_task`, before resuming it: `owner` becomes K (the old owner's
+//!   `Arc` is released) and K inserts it in its live set. A K that is
+//!   shutting down also marks it killed, since K's kill sweep
+//!   (`begin_draining`) may have run before it arrived.
+//!
+//! Throughout both moves the state word says `SCHEDULED` and exactly one
+//! queue (or one hub's hands) holds the greenlet, so no other thread can make
+//! a move at the same time: a wake-up only sets `NOTIFIED`, and wakers read
+//! `owner` only after moving a greenlet `PARKED -> SCHEDULED`, never while it
+//! is in transit (`Header::owner`). The deque's push (release) and steal
+//! (acquire) order the old hub's last writes to the header and the stack
+//! before the new hub's first resume.
+//!
+//! Why the greenlet leaves the live set while in transit: the live set is
+//! H's `RefCell`, touched only on H's thread, so the hub that steals it could
+//! not take it out. While in transit the queue's `TaskRef` keeps it alive;
+//! a shutdown finds it when the hub drains its `fresh` deque
+//! (`shutdown_step`), and the run-info dump counts it with the queued
+//! greenlets. Timers it armed on H stay in H's heap when it moves (only H
+//! may touch them); one that fires later is a spurious wake-up, which every
+//! park tolerates (`greenlet::wait::TimerGuard`).
+
+use std::ptr;
+
+use super::HubContext;
+use crate::greenlet::task::{IN_TRANSIT, LIVE_ORDER, TaskRef};
+use crate::inspect::counters::bump;
+use std::sync::atomic::Ordering::Relaxed;
+
+impl HubContext {
+    /// Queues a started greenlet of this hub that became runnable: on the
+    /// stealable deque if it may move now, else on `ready`.
+    #[inline]
+    pub(super) fn requeue(&self, task: TaskRef) {
+        if task.header().migratable && self.may_release(&task) {
+            self.release(task);
+        } else {
+            self.ready.borrow_mut().push_back(task);
+        }
+    }
+
+    fn may_release(&self, task: &TaskRef) -> bool {
+        let header = task.header();
+        header.is_started()
+            && !header.pinned_now.load(Relaxed)
+            && header.live_slot.load(LIVE_ORDER) != IN_TRANSIT
+            && !self.is_shutting_down()
+    }
+
+    /// *owned -> in transit* (see the module docs).
+    fn release(&self, task: TaskRef) {
+        let removed = self.live.borrow_mut().remove(&task);
+        debug_assert!(
+            removed.is_some(),
+            "greenhub: released a greenlet it did not own"
+        );
+        task.header().live_slot.store(IN_TRANSIT, LIVE_ORDER);
+        self.fresh.push(task);
+        self.shared.notify_one();
+    }
+
+    /// Whether `task` is a started greenlet in transit, to be adopted
+    /// before it runs.
+    #[inline]
+    pub(super) fn in_transit(task: &TaskRef) -> bool {
+        let header = task.header();
+        header.migratable && header.live_slot.load(LIVE_ORDER) == IN_TRANSIT
+    }
+
+    /// *in transit -> owned by this hub* (see the module docs).
+    pub(super) fn adopt(&self, task: &TaskRef) {
+        let header = task.header();
+        let ours = header.owner().is_some_and(|o| ptr::eq(o, &*self.remote));
+        if !ours {
+            // SAFETY: we dequeued the greenlet; nobody else reads or writes
+            // its owner while it is in transit (module docs).
+            unsafe { header.migrate_to(self.remote.clone()) };
+            bump(&self.remote.stats.migrated);
+        }
+        self.live.borrow_mut().insert(task.clone());
+        if self.is_shutting_down() {
+            // It was in no live set when this hub swept them: kill it now,
+            // it unwinds at its blocking point.
+            header.state.kill();
+        }
+    }
+
+    /// After a migratable greenlet suspended: whether it may move (see
+    /// `Header::pinned_now`).
+    #[inline]
+    pub(super) fn note_suspend(&self, task: &TaskRef) {
+        let header = task.header();
+        if header.migratable {
+            header.pinned_now.store(std::thread::panicking(), Relaxed);
+        }
+    }
+}

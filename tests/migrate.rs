@@ -1,0 +1,406 @@
+//! Migratable greenlets (`greenlet::Builder::migratable`,
+//! `Builder::migratable`): started greenlets move to an idle hub, and
+//! everything that holds for greenlets that stay put still holds when they
+//! move: results, kills, timeouts, unwinding, shutdown, metrics.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use greenhub::greenlet::Builder as GreenletBuilder;
+
+fn migrating_runtime(hubs: usize) -> greenhub::Runtime {
+    // SAFETY: the greenlets of these tests keep only integers, `Arc`s of
+    // atomics and greenhub channels across their blocking calls.
+    unsafe { greenhub::Builder::new().hubs(hubs).migratable() }
+        .build()
+        .unwrap()
+}
+
+/// Busy for `d` without yielding: keeps its hub from running anything else.
+fn spin(d: Duration) -> u64 {
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < d {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    x
+}
+
+/// Three greenlets on two hubs, each a CPU burst then a sleep: one hub has
+/// two of them and, while it runs one, the other wakes and waits; the idle
+/// hub takes it over. Returns the threads each greenlet ran on and the
+/// runtime's `migrated` count.
+fn uneven_load(rt: &greenhub::Runtime) -> (Vec<HashSet<ThreadId>>, u64) {
+    let threads = rt.block_on(|| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                greenhub::spawn(|| {
+                    let mut seen = HashSet::new();
+                    for _ in 0..30 {
+                        seen.insert(std::thread::current().id());
+                        spin(Duration::from_millis(2));
+                        greenhub::sleep(Duration::from_millis(3));
+                    }
+                    seen.insert(std::thread::current().id());
+                    seen
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    (threads, rt.handle().metrics().total().migrated)
+}
+
+#[test]
+fn a_woken_greenlet_moves_to_the_idle_hub() {
+    let rt = migrating_runtime(2);
+    // Whether a move happens depends on timing; over a few runs of a load
+    // built to need one, it does.
+    let mut moved = false;
+    for _ in 0..5 {
+        let (threads, migrated) = uneven_load(&rt);
+        assert_eq!(threads.len(), 3);
+        let multi = threads.iter().filter(|s| s.len() > 1).count();
+        // A greenlet seen on two threads moved, and every move is counted.
+        assert!(
+            multi == 0 || migrated > 0,
+            "{multi} greenlets moved, migrated = {migrated}"
+        );
+        if multi > 0 {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "no greenlet ever moved to the idle hub");
+}
+
+#[test]
+fn greenlets_stay_put_without_the_opt_in() {
+    let rt = greenhub::Builder::new().hubs(2).build().unwrap();
+    let (threads, migrated) = uneven_load(&rt);
+    assert!(threads.iter().all(|s| s.len() == 1), "{threads:?}");
+    assert_eq!(migrated, 0);
+}
+
+#[test]
+fn the_opt_in_is_ignored_where_nothing_may_move() {
+    for rt in [
+        greenhub::Builder::new().hubs(2).pinned().build().unwrap(),
+        greenhub::Builder::new().single_threaded().build().unwrap(),
+    ] {
+        let threads = rt.block_on(|| {
+            let hs: Vec<_> = (0..3)
+                .map(|_| {
+                    // SAFETY: only integers are kept across the sleeps.
+                    unsafe { GreenletBuilder::new().migratable() }
+                        .spawn(|| {
+                            let mut seen = HashSet::new();
+                            for _ in 0..10 {
+                                seen.insert(std::thread::current().id());
+                                spin(Duration::from_millis(1));
+                                greenhub::sleep(Duration::from_millis(1));
+                            }
+                            seen
+                        })
+                        .unwrap()
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert!(threads.iter().all(|s| s.len() == 1));
+        assert_eq!(rt.handle().metrics().total().migrated, 0);
+    }
+}
+
+#[test]
+fn one_migratable_greenlet_in_a_default_runtime() {
+    let rt = greenhub::Builder::new().hubs(2).build().unwrap();
+    let mut moved = false;
+    for _ in 0..5 {
+        let seen = rt.block_on(|| {
+            // A hog keeps one hub busy while the migratable greenlet wakes.
+            let stop = Arc::new(AtomicUsize::new(0));
+            let hogs: Vec<_> = (0..2)
+                .map(|_| {
+                    let stop = stop.clone();
+                    greenhub::spawn(move || {
+                        while stop.load(Ordering::Relaxed) == 0 {
+                            spin(Duration::from_millis(3));
+                            greenhub::sleep(Duration::from_millis(1));
+                        }
+                    })
+                })
+                .collect();
+            // SAFETY: only a set of thread ids is kept across the sleeps.
+            let g = unsafe { GreenletBuilder::new().migratable() }
+                .spawn(|| {
+                    let mut seen = HashSet::new();
+                    for _ in 0..40 {
+                        seen.insert(std::thread::current().id());
+                        greenhub::sleep(Duration::from_millis(1));
+                    }
+                    seen
+                })
+                .unwrap();
+            let seen = g.join().unwrap();
+            stop.store(1, Ordering::Relaxed);
+            for h in hogs {
+                h.join().unwrap();
+            }
+            seen
+        });
+        if seen.len() > 1 {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "the migratable greenlet never moved");
+}
+
+#[test]
+fn spawn_local_is_refused_on_a_migratable_greenlet() {
+    let rt = migrating_runtime(2);
+    let err = rt.block_on(|| {
+        // The main greenlet of `block_on` stays put: spawn_local works.
+        let local = greenhub::spawn_local(|| 1);
+        assert_eq!(local.join().unwrap(), 1);
+        greenhub::spawn(|| {
+            greenhub::greenlet::Builder::new()
+                .spawn_local(|| ())
+                .map(|_| ())
+                .unwrap_err()
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("migratable"), "{err}");
+}
+
+#[test]
+fn messages_are_counted_exactly_while_greenlets_move() {
+    let rt = migrating_runtime(2);
+    let (sum, count) = rt.block_on(|| {
+        let (tx, rx) = greenhub::channel::bounded::<u64>(8);
+        let producers: Vec<_> = (0..20u64)
+            .map(|p| {
+                let tx = tx.clone();
+                greenhub::spawn(move || {
+                    for i in 0..500u64 {
+                        if i % 50 == 0 {
+                            spin(Duration::from_micros(300));
+                        }
+                        tx.send(p * 1_000 + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let rx = rx.clone();
+                greenhub::spawn(move || {
+                    let (mut sum, mut n) = (0u64, 0u64);
+                    while let Ok(v) = rx.recv() {
+                        sum += v;
+                        n += 1;
+                    }
+                    (sum, n)
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        consumers
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    let expect: u64 = (0..20u64)
+        .map(|p| (0..500u64).map(|i| p * 1_000 + i).sum::<u64>())
+        .sum();
+    assert_eq!((sum, count), (expect, 10_000));
+    let m = rt.handle().metrics().total();
+    assert_eq!(m.alive(), 0);
+    assert_eq!(m.started, m.finished + m.panicked + m.killed);
+}
+
+#[test]
+fn a_moving_greenlet_can_be_killed() {
+    let rt = migrating_runtime(2);
+    rt.block_on(|| {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        struct Count(Arc<AtomicUsize>);
+        impl Drop for Count {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                let c = Count(dropped.clone());
+                greenhub::spawn(move || {
+                    let _c = c;
+                    loop {
+                        spin(Duration::from_micros(200));
+                        greenhub::sleep(Duration::from_micros(500));
+                        greenhub::yield_now();
+                    }
+                })
+            })
+            .collect();
+        greenhub::sleep(Duration::from_millis(30));
+        for h in &hs {
+            h.kill();
+        }
+        for h in hs {
+            assert!(h.join().unwrap_err().is_killed());
+        }
+        assert_eq!(dropped.load(Ordering::SeqCst), 16);
+    });
+}
+
+#[test]
+fn timeouts_fire_and_cancel_across_moves() {
+    let rt = migrating_runtime(2);
+    let start = Instant::now();
+    let (got, timed_out) = rt.block_on(|| {
+        let (tx, rx) = greenhub::channel::unbounded::<u32>();
+        // Receivers with long timeouts that are nearly always cancelled by a
+        // message; they move between hubs, so many cancellations reach the
+        // hub that armed the timer from another one.
+        let receivers: Vec<_> = (0..6)
+            .map(|_| {
+                let rx = rx.clone();
+                greenhub::spawn(move || {
+                    let (mut got, mut timed_out) = (0u32, 0u32);
+                    loop {
+                        match greenhub::timeout(Duration::from_secs(60), || rx.recv()) {
+                            Ok(Ok(_)) => got += 1,
+                            Ok(Err(_)) => break,
+                            Err(_) => timed_out += 1,
+                        }
+                        spin(Duration::from_micros(100));
+                    }
+                    // And short ones that do fire, wherever it now runs.
+                    for _ in 0..3 {
+                        assert!(
+                            greenhub::timeout(Duration::from_millis(2), || {
+                                greenhub::sleep(Duration::from_secs(60))
+                            })
+                            .is_err()
+                        );
+                    }
+                    (got, timed_out)
+                })
+            })
+            .collect();
+        drop(rx);
+        for i in 0..3_000 {
+            tx.send(i).unwrap();
+            if i % 100 == 0 {
+                // Keep this hub busy while the receivers it woke wait: the
+                // other hub takes them over, mid-timeout.
+                spin(Duration::from_millis(1));
+                greenhub::sleep(Duration::from_millis(1));
+            }
+        }
+        drop(tx);
+        receivers
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    assert_eq!((got, timed_out), (3_000, 0));
+    // Dropping the runtime must not wait for a 60 s timer that a moved
+    // greenlet left behind on another hub.
+    drop(rt);
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_greenlet_that_blocks_while_unwinding_finishes_its_unwinding() {
+    let rt = migrating_runtime(2);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    let panics = rt.block_on(move || {
+        struct SlowDrop(Arc<AtomicUsize>);
+        impl Drop for SlowDrop {
+            fn drop(&mut self) {
+                // Blocks while its greenlet unwinds from the panic below.
+                greenhub::sleep(Duration::from_millis(2));
+                spin(Duration::from_micros(300));
+                greenhub::sleep(Duration::from_millis(1));
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let hs: Vec<_> = (0..12)
+            .map(|i| {
+                let guard = SlowDrop(d.clone());
+                greenhub::spawn(move || {
+                    let _g = guard;
+                    for _ in 0..5 {
+                        spin(Duration::from_micros(500));
+                        greenhub::sleep(Duration::from_millis(1));
+                    }
+                    if i % 2 == 0 {
+                        panic!("greenlet {i} fails on purpose");
+                    }
+                    i
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join())
+            .filter(|r| r.as_ref().is_err_and(|e| e.is_panic()))
+            .count()
+    });
+    assert_eq!(panics, 6);
+    assert_eq!(dropped.load(Ordering::SeqCst), 12);
+}
+
+#[test]
+fn shutdown_unwinds_greenlets_that_are_moving() {
+    let rt = migrating_runtime(2);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    struct Count(Arc<AtomicUsize>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let hs: Vec<_> = (0..64)
+        .map(|i| {
+            let c = Count(dropped.clone());
+            rt.spawn(move || {
+                let _c = c;
+                loop {
+                    spin(Duration::from_micros(100 + i * 10));
+                    if i % 3 == 0 {
+                        greenhub::yield_now();
+                    } else {
+                        greenhub::sleep(Duration::from_micros(300));
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(rt);
+    for h in hs {
+        assert!(h.join().unwrap_err().is_killed());
+    }
+    assert_eq!(dropped.load(Ordering::SeqCst), 64);
+}
