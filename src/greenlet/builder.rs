@@ -186,11 +186,11 @@ impl Builder {
         T: 'static,
     {
         let hub = context::hub().ok_or_else(|| outside_runtime("spawn_local"))?;
-        // SAFETY: the hub holds an `Arc` to the greenlet it is running.
-        if hub
-            .current()
-            .is_some_and(|t| unsafe { t.as_ref() }.header().migratable)
-        {
+        let migratable = hub.current().is_some_and(|t| {
+            // SAFETY: the hub holds an `Arc` to the greenlet it is running.
+            unsafe { t.as_ref() }.header().migratable
+        });
+        if migratable {
             // Its `!Send` closure may share state (an `Rc`) with the caller,
             // which could move to another thread (DESIGN.md §2.2).
             return Err(io::Error::new(
