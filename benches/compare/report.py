@@ -288,7 +288,9 @@ DESC = {
             "of the other two.",
     "mixed": "8 tasks, each 50 rounds of a CPU-bound chunk (a fixed 1M-iteration hash loop, about 3 ms) followed by a "
              "1 ms sleep; ns_per_op is wall time per chunk, i.e. the inverse of the CPU-bound throughput. "
-             "greenhub-pinned spreads the 8 tasks over the hubs as they are spawned from outside the runtime.",
+             "greenhub-pinned spreads the 8 tasks over the hubs as they are spawned from outside the runtime; "
+             "greenhub-migrate is M:N built with the `unsafe` opt-in `Builder::migratable()`, so that an idle "
+             "hub takes over greenlets that woke on a busy one.",
 }
 
 MISSING = """\

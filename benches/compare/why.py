@@ -23,11 +23,13 @@ WHY = {
             "is milliseconds), while tokio's multi-thread workers can take each other's tasks. The HTTP "
             "figures are also the noisiest here (see min–max: background load moved every server by up to "
             "40% between rounds), so the ratio is less certain than the others.",
-    "mixed": "In M:N mode only greenlets that have never run can be stolen (`fresh`, a crossbeam deque); a "
-             "started greenlet belongs to the hub that first ran it (`src/hub/mod.rs`: `ready` is \"never "
-             "stolen\"), and a greenlet woken by its timer goes back to that hub. So the 8 tasks are split "
+    "mixed": "In default M:N mode only greenlets that have never run can be stolen (`fresh`, a crossbeam "
+             "deque); a started greenlet belongs to the hub that first ran it, and a greenlet woken by its "
+             "timer goes back to that hub (the soundness rule, DESIGN.md §2.1). So the 8 tasks are split "
              "between the 2 hubs once, by whoever grabbed them first, and an uneven split (e.g. 5/3) stays "
              "for the whole run while one hub idles through its sleeps. Pinned mode hands each task spawned "
-             "from outside to a free hub, which happens to split them evenly here. Fixing it needs started "
-             "greenlets to migrate (a stealable ready queue), a scheduler change, not done here.",
+             "from outside to a free hub, which happens to split them evenly here. The fix is the `unsafe` "
+             "migration opt-in (`Builder::migratable`, `src/hub/migrate.rs`): a woken greenlet goes to its "
+             "hub's stealable deque and the idle hub takes it over; the row below measures it. The default "
+             "stays as it is, because moving a started stack is only sound with the caller's promise.",
 }
