@@ -15,7 +15,8 @@
 //! Flags ([`USAGE`]; each also read from `HTTP_` + its name in capitals,
 //! e.g. `HTTP_MAX_CONNS`; a flag wins) set the fields of [`Options`] and
 //! [`Config`], whose docs give their meaning and default. `--mode` picks
-//! greenhub's scheduling mode: `mn` (M:N, the default), `pinned`, `single`;
+//! greenhub's scheduling mode: `mn` (M:N, the default), `migrate` (M:N with
+//! the `unsafe` migration opt-in, `Builder::migratable`), `pinned`, `single`;
 //! in `mn` and `pinned` every hub accepts on its own `SO_REUSEPORT` socket
 //! (so a second server of the same user on the same port joins the group
 //! instead of failing), and in `pinned` a connection stays on the hub that
@@ -438,6 +439,9 @@ pub enum Mode {
     Single,
     /// M:N with work stealing (the default), an acceptor per hub.
     Mn,
+    /// M:N where started connection greenlets may also move to an idle hub
+    /// (`Builder::migratable`), an acceptor per hub.
+    Migrate,
     /// N hubs without stealing (`Builder::pinned`), an acceptor per hub.
     Pinned,
 }
@@ -449,7 +453,7 @@ pub struct Options {
     pub host: String,
     /// `--port`, default 8080 (0: a free one, which the line printed names).
     pub port: u16,
-    /// `--mode single|mn|pinned`, default mn: the scheduling mode.
+    /// `--mode single|mn|migrate|pinned`, default mn: the scheduling mode.
     pub mode: Mode,
     /// `--hubs`, default one per CPU: hubs for `mn` and `pinned`.
     pub hubs: Option<usize>,
@@ -461,7 +465,8 @@ pub struct Options {
 }
 
 /// The usage text.
-pub const USAGE: &str = "usage: http_server [--host ADDR] [--port N] [--mode single|mn|pinned] \
+pub const USAGE: &str =
+    "usage: http_server [--host ADDR] [--port N] [--mode single|mn|migrate|pinned] \
 [--hubs N] [--max-conns N] [--header-timeout-ms N] [--idle-timeout-ms N] [--grace-ms N]
 (each flag also read from HTTP_HOST, HTTP_PORT, HTTP_MODE, ...; a flag wins)";
 
@@ -515,7 +520,12 @@ impl Options {
                 None | Some("mn") => Mode::Mn,
                 Some("single") => Mode::Single,
                 Some("pinned") => Mode::Pinned,
-                Some(v) => return Err(format!("--mode: `{v}` is not single, mn or pinned")),
+                Some("migrate") => Mode::Migrate,
+                Some(v) => {
+                    return Err(format!(
+                        "--mode: `{v}` is not single, mn, migrate or pinned"
+                    ));
+                }
             },
             hubs: num("hubs", get("hubs"))?,
             config: Config {
@@ -540,6 +550,10 @@ impl Options {
         let b = match self.mode {
             Mode::Single => return greenhub::Builder::new().single_threaded(),
             Mode::Mn => greenhub::Builder::new(),
+            // SAFETY: the connection greenlets keep a socket, byte buffers
+            // and `Arc`s of atomics across their blocking calls; the
+            // server's locks (parking_lot) are never held across one.
+            Mode::Migrate => unsafe { greenhub::Builder::new().migratable() },
             Mode::Pinned => greenhub::Builder::new().pinned(),
         };
         match self.hubs {

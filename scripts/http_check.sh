@@ -8,7 +8,7 @@
 # then sends SIGTERM and checks a clean exit 0. Installs curl, wrk and
 # netcat with apt if missing. Exits non-zero on any failure.
 #
-# Environment: MODE (single|mn|pinned, default mn), HUBS (default 2).
+# Environment: MODE (single|mn|migrate|pinned, default mn), HUBS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -77,6 +77,7 @@ def run_job(j):
 
 # ---------- HTTP ----------
 HTTP = [("greenhub-mn", 2, [f"{EX}/http_server", "--port", "0", "--mode", "mn", "--hubs", "2"]),
+        ("greenhub-migrate", 2, [f"{EX}/http_server", "--port", "0", "--mode", "migrate", "--hubs", "2"]),
         ("greenhub-pinned", 2, [f"{EX}/http_server", "--port", "0", "--mode", "pinned", "--hubs", "2"]),
         ("greenhub-single", 1, [f"{EX}/http_server", "--port", "0", "--mode", "single"]),
         ("tokio-multi", 2, [f"{EX}/http_tokio", "--port", "0", "--threads", "2"]),

@@ -17,12 +17,16 @@ WHY = {
     "skynet": "Skynet is 1,111,111 spawns and joins: the spawn costs above, plus every inner greenlet keeps its "
               "stack while it waits for its 10 children, so stacks leave the hub's hot cache and page faults "
               "add up; tokio's inner tasks are small heap futures.",
-    "http": "Not profiled yet. The p99 is the steady miss (req/s went either way between runs); the likely cause is the one under `mixed`: wrk shares the 2 CPUs with the "
-            "server, and a connection's greenlet stays on the hub that first ran it, so when the kernel "
-            "preempts that hub's thread for wrk its connections wait out the time slice (greenhub-mn's p99 "
-            "is milliseconds), while tokio's multi-thread workers can take each other's tasks. The HTTP "
-            "figures are also the noisiest here (see min–max: background load moved every server by up to "
-            "40% between rounds), so the ratio is less certain than the others.",
+    "http": "Not profiled yet. The p99 is the steady miss (req/s went either way between runs). wrk shares "
+            "the 2 CPUs with the server, so the kernel preempts hub threads for it. Each hub has its own "
+            "poller, and a connection's fd stays registered with the hub that first waited on it: while that "
+            "hub's thread is off the CPU, its connections' events sit in its epoll until it runs again, while "
+            "tokio's workers share one IO driver that any idle worker polls. The migration opt-in does not "
+            "help here (greenhub-migrate's p99 is no better): it moves woken greenlets, but the wake-up itself "
+            "waits for the owning hub's poll. Fixing it needs idle hubs to poll a busy hub's events (a "
+            "shared or stealable poller), which changes the lifetime rule of `io/scheduled.rs`; not done. "
+            "The HTTP figures are also the noisiest here (see min–max), so the ratio is less certain than "
+            "the others.",
     "mixed": "In default M:N mode only greenlets that have never run can be stolen (`fresh`, a crossbeam "
              "deque); a started greenlet belongs to the hub that first ran it, and a greenlet woken by its "
              "timer goes back to that hub (the soundness rule, DESIGN.md §2.1). So the 8 tasks are split "

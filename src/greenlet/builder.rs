@@ -260,12 +260,13 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let migratable = self.wants_migration(shared);
+        // Placed on a hub on purpose (the server's per-hub acceptors): it
+        // stays there even in a migrating runtime.
         let (task, handle) = self.build(
             GreenletId::next(),
             context::current_task_id(),
             coarse_now(),
-            migratable,
+            false,
             f,
         )?;
         match context::hub() {
