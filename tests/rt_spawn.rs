@@ -416,3 +416,35 @@ fn single_threaded_with_two_hubs_is_an_error() {
     assert_eq!(rt.hubs(), 1);
     assert_eq!(rt.block_on(|| 2 + 2), 4);
 }
+
+#[test]
+fn mn_with_one_hub_runs_new_and_woken_greenlets_in_turn() {
+    // One M:N hub has nobody to steal from; it schedules like a pinned hub.
+    let rt = Builder::new().hubs(1).build().unwrap();
+    assert_eq!(rt.hubs(), 1);
+    let order = rt.block_on(|| {
+        let (tx, rx) = greenhub::channel::unbounded();
+        let hs: Vec<_> = (0..3)
+            .map(|i| {
+                let tx = tx.clone();
+                greenhub::spawn(move || {
+                    for r in 0..2 {
+                        tx.send((r, i)).unwrap();
+                        greenhub::yield_now();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        for h in hs {
+            h.join().unwrap();
+        }
+        rx.iter().collect::<Vec<_>>()
+    });
+    // FIFO: every greenlet's first round before anyone's second.
+    assert_eq!(order, [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]);
+    let total = rt.handle().metrics().total();
+    // The three spawned on the hub (`block_on`'s greenlet counts as spawned
+    // from outside).
+    assert_eq!((total.spawned, total.steals), (3, 0));
+}
