@@ -55,9 +55,20 @@ use std::sync::atomic::Ordering::Relaxed;
 impl HubContext {
     /// Queues a started greenlet of this hub that became runnable: on the
     /// stealable deque if it may move now, else on `ready`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn requeue(&self, task: TaskRef) {
-        if task.header().migratable && self.may_release(&task) {
+        if task.header().migratable {
+            self.requeue_migratable(task);
+        } else {
+            // Every switch of a greenlet that stays put comes through here:
+            // keep it as cheap as the plain push it replaced.
+            self.ready.borrow_mut().push_back(task);
+        }
+    }
+
+    #[inline(never)]
+    pub(super) fn requeue_migratable(&self, task: TaskRef) {
+        if self.may_release(&task) {
             self.release(task);
         } else {
             self.ready.borrow_mut().push_back(task);
