@@ -4,19 +4,27 @@ code (src/hub/mod.rs, src/greenlet/, src/stack/) and to the profile."""
 
 WHY = {
     "switch": "A greenhub switch is a corosensei context switch plus a trip through the hub's run loop "
-              "(pop `ready`, resume, push back); may's is a generator switch plus its own queue.",
-    "spawn": "Each greenlet costs a task block and a `JoinHandle`, then on its first run a stack from the "
-             "hub's cache, a corosensei coroutine set up on it, two context switches and a completion "
-             "published to the joiner; a tokio task is one allocation polled once, with no stack. With all "
-             "1M handles held, greenhub's per-task costs are about tokio's, not 0.6× of them; the profile "
-             "below puts 30% of the instructions in the allocator.",
+              "(pop `ready`, resume, push back): 196 instructions per switch (callgrind, PROFILE.md); may's "
+              "is a generator switch plus its own queue. On this shared VM the switch medians move by 50% "
+              "between rounds (see min–max), enough to flip this verdict.",
+    "spawn": "The profile (PROFILE.md) shows greenhub already executes fewer instructions per spawn+join "
+             "than tokio (about 1,480 against 1,990, callgrind) yet takes about as long: with all 1M handles "
+             "held the run is bound by memory, not instructions. Every greenlet has a 264-byte task block "
+             "from glibc malloc (on a hub thread that is a per-thread arena that grows 4 KiB at a time with "
+             "`mprotect`), touched at spawn, at its first run and at join, plus a stack (reused from the "
+             "hub's cache here). Reaching 0.6x needs a smaller block from a greenhub allocator (per-hub "
+             "free lists in large mappings), not done.",
     "pingpong": "A round trip is two channel hand-offs, each a park (waiter registered under the channel's "
                 "lock, then a context switch to the hub loop and on to the peer) and a wake-up; tokio's "
                 "current-thread mpsc does the same hand-off by polling the peer's future with no stack "
-                "switch. greenhub is at parity, not at half.",
-    "skynet": "Skynet is 1,111,111 spawns and joins: the spawn costs above, plus every inner greenlet keeps its "
-              "stack while it waits for its 10 children, so stacks leave the hub's hot cache and page faults "
-              "add up; tokio's inner tasks are small heap futures.",
+                "switch. Halving it needs a direct switch from the sender to the woken receiver, which "
+                "corosensei's resume/suspend model does not offer.",
+    "skynet": "Skynet is 1,111,111 spawns and joins, and FIFO order keeps all 111,111 inner greenlets "
+              "suspended at once, each on its own stack: a page fault for its first stack page (213,854 "
+              "minor faults against tokio's 91,555, and 1.0-1.3 s of system time out of 1.3-1.8 s, "
+              "`/usr/bin/time`), plus the spawn costs above. tokio's inner tasks are small heap futures. "
+              "This run installs a slab's stack guards with one `process_madvise` instead of one `madvise` "
+              "per stack (5% off skynet, 11% off spawning 1M parked greenlets); the faults remain.",
     "http": "Not profiled yet. The p99 is the steady miss (req/s went either way between runs). wrk shares "
             "the 2 CPUs with the server, so the kernel preempts hub threads for it. Each hub has its own "
             "poller, and a connection's fd stays registered with the hub that first waited on it: while that "
