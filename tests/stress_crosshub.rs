@@ -54,13 +54,14 @@ fn ping_pong(builder: Builder, what: &'static str) {
             }));
         }
         let hubs: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let migrated = rt.handle().metrics().total().migrated;
         drop(rt);
         let crossing = hubs.chunks(2).filter(|p| p[0] != p[1]).count();
         let messages = 2 * PAIRS * ROUNDS as usize;
         assert!(crossing > 0, "{what}: no pair ran across the two hubs");
         eprintln!(
             "STRESS cross-hub ping-pong {what}: greenlets={} messages={messages} \
-             pairs_across_hubs={crossing} duration={:.1}s",
+             pairs_across_hubs={crossing} migrated={migrated} duration={:.1}s",
             2 * PAIRS,
             t0.elapsed().as_secs_f64()
         );
@@ -77,6 +78,15 @@ fn cross_hub_ping_pong_mn() {
 #[ignore = "stress: run by .ci/run in release"]
 fn cross_hub_ping_pong_pinned() {
     ping_pong(Builder::new().pinned().hubs(2), "pinned 2 hubs");
+}
+
+#[test]
+#[ignore = "stress: run by .ci/run in release"]
+fn cross_hub_ping_pong_migrate() {
+    // SAFETY: the greenlets keep channels, integers and `Arc`s of atomics
+    // across their blocking calls: nothing tied to an OS thread.
+    let builder = unsafe { Builder::new().hubs(2).migratable() };
+    ping_pong(builder, "M:N 2 hubs, migratable");
 }
 
 const PARKERS: usize = 64;

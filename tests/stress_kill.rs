@@ -245,3 +245,13 @@ fn kill_storm_while_messages_flow_mn() {
 fn kill_storm_while_messages_flow_single() {
     run(Builder::new().single_threaded(), "single-threaded");
 }
+
+#[test]
+#[ignore = "stress: run by .ci/run in release"]
+fn kill_storm_while_messages_flow_migrate() {
+    // SAFETY: the greenlets keep channels, greenhub locks and `Arc`s across
+    // their blocking calls; the parking_lot logs are never locked across
+    // one. Nothing tied to an OS thread.
+    let builder = unsafe { Builder::new().hubs(2).migratable() };
+    run(builder, "M:N 2 hubs, migratable");
+}

@@ -177,3 +177,17 @@ fn shutdown_while_busy_mn() {
 fn shutdown_while_busy_pinned() {
     shutdown_busy(|| Builder::new().pinned().hubs(2), "pinned 2 hubs");
 }
+
+#[test]
+#[ignore = "stress: run by .ci/run in release"]
+fn shutdown_while_busy_migrate() {
+    shutdown_busy(
+        || {
+            // SAFETY: the greenlets keep channels and `Arc`s across their
+            // blocking calls; the parking_lot counters are never locked
+            // across one.
+            unsafe { Builder::new().hubs(2).migratable() }
+        },
+        "M:N 2 hubs, migratable",
+    );
+}

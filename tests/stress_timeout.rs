@@ -175,11 +175,12 @@ fn run(builder: Builder, what: &'static str) {
             (a + c + e, b + d + f)
         });
         let (tries, lock_timeouts) = rt.block_on(move || lock_storm(what));
+        let migrated = rt.handle().metrics().total().migrated;
         drop(rt);
         eprintln!(
             "STRESS timeout storm {what}: greenlets={} messages={msgs} \
              channel_timeouts={chan_timeouts} lock_attempts={tries} \
-             lock_timeouts={lock_timeouts} duration={:.1}s",
+             lock_timeouts={lock_timeouts} migrated={migrated} duration={:.1}s",
             3 * (SENDERS + RECEIVERS) + LOCKERS,
             t0.elapsed().as_secs_f64()
         );
@@ -196,4 +197,13 @@ fn timeout_storm_racing_wakes_mn() {
 #[ignore = "stress: run by .ci/run in release"]
 fn timeout_storm_racing_wakes_single() {
     run(Builder::new().single_threaded(), "single-threaded");
+}
+
+#[test]
+#[ignore = "stress: run by .ci/run in release"]
+fn timeout_storm_racing_wakes_migrate() {
+    // SAFETY: the greenlets keep channels, greenhub locks and `Arc`s across
+    // their blocking calls; the parking_lot log is never locked across one.
+    let builder = unsafe { Builder::new().hubs(2).migratable() };
+    run(builder, "M:N 2 hubs, migratable");
 }
