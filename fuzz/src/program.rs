@@ -81,7 +81,8 @@ pub const MAX_OPS: usize = 12;
 /// A decoded program.
 #[derive(Clone, Debug)]
 pub struct Program {
-    /// 0: single-threaded, 1: M:N with 2 hubs, 2: pinned with 2 hubs.
+    /// 0: single-threaded, 1: M:N with 2 hubs, 2: pinned with 2 hubs, 3: M:N
+    /// with 2 hubs and migratable greenlets (`Builder::migratable`).
     pub mode: u8,
     /// Channel `i` carries worker `i`'s sends to worker `(i + 1) % n`.
     pub chans: Vec<ChanKind>,
@@ -100,7 +101,7 @@ impl Program {
     /// Decodes bytes; `None` if there are too few.
     pub fn decode(data: &[u8]) -> Option<Program> {
         let mut it = data.iter().copied();
-        let mode = it.next()? % 3;
+        let mode = it.next()? % 4;
         let shape = it.next()?;
         let n = 2 + (shape % 4) as usize;
         let nv = ((shape / 4) % 4) as usize;
