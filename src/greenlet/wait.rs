@@ -280,10 +280,9 @@ fn park_thread_until(deadline: Option<Instant>) -> Wake {
 /// A timer that wakes the current greenlet, disarmed on drop.
 pub(crate) struct TimerGuard {
     key: crate::time::heap::TimerKey,
-    /// The hub whose heap holds the timer (compared by address only), and
-    /// its index in the runtime.
-    hub: *const crate::hub::HubContext,
-    index: usize,
+    /// Index of the hub whose heap holds the timer. A greenlet only ever
+    /// runs on hubs of its own runtime, so the index names the hub.
+    hub: usize,
 }
 
 impl TimerGuard {
@@ -292,8 +291,7 @@ impl TimerGuard {
         let key = hub.add_timer(deadline, Waiter::current());
         TimerGuard {
             key,
-            hub,
-            index: hub.index,
+            hub: hub.index,
         }
     }
 }
@@ -307,9 +305,9 @@ impl Drop for TimerGuard {
         // spurious wake-up, which every park tolerates). Left armed, it would
         // keep the greenlet alive and hold up a shutdown until it fired.
         if let Some(hub) = context::hub() {
-            if std::ptr::eq(hub, self.hub) {
+            if hub.index == self.hub {
                 hub.cancel_timer(self.key);
-            } else if let Some(armed_on) = hub.shared.hubs.get(self.index) {
+            } else if let Some(armed_on) = hub.shared.hubs.get(self.hub) {
                 armed_on.cancel_timer_later(self.key);
             }
         }

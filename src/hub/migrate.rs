@@ -41,9 +41,10 @@
 //! not take it out. While in transit the queue's `TaskRef` keeps it alive;
 //! a shutdown finds it when the hub drains its `fresh` deque
 //! (`shutdown_step`), and the run-info dump counts it with the queued
-//! greenlets. Timers it armed on H stay in H's heap when it moves (only H
-//! may touch them); one that fires later is a spurious wake-up, which every
-//! park tolerates (`greenlet::wait::TimerGuard`).
+//! greenlets. A timer it armed on H stays in H's heap when it moves (only H
+//! may touch it): the new hub asks H to cancel it
+//! (`HubRemote::cancel_timer_later`); one that fires before H gets to it is
+//! a spurious wake-up, which every park tolerates (`greenlet::wait::TimerGuard`).
 
 use std::ptr;
 
@@ -77,10 +78,9 @@ impl HubContext {
 
     fn may_release(&self, task: &TaskRef) -> bool {
         let header = task.header();
-        header.is_started()
-            && !header.pinned_now.load(Relaxed)
-            && header.live_slot.load(LIVE_ORDER) != IN_TRANSIT
-            && !self.is_shutting_down()
+        // Unstarted greenlets may come through the inbox (`spawn_to_hub`);
+        // they are in no live set and stay on `ready`.
+        header.is_started() && !header.pinned_now.load(Relaxed) && !self.is_shutting_down()
     }
 
     /// *owned -> in transit* (see the module docs).
@@ -95,12 +95,11 @@ impl HubContext {
         self.shared.notify_one();
     }
 
-    /// Whether `task` is a started greenlet in transit, to be adopted
-    /// before it runs.
+    /// Whether the started, migratable greenlet `task` is in transit, to
+    /// be adopted before it runs.
     #[inline]
     pub(super) fn in_transit(task: &TaskRef) -> bool {
-        let header = task.header();
-        header.migratable && header.live_slot.load(LIVE_ORDER) == IN_TRANSIT
+        task.header().live_slot.load(LIVE_ORDER) == IN_TRANSIT
     }
 
     /// *in transit -> owned by this hub* (see the module docs).
@@ -125,9 +124,8 @@ impl HubContext {
     /// `Header::pinned_now`).
     #[inline]
     pub(super) fn note_suspend(&self, task: &TaskRef) {
-        let header = task.header();
-        if header.migratable {
-            header.pinned_now.store(std::thread::panicking(), Relaxed);
-        }
+        task.header()
+            .pinned_now
+            .store(std::thread::panicking(), Relaxed);
     }
 }

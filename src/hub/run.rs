@@ -32,12 +32,11 @@ impl HubContext {
     /// not (`Header::migratable`).
     fn run_task_as<const MIGRATABLE: bool>(&self, task: TaskRef) {
         let header = task.header();
-        let migratable = MIGRATABLE;
         if !header.is_started() {
             if !self.start(&task) {
                 return;
             }
-        } else if migratable && Self::in_transit(&task) {
+        } else if MIGRATABLE && Self::in_transit(&task) {
             self.adopt(&task);
         }
         loop {
@@ -65,12 +64,12 @@ impl HubContext {
                 self.remote.watch.leave();
             }
             self.current.set(None);
-            if migratable && !matches!(result, CoroutineResult::Return(())) {
+            if MIGRATABLE && !matches!(result, CoroutineResult::Return(())) {
                 self.note_suspend(&task);
             }
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => {
-                    if migratable {
+                    if MIGRATABLE {
                         self.requeue_migratable(task);
                     } else {
                         self.ready.borrow_mut().push_back(task);
