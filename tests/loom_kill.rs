@@ -27,7 +27,9 @@
 
 #![cfg(loom)]
 
-use std::collections::VecDeque;
+mod loom_common;
+
+use loom_common::wait_inbox;
 
 use greenhub::__private::{Inbox, State};
 use loom::cell::UnsafeCell;
@@ -59,19 +61,6 @@ impl Greenlet {
     /// `check_killed`: whether the greenlet must unwind now.
     fn check_killed(&self) -> bool {
         self.state.load().is_killed()
-    }
-}
-
-/// The hub (a loom thread, whose park stands in for the hub's poller)
-/// blocks until its inbox has something; returns how many items it had.
-fn wait_inbox(inbox: &Inbox<usize>) -> usize {
-    let mut ready = VecDeque::new();
-    loop {
-        let n = inbox.drain_into(&mut ready);
-        if n > 0 {
-            return n;
-        }
-        thread::park();
     }
 }
 

@@ -63,7 +63,9 @@
 
 #![cfg(loom)]
 
-use std::collections::VecDeque;
+mod loom_common;
+
+use loom_common::wait_inbox;
 
 use greenhub::__private::{Inbox, LocalQueue, State, Stealer};
 use loom::cell::UnsafeCell;
@@ -130,20 +132,6 @@ impl Greenlet {
 
 /// The hubs' inboxes, by hub index.
 type Inboxes = [Inbox<usize>; 2];
-
-/// The hub (a loom thread, whose park stands in for the hub's poller)
-/// blocks until its inbox has something, then drains it; returns how many
-/// items it held.
-fn wait_inbox(inbox: &Inbox<usize>) -> usize {
-    let mut ready = VecDeque::new();
-    loop {
-        let n = inbox.drain_into(&mut ready);
-        if n > 0 {
-            return n;
-        }
-        thread::park();
-    }
-}
 
 /// A waker: wakes the greenlet and, if it moved it out of `PARKED`, pushes
 /// it to the hub that owns it (`hub::schedule` from another thread).

@@ -33,7 +33,9 @@
 
 #![cfg(loom)]
 
-use std::collections::VecDeque;
+mod loom_common;
+
+use loom_common::wait_inbox;
 
 use greenhub::__private::{Inbox, State};
 use loom::cell::UnsafeCell;
@@ -78,20 +80,6 @@ impl Greenlet {
         // SAFETY: only the greenlet's owner of the moment calls this; loom
         // reports it if two callers are not ordered by happens-before.
         self.stack.with_mut(|s| unsafe { *s += 1 });
-    }
-}
-
-/// The hub (a loom thread, whose park stands in for the hub's poller)
-/// blocks until its inbox has something, then drains it; returns how many
-/// items it held.
-fn wait_inbox(inbox: &Inbox<usize>) -> usize {
-    let mut ready = VecDeque::new();
-    loop {
-        let n = inbox.drain_into(&mut ready);
-        if n > 0 {
-            return n;
-        }
-        thread::park();
     }
 }
 
