@@ -156,7 +156,8 @@ compile_error!("the `patch` feature interposes glibc: it needs a Linux glibc tar
 
 pub use error::JoinError;
 pub use greenlet::{
-    Greenlet, GreenletId, JoinHandle, current, joinall, park, sleep, spawn, spawn_local, yield_now,
+    Greenlet, GreenletId, JoinHandle, current, joinall, no_switch, park, sleep, spawn, spawn_local,
+    yield_now,
 };
 #[cfg(not(loom))]
 pub use pool::scope;

@@ -7,19 +7,25 @@
 //! gives each greenlet its own value instead, created lazily on its first
 //! access and dropped when the greenlet ends.
 //!
-//! Internals: every key gets a process-wide index on first use; every greenlet
-//! has a [`LocalMap`] in its task header, a vector of slots indexed by key,
-//! touched only by the greenlet itself. Values are boxed, so a reference handed
-//! to `with` stays valid while other keys are initialised (the vector may grow).
-//! Off a greenlet the map is a per-thread one.
+//! Raw greenlets and generators ([`raw`](crate::raw)) have values of their
+//! own too, as gevent's `local` is keyed by the running greenlet: a value is
+//! tied to the stack that touched it, so a reference handed out by `with` can
+//! never outlive its value while that stack is suspended.
+//!
+//! Internals: every key gets a process-wide index on first use; every stack
+//! has a [`LocalMap`] (part of its `greenlet::stack_state::StackState`: in the
+//! task header for a greenlet, saved in the node for a raw greenlet, per
+//! thread off a greenlet), a vector of slots indexed by key, touched only by
+//! the code of that stack. Values are boxed, so a reference handed to `with`
+//! stays valid while other keys are initialised (the vector may grow).
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::hub::context;
+use crate::greenlet::stack_state;
 
 /// Declares greenlet-local statics, like `thread_local!`: each greenlet that
 /// touches one gets its own value, initialised on first access and dropped
@@ -74,15 +80,17 @@ macro_rules! local {
 /// creating it first if needed. Values live until the greenlet ends and are
 /// then dropped on the greenlet's own stack, in key order; a panic in such a
 /// destructor is caught (and reported by the panic hook), it does not reach
-/// the hub. Off a greenlet (a plain thread, or a hub's own code) the value is
-/// per OS thread, like `thread_local!`, and dropped when the thread exits.
+/// the hub. Each raw greenlet or generator has values of its own, dropped
+/// when its closure ends. Off a greenlet (a plain thread, or a hub's own
+/// code) the value is per OS thread, like `thread_local!`, and dropped when
+/// the thread exits.
 ///
 /// Like `thread_local!`, the value is shared, not mutable: use `Cell` or
 /// `RefCell` for state. An initialiser may use other keys; one that uses its
 /// own key panics.
 ///
 /// ```
-/// use std::cell::RefCell;
+/// use std::cell::{Cell, RefCell};
 ///
 /// greenhub::local! {
 ///     static LOG: RefCell<Vec<String>> = RefCell::new(Vec::new());
@@ -191,24 +199,17 @@ impl<T: 'static> LocalKey<T> {
         F: FnOnce(&T) -> R,
     {
         let index = self.index();
-        let value = match context::current_raw() {
-            // SAFETY: the hub holds an `Arc` to the running greenlet (us) while
-            // it runs; its header outlives this call.
-            Some(task) => unsafe { task.as_ref() }
-                .header()
-                .locals
-                .get_or_init(index, self.init)?,
-            None => THREAD_LOCALS
-                .try_with(|map| map.0.get_or_init(index, self.init))
-                .map_err(|_| AccessError { _private: () })??,
-        };
-        // SAFETY: `value` points into a box owned by the caller's map (its
-        // greenlet's or its thread's). The box is only dropped by
-        // `LocalMap::destroy`, which runs on this same greenlet (or thread)
-        // after its code finished, one slot at a time, and never drops a slot
-        // that a running `with` on this greenlet got a pointer from: it marks
-        // a slot destroyed before dropping it, and a destroyed slot is never
-        // handed out again. So the box outlives this call to `f`.
+        let value = stack_state::with_current(|s| s.locals.get_or_init(index, self.init))
+            .ok_or(AccessError { _private: () })??;
+        // SAFETY: `value` points into a box owned by the map of the caller's
+        // stack (its greenlet's, raw greenlet's or thread's: each stack has
+        // its own, see `greenlet::stack_state`). The box is only dropped by
+        // `LocalMap::destroy` of that map, which runs on that same stack
+        // after its code finished (so after this call returned), one slot at
+        // a time, and never drops a slot that a running `with` on this stack
+        // got a pointer from: it marks a slot destroyed before dropping it,
+        // and a destroyed slot is never handed out again. So the box
+        // outlives this call to `f`, even if the stack is suspended in `f`.
         Ok(f(unsafe { &*value }))
     }
 
@@ -235,20 +236,6 @@ impl<T: 'static> fmt::Debug for LocalKey<T> {
     }
 }
 
-/// The per-thread map, for code that runs off a greenlet. Dropping it (at
-/// thread exit) drops the thread's values.
-struct ThreadLocals(LocalMap);
-
-impl Drop for ThreadLocals {
-    fn drop(&mut self) {
-        self.0.destroy();
-    }
-}
-
-thread_local! {
-    static THREAD_LOCALS: ThreadLocals = const { ThreadLocals(LocalMap::new()) };
-}
-
 enum Slot {
     Empty,
     /// The initialiser is running.
@@ -258,19 +245,29 @@ enum Slot {
     Destroyed,
 }
 
-/// One greenlet's (or thread's) local values, indexed by key.
+/// One stack's local values, indexed by key.
 pub(crate) struct LocalMap {
-    /// Allocated on first use: most greenlets never touch a local, and
-    /// every byte of the header is paid by every spawn (8 bytes here
-    /// instead of 32 for an inline `RefCell<Vec>`).
-    slots: std::cell::OnceCell<Box<RefCell<Vec<Slot>>>>,
+    /// A `Box` (from `Box::into_raw`), allocated on first use, or null: most
+    /// greenlets never touch a local, and every byte of the header is paid
+    /// by every spawn (8 bytes here instead of 32 for an inline
+    /// `RefCell<Vec>`). A raw pointer in a `Cell` rather than a `OnceCell`
+    /// so that two maps can exchange their boxes ([`swap`](Self::swap));
+    /// the box itself never moves, so references into it stay valid.
+    slots: Cell<*mut RefCell<Vec<Slot>>>,
 }
 
 impl LocalMap {
     pub(crate) const fn new() -> LocalMap {
         LocalMap {
-            slots: std::cell::OnceCell::new(),
+            slots: Cell::new(std::ptr::null_mut()),
         }
+    }
+
+    /// Exchanges the values of two maps (a raw switch, see
+    /// `greenlet::stack_state`).
+    #[inline]
+    pub(crate) fn swap(&self, other: &LocalMap) {
+        self.slots.swap(&other.slots);
     }
 
     /// The value of key `index`, made by `init` if the slot is empty. The
@@ -311,18 +308,32 @@ impl LocalMap {
         Ok(ptr)
     }
 
+    /// The slots, allocated if needed. The reference is valid until the
+    /// map that owns the box then is dropped: a swapped-out box belongs to
+    /// a raw greenlet's saved state, which outlives every use of it (see
+    /// `greenlet::stack_state`).
+    fn slots(&self) -> &RefCell<Vec<Slot>> {
+        let mut p = self.slots.get();
+        if p.is_null() {
+            p = Box::into_raw(Box::default());
+            self.slots.set(p);
+        }
+        // SAFETY: `p` came from `Box::into_raw` and is freed only by the
+        // `Drop` of the map holding it; maps are only exchanged between the
+        // active state of a context and a saved state of a raw greenlet that
+        // the switching engine keeps alive while the exchange lasts.
+        unsafe { &*p }
+    }
+
     /// Drops every value, in key order, each with its panic caught. A
     /// destructor may use keys not dropped yet (a key with a higher index,
     /// even one not created yet: it is created and dropped in turn); a key
     /// already dropped reports `AccessError`.
-    fn slots(&self) -> &RefCell<Vec<Slot>> {
-        self.slots.get_or_init(Box::default)
-    }
-
     pub(crate) fn destroy(&self) {
-        let Some(all) = self.slots.get() else {
+        if self.slots.get().is_null() {
             return;
-        };
+        }
+        let all = self.slots();
         let mut i = 0;
         loop {
             let taken = {
@@ -347,9 +358,12 @@ impl Drop for LocalMap {
         // Values left here belong to a greenlet that never finished (leaked
         // at runtime shutdown): they may be `!Send` and this may be another
         // thread, so they are forgotten, like the greenlet's stack.
-        let Some(all) = self.slots.get_mut() else {
+        let p = self.slots.get();
+        if p.is_null() {
             return;
-        };
+        }
+        // SAFETY: `p` came from `Box::into_raw` and this map owns it.
+        let mut all = unsafe { Box::from_raw(p) };
         for slot in all.get_mut().drain(..) {
             if let Slot::Alive(value) = slot {
                 std::mem::forget(value);

@@ -26,6 +26,9 @@ mod join;
 // Greenlet-local storage (`greenhub::local!`); its per-greenlet map lives in
 // the task `Header`.
 pub(crate) mod local;
+// Per-stack state (ambient deadline, locals, `no_switch` depth) and how raw
+// switches keep it with its stack.
+pub(crate) mod stack_state;
 
 use std::any::Any;
 use std::fmt;
@@ -36,6 +39,7 @@ use std::time::{Duration, Instant};
 pub use builder::Builder;
 pub use join::{JoinHandle, joinall};
 pub use local::{AccessError, LocalKey};
+pub use stack_state::no_switch;
 
 use crate::hub::{HubContext, context};
 use task::{HubRef, RawTask, Suspend, TaskRef};

@@ -25,10 +25,9 @@ use corosensei::{Coroutine, Yielder};
 use crate::error::JoinError;
 use crate::greenlet::GreenletId;
 use crate::greenlet::completion::Completion;
-use crate::greenlet::local::LocalMap;
+use crate::greenlet::stack_state::StackState;
 use crate::greenlet::state::State;
 use crate::greenlet::trace::Trace;
-use crate::greenlet::wait::AmbientCell;
 use crate::greenlet::waiter::WaiterKey;
 use crate::hub::HubContext;
 use crate::hub::remote::HubRemote;
@@ -98,13 +97,13 @@ pub(crate) struct Header {
     stack_info: StdUnsafeCell<StackInfo>,
     /// Index in the owning hub's live set.
     pub(crate) live_slot: StdAtomicUsize,
-    /// The innermost `greenhub::timeout` deadline in force. Only the greenlet
-    /// itself reads and writes it (see `greenlet::wait`).
-    pub(crate) ambient: AmbientCell,
-    /// The greenlet's `greenhub::local!` values. Only the greenlet itself
-    /// touches it (see `greenlet::local`); emptied at the end of its closure
-    /// in `Task::start`.
-    pub(crate) locals: LocalMap,
+    /// The per-stack state of whatever stack of this greenlet runs: its
+    /// `greenhub::timeout` deadline, its `greenhub::local!` values, its
+    /// `no_switch` depth (`greenlet::stack_state`). Only the greenlet itself
+    /// touches it; raw greenlets running inside it exchange their own state
+    /// with it around each switch. Its locals are emptied at the end of the
+    /// closure in `Task::start`.
+    pub(crate) stack: StackState,
     /// Spawn site, parent, age and wait reason, for the run-info dump. Its
     /// wait cell is only touched by the greenlet and, while it is suspended,
     /// its hub, on the same thread (see `greenlet::trace`).
@@ -123,9 +122,9 @@ pub(crate) struct StackInfo {
 }
 
 // SAFETY: `Header` is shared between threads through `Arc`. Its atomic and
-// immutable fields are Sync. The `ambient` cell is only touched by the
+// immutable fields are Sync. The `stack` state is only touched by the
 // greenlet itself, which runs on one thread once started (and is not touched
-// before it starts). The same holds for `locals`: it holds `!Send` values, but
+// before it starts). Its `locals` hold `!Send` values, but
 // they are created by the greenlet on its (fixed) thread, dropped by it on that
 // thread at the end of `Task::start`'s closure, and an unstarted greenlet's map
 // is empty; a leaked greenlet's values are forgotten, never dropped elsewhere
@@ -174,8 +173,7 @@ impl Header {
             yielder: StdUnsafeCell::new(std::ptr::null()),
             stack_info: StdUnsafeCell::new(StackInfo::default()),
             live_slot: StdAtomicUsize::new(usize::MAX),
-            ambient: AmbientCell::new(),
-            locals: LocalMap::new(),
+            stack: StackState::new(),
             #[cfg(feature = "tracing")]
             span,
             trace,
@@ -430,7 +428,7 @@ where
             // Greenlet-local values die here, on the greenlet's own stack and
             // thread, after the closure returned or unwound and before joiners
             // can see the outcome. Panics of their destructors are caught.
-            task.header.locals.destroy();
+            task.header.stack.locals.destroy();
             // SAFETY: the closure has finished; this is the single store,
             // before the hub publishes COMPLETE.
             unsafe { task.completion.store(outcome) };

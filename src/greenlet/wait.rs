@@ -32,6 +32,7 @@ use std::panic;
 use std::ptr::NonNull;
 use std::time::Instant;
 
+use crate::greenlet::stack_state::{self, StackState, with_current};
 use crate::greenlet::task::{RawTask, Suspend};
 use crate::greenlet::trace::WaitOn;
 use crate::greenlet::waiter::Waiter;
@@ -46,27 +47,57 @@ pub(crate) struct Ambient {
     pub(crate) frame: u64,
 }
 
-/// Where a greenlet (or a thread) keeps its ambient deadline: a pointer to
-/// the [`Ambient`] of the innermost `timeout` frame in force, which lives in
-/// that frame. One word, since every greenlet header carries one.
-pub(crate) struct AmbientCell(Cell<Option<NonNull<Ambient>>>);
+/// Where a stack keeps its ambient deadline (see `greenlet::stack_state`): a
+/// pointer to the [`Ambient`] of its innermost `timeout` frame in force,
+/// which lives in that frame, and, for a raw greenlet while it runs, one to
+/// the frame in force where it was resumed from (its *outer* deadline).
+pub(crate) struct AmbientCell {
+    own: Cell<Option<NonNull<Ambient>>>,
+    outer: Cell<Option<NonNull<Ambient>>>,
+}
 
 impl AmbientCell {
     pub(crate) const fn new() -> AmbientCell {
-        AmbientCell(Cell::new(None))
+        AmbientCell {
+            own: Cell::new(None),
+            outer: Cell::new(None),
+        }
+    }
+
+    /// Whether no deadline is in force.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.own.get().is_none() && self.outer.get().is_none()
+    }
+
+    /// The frame whose deadline is in force (the earlier of the stack's own
+    /// and its outer one), if any.
+    #[inline]
+    pub(crate) fn in_force(&self) -> Option<NonNull<Ambient>> {
+        match (self.own.get(), self.outer.get()) {
+            // SAFETY: both point at live frames (see `set` and `set_outer`).
+            (Some(o), Some(u)) => Some(if unsafe { u.as_ref().at < o.as_ref().at } {
+                u
+            } else {
+                o
+            }),
+            (o, u) => o.or(u),
+        }
     }
 
     /// The deadline in force, if any.
     #[inline]
     pub(crate) fn get(&self) -> Option<Ambient> {
         // SAFETY: a pointer is only stored by `set`, whose caller keeps the
-        // `Ambient` alive until it stores the previous pointer back; only the
-        // owning greenlet or thread reads the cell.
-        self.0.get().map(|p| unsafe { *p.as_ptr() })
+        // `Ambient` alive until it stores the previous pointer back, or by
+        // `set_outer`, whose caller keeps it alive until it clears it; only
+        // the owning stack's context reads the cell.
+        self.in_force().map(|p| unsafe { *p.as_ptr() })
     }
 
+    /// The stack's own innermost frame (what a new frame restores).
     pub(crate) fn ptr(&self) -> Option<NonNull<Ambient>> {
-        self.0.get()
+        self.own.get()
     }
 
     /// # Safety
@@ -74,24 +105,30 @@ impl AmbientCell {
     /// `p` points at an `Ambient` that stays alive, unmoved, until the cell
     /// is set back to what it held before; only the owner calls this.
     pub(crate) unsafe fn set(&self, p: Option<NonNull<Ambient>>) {
-        self.0.set(p)
+        self.own.set(p)
+    }
+
+    /// # Safety
+    ///
+    /// `p` points at an `Ambient` that stays alive, unmoved, until the cell's
+    /// outer pointer is cleared; only the raw switching engine calls this
+    /// (`stack_state::Entered`).
+    pub(crate) unsafe fn set_outer(&self, p: Option<NonNull<Ambient>>) {
+        self.outer.set(p)
+    }
+
+    /// Exchanges the contents of two cells (a raw switch).
+    #[inline]
+    pub(crate) fn swap(&self, other: &AmbientCell) {
+        self.own.swap(&other.own);
+        self.outer.swap(&other.outer);
     }
 }
 
-thread_local! {
-    /// The ambient deadline of code running off a greenlet.
-    static THREAD_AMBIENT: AmbientCell = const { AmbientCell::new() };
-}
-
-/// Runs `f` with the ambient-deadline cell of the caller: its greenlet's if it
-/// runs on one, else its thread's.
-pub(crate) fn with_ambient<R>(f: impl FnOnce(&AmbientCell) -> R) -> R {
-    match context::current_raw() {
-        // SAFETY: the hub holds an `Arc` to the running greenlet; only the
-        // greenlet itself (that is, us) touches its `ambient` cell.
-        Some(task) => f(&unsafe { task.as_ref() }.header().ambient),
-        None => THREAD_AMBIENT.with(|c| f(c)),
-    }
+/// Runs `f` with the ambient-deadline cell of the caller's stack; `None`
+/// only during thread teardown (see `stack_state::with_current`).
+pub(crate) fn with_ambient<R>(f: impl FnOnce(&AmbientCell) -> R) -> Option<R> {
+    with_current(|s| f(&s.ambient))
 }
 
 /// Why a blocking call must end by unwinding.
@@ -101,6 +138,8 @@ pub(crate) enum Interrupt {
     Kill,
     /// The deadline of the `timeout` frame with this id passed.
     Timeout(u64),
+    /// The call would switch greenlets inside a `no_switch` scope.
+    NoSwitch,
 }
 
 /// The payload a killed greenlet unwinds with.
@@ -110,11 +149,13 @@ pub(crate) struct KillSignal;
 pub(crate) struct TimeoutSignal(pub(crate) u64);
 
 impl Interrupt {
-    /// Unwinds the caller (without running the panic hook).
+    /// Unwinds the caller (without running the panic hook, except for
+    /// `NoSwitch`, a usage error that panics with its message).
     pub(crate) fn raise(self) -> ! {
         let payload: Box<dyn Any + Send> = match self {
             Interrupt::Kill => Box::new(KillSignal),
             Interrupt::Timeout(frame) => Box::new(TimeoutSignal(frame)),
+            Interrupt::NoSwitch => panic!("{}", stack_state::NO_SWITCH_MSG),
         };
         panic::resume_unwind(payload)
     }
@@ -152,15 +193,31 @@ pub(crate) fn park_until(deadline: Option<Instant>, on: WaitOn) -> Wake {
 pub(crate) fn pending_interrupt(task: &dyn RawTask, before: Option<bool>) -> Option<Interrupt> {
     let header = task.header();
     let killed = header.state.load().is_killed();
-    let ambient = header.ambient.get();
-    if !killed && ambient.is_none() {
+    if !killed && header.stack.quiet() {
         return None;
     }
-    pending_interrupt_slow(killed, ambient, before)
+    pending_interrupt_slow(killed, &header.stack, before)
 }
 
 #[cold]
 fn pending_interrupt_slow(
+    killed: bool,
+    stack: &StackState,
+    before: Option<bool>,
+) -> Option<Interrupt> {
+    let found = interrupt_now(killed, stack.ambient.get(), before);
+    // A call that is about to suspend inside `no_switch` must not: it
+    // raises instead (a panic; if the stack is already unwinding, Rust
+    // aborts the process, after the panic hook printed the message). Only
+    // the check before a suspend can see this: nothing suspends while the
+    // scope is open, so none is open when a greenlet is resumed.
+    if found.is_none() && stack.switch_forbidden() {
+        return Some(Interrupt::NoSwitch);
+    }
+    found
+}
+
+fn interrupt_now(
     killed: bool,
     ambient: Option<Ambient>,
     before: Option<bool>,
@@ -219,7 +276,7 @@ fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>, on: WaitOn
     }
     let header = task.header();
     if !header.state.take_notified() {
-        let until = effective(deadline, header.ambient.get());
+        let until = effective(deadline, header.stack.ambient.get());
         header.trace.set_wait(on, until);
         #[cfg(feature = "tracing")]
         crate::inspect::trace::park(on);
@@ -235,7 +292,7 @@ fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>, on: WaitOn
 
 #[cfg(not(loom))]
 fn park_thread_until(deadline: Option<Instant>) -> Wake {
-    let ambient = THREAD_AMBIENT.with(|c| c.get());
+    let ambient = with_ambient(AmbientCell::get).flatten();
     let interrupt = || match ambient {
         Some(a) if !std::thread::panicking() && Instant::now() >= a.at => {
             Some(Interrupt::Timeout(a.frame))
@@ -318,14 +375,14 @@ impl Drop for TimerGuard {
 /// and the thread's `timeout` frame.
 #[cfg(not(loom))]
 pub(crate) fn thread_deadline(deadline: Option<Instant>) -> Option<Instant> {
-    effective(deadline, THREAD_AMBIENT.with(|c| c.get()))
+    effective(deadline, with_ambient(AmbientCell::get).flatten())
 }
 
 /// Off a greenlet: the expired `timeout` frame to raise, if any (as
 /// `Wake::Interrupted`; else `Wake::Woken`).
 pub(crate) fn check_thread_interrupt() -> Wake {
     #[cfg(not(loom))]
-    if let Some(a) = THREAD_AMBIENT.with(|c| c.get()) {
+    if let Some(a) = with_ambient(AmbientCell::get).flatten() {
         if !std::thread::panicking() && Instant::now() >= a.at {
             return Wake::Interrupted(Interrupt::Timeout(a.frame));
         }

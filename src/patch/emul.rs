@@ -37,10 +37,12 @@ pub(crate) fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e }
 }
 
-/// Whether the caller runs on a greenlet.
+/// Whether the caller runs on a greenlet that may switch: inside a
+/// `greenhub::no_switch` scope, hooked calls block the thread as they would
+/// unpatched (which switches nothing).
 #[inline]
 pub(crate) fn on_greenlet() -> bool {
-    context::current_raw().is_some()
+    context::current_raw().is_some() && !crate::greenlet::stack_state::switch_forbidden()
 }
 
 /// The errno that ends a hooked socket call cut short by `i`: `ECANCELED`
@@ -51,6 +53,9 @@ pub(crate) fn interrupted(i: &Interrupt) -> c_int {
     match i {
         Interrupt::Kill => libc::ECANCELED,
         Interrupt::Timeout(_) => libc::ETIMEDOUT,
+        // Not reached: `on_greenlet` is false inside `no_switch`, so hooked
+        // calls never park there.
+        Interrupt::NoSwitch => libc::EDEADLK,
     }
 }
 

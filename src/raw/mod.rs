@@ -486,6 +486,10 @@ impl<V: 'static> Drop for RawGreenlet<V> {
         if left != 0 || self.node.status.get() != Status::Suspended {
             return;
         }
+        if crate::greenlet::stack_state::switch_forbidden() {
+            // Killing it is a switch; the node's own drop leaks it instead.
+            return;
+        }
         let me = RawGreenlet {
             node: self.node.tree.current(),
             counted: false,

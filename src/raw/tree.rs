@@ -46,6 +46,7 @@ use std::rc::{Rc, Weak};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::{GreenletExit, SwitchError};
+use crate::greenlet::stack_state::{self, Entered, StackState};
 use crate::hub::context;
 use crate::stack::{Stack, StackPool};
 
@@ -103,6 +104,11 @@ pub(crate) struct Node<V: 'static> {
     /// Usable stack range `[lo, hi)`, for the stack-pointer check.
     stack_lo: usize,
     stack_hi: usize,
+    /// The greenlet's per-stack state (its `timeout` deadline and `local!`
+    /// values) while it is not running; exchanged with its context's active
+    /// state around every resume (`greenlet::stack_state`). Unused for main,
+    /// whose state is the context's own.
+    state: StackState,
 }
 
 /// The greenlets of one value type in one context.
@@ -211,6 +217,7 @@ impl<V: 'static> Tree<V> {
             yielder: Cell::new(std::ptr::null()),
             stack_lo: 0,
             stack_hi: 0,
+            state: StackState::new(),
         });
         *self.main.borrow_mut() = Rc::downgrade(&main);
         self.main_ptr.set(Rc::as_ptr(&main));
@@ -237,8 +244,15 @@ impl<V: 'static> Tree<V> {
     }
 
     /// Whether the caller may switch in this tree now.
+    ///
+    /// # Panics
+    ///
+    /// Inside a `greenhub::no_switch` scope (before anything changed).
     #[inline]
     fn check_context(&self) -> Result<(), SwitchError> {
+        if stack_state::switch_forbidden() {
+            panic!("{}", stack_state::NO_SWITCH_MSG);
+        }
         if self.ctx != 0 && self.ctx != context_key() {
             return Err(SwitchError::WrongContext);
         }
@@ -365,7 +379,13 @@ impl<V: 'static> Tree<V> {
             let coro = unsafe { &mut *next.coro.get() }
                 .as_mut()
                 .expect("greenhub: live raw greenlet without a coroutine");
-            let result = coro.resume(delivery);
+            let result = {
+                // The child runs with its own per-stack state, and sees our
+                // deadline as its outer one; ours is back when it returns
+                // control here, however that happens.
+                let _entered = Entered::new(&next.state, true);
+                coro.resume(delivery)
+            };
             self.current.set(std::ptr::null());
             match result {
                 CoroutineResult::Yield(target) => {
@@ -425,7 +445,7 @@ impl<V: 'static> Node<V> {
                     let arg = tree.receive(first)?;
                     Ok::<V, SwitchError>(f(arg))
                 });
-                match panic::catch_unwind(run) {
+                let outcome = match panic::catch_unwind(run) {
                     Ok(Ok(v)) => {
                         tree.slot.set(Some(v));
                         Outcome::Value
@@ -433,7 +453,12 @@ impl<V: 'static> Node<V> {
                     Ok(Err(_)) => Outcome::Exit,
                     Err(p) if p.is::<GreenletExit>() => Outcome::Exit,
                     Err(p) => Outcome::Panic(p),
-                }
+                };
+                // The greenlet's `local!` values die here, on its own stack,
+                // after its closure's frames (which may have borrowed them)
+                // are gone; the active state is this greenlet's own.
+                stack_state::with_current(|s| s.locals.destroy());
+                outcome
             });
             Node {
                 tree,
@@ -444,6 +469,7 @@ impl<V: 'static> Node<V> {
                 yielder: Cell::new(std::ptr::null()),
                 stack_lo: lo,
                 stack_hi: hi,
+                state: StackState::new(),
             }
         });
         Ok(node)
@@ -497,9 +523,24 @@ impl<V: 'static> Drop for Node<V> {
         // fallback, also for drops in another context: corosensei unwinds it
         // in place (destructors run), with its switches refused.
         if let Some(mut coro) = self.coro.get_mut().take() {
+            if coro.started() && !coro.done() && stack_state::switch_forbidden() {
+                // Unwinding it would run its code, on its stack, inside a
+                // `no_switch` scope of the caller: a switch. Leaking it (its
+                // stack and whatever its frames own) is the sound way out.
+                eprintln!(
+                    "greenhub: a suspended raw greenlet dropped inside `no_switch` is leaked, not unwound"
+                );
+                std::mem::forget(coro);
+                return;
+            }
             let outer = self.tree.dropping.replace((self.stack_lo, self.stack_hi));
-            // Unstarted: drops the closure; done: nothing to do.
-            let unwound = panic::catch_unwind(AssertUnwindSafe(|| coro.force_unwind()));
+            // Unstarted: drops the closure; done: nothing to do. Its code
+            // runs with its own per-stack state, without the caller's
+            // deadline (nothing may interrupt an unwind).
+            let unwound = {
+                let _entered = Entered::new(&self.state, false);
+                panic::catch_unwind(AssertUnwindSafe(|| coro.force_unwind()))
+            };
             self.tree.dropping.set(outer);
             match unwound {
                 Ok(()) => recycle(coro.into_stack()),

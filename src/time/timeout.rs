@@ -1,7 +1,10 @@
 //! `timeout`: gevent's `Timeout` as a scoped call.
 //!
 //! A frame records its deadline as the caller's *ambient* deadline (see
-//! `greenlet::wait`), runs the closure, and restores the previous one. Every
+//! `greenlet::wait`), runs the closure, and restores the previous one. The
+//! ambient deadline belongs to the caller's stack (`greenlet::stack_state`),
+//! so frames on different stacks (greenlets, raw greenlets, generators) never
+//! restore each other's. Every
 //! blocking call inside parks with the ambient deadline too; when it is what
 //! ends the park, the call unwinds with the frame's id and the frame returns
 //! `Err(Elapsed)`.
@@ -115,7 +118,7 @@ pub fn timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
 /// ```
 pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let frame = NEXT_FRAME.fetch_add(1, Ordering::Relaxed);
-    let prev = with_ambient(|c| c.ptr());
+    let prev = with_ambient(|c| c.ptr()).flatten();
     let mine = Ambient {
         at: deadline,
         frame,
@@ -131,7 +134,9 @@ pub fn timeout_at<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elap
     // Declared after `mine`, so dropped (restoring `prev`) before it.
     let _restore = Restore(prev);
     // SAFETY: `mine` lives in this frame until after `_restore` put `prev`
-    // back, on return and on unwind.
+    // back, on return and on unwind; the cell is this stack's own (every
+    // switch exchanges per-stack state, `greenlet::stack_state`), so no other
+    // stack's frame can restore over it or read it once this frame is gone.
     with_ambient(|c| unsafe { c.set(in_force) });
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
