@@ -36,12 +36,31 @@
 //!
 //! ## The soundness rule
 //!
-//! A greenlet moves between OS threads only *before it first runs*. Once
-//! started it stays on one thread until it ends, so a `thread_local!`, an
-//! `Rc` or a lock guard held across a blocking call is as safe as in a plain
-//! thread. (Moving a suspended stack to another thread is unsound in safe
-//! Rust: the compiler may cache thread-local addresses across the switch, and
-//! `!Send` values on the stack would cross threads unchecked.)
+//! No safe API of greenhub lets safe code cause undefined behaviour. A
+//! greenlet moves between OS threads only *before it first runs* (unless it
+//! was spawned with the `unsafe` migration opt-in,
+//! [`greenlet::Builder::migratable`]); once started it stays on one thread
+//! until it ends, so an `Rc` or a `!Send` value on its stack never crosses
+//! threads. (Moving a suspended stack to another thread is unsound in safe
+//! Rust: the compiler may cache thread-local addresses across the switch.)
+//! What belongs to a stack (the deadline of a [`timeout`] frame, [`local!`]
+//! values) is saved and restored on every switch, raw switches included.
+//!
+//! What differs from a plain thread: while a greenlet is inside a call that
+//! may switch (any greenhub call that waits, a raw switch, a patched std
+//! call), other greenlets of its hub run on the same OS thread. Everything
+//! keyed by the thread is therefore shared by the hub's greenlets:
+//! `thread_local!` values (use [`local!`] instead), `RefCell` borrows of
+//! them, std lock guards (another greenlet of the hub deadlocks on it: use
+//! [`sync::Mutex`]), reentrant locks (another greenlet enters too). None of
+//! that is undefined behaviour. The one hazard that is: `unsafe` code in
+//! other crates that stores a pointer to the current stack frame in a
+//! thread-local and restores the previous one in LIFO order (the
+//! `scoped-tls` crate's `ScopedKey::set` and what is built on it, e.g.
+//! `warp`'s route, futures 0.1's current task). Two greenlets interleaving
+//! such scopes leave the pointer dangling into another stack. Every stackful
+//! runtime shares this; wrap such scopes in [`no_switch`], inside which a
+//! switch panics with a clear message instead.
 //!
 //! ## Coordinating greenlets
 //!

@@ -26,16 +26,17 @@
 //!
 //! # The resumer's deadline
 //!
-//! A raw greenlet (or generator) also sees the deadline in force where it was
-//! resumed from, as an *outer* deadline: a `timeout` around `gen.next()`
-//! bounds the blocking calls made inside the generator. It is a pointer to
-//! the resumer's innermost frame, valid while the child runs because the
-//! resumer is suspended inside that frame until the child hands control back
-//! (the root loop of `raw::tree` runs on the resumer's stack), and it is
-//! cleared before the child's state is saved again. When the outer deadline
-//! is the one that expires, the child unwinds with a payload its own frames
-//! do not claim; its switching engine raises it in its parent, and from
-//! there it reaches the frame that set it.
+//! A raw greenlet (or generator) also sees the deadline in force in the code
+//! that runs its family (the main greenlet of its tree, waiting in the
+//! `switch` or `resume` that runs the tree), as an *outer* deadline: a
+//! `timeout` around `gen.next()` bounds the blocking calls made inside the
+//! generator. It is a pointer to that code's innermost frame, valid while
+//! the child runs because the code is suspended inside that frame until the
+//! child hands control back (the root loop of `raw::tree` runs on its
+//! stack), and it is cleared before the child's state is saved again. When
+//! the outer deadline is the one that expires, the child unwinds with a
+//! payload its own frames do not claim; the switching engine raises it in
+//! the child's parent, and from there it reaches the frame that set it.
 //!
 //! # Who touches what
 //!

@@ -65,6 +65,39 @@
 //! (through `spawn_local`) refuses to switch there with
 //! [`SwitchError::WrongContext`].
 //!
+//! # Timeouts and greenlet-locals
+//!
+//! Each raw greenlet (and generator) is a stack of its own, and what belongs
+//! to a stack stays with it across switches (`greenlet::stack_state`):
+//!
+//! - [`local!`](crate::local!) values are per raw greenlet, as gevent's
+//!   `local` is per greenlet: a raw greenlet starts with fresh values, and
+//!   they are dropped when its closure ends.
+//! - A [`timeout`](crate::timeout) frame entered on a raw greenlet bounds the
+//!   blocking calls made on that raw greenlet only. A raw greenlet also
+//!   honours the deadline in force in the code that runs its family (the
+//!   `switch` or `resume` that is waiting for it): when that deadline passes
+//!   while the raw greenlet is blocked, the raw greenlet unwinds and its
+//!   parent's `switch` raises the timeout, which reaches the frame that set
+//!   it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use greenhub::raw::Generator;
+//!
+//! greenhub::run(|| {
+//!     let mut slow: Generator<u32, ()> = Generator::new(|co| {
+//!         co.yield_(1);
+//!         greenhub::sleep(Duration::from_secs(60));
+//!         co.yield_(2);
+//!     });
+//!     assert_eq!(slow.next(), Some(1));
+//!     let r = greenhub::timeout(Duration::from_millis(10), || slow.next());
+//!     assert!(r.is_err()); // the generator's sleep was cut, and it ended
+//!     assert!(slow.is_complete());
+//! });
+//! ```
+//!
 //! Stacks come from the same guarded, pooled stacks as greenhub's greenlets
 //! (default [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE)). Unlike those,
 //! a raw greenlet that overflows its stack dies by a plain `SIGSEGV`
