@@ -41,10 +41,12 @@ impl HubContext {
                 continue;
             }
             // SAFETY: every other token is the address of a live
-            // `ScheduledIo`: it is registered by `io::Registration`,
-            // deregistered before its `Arc` is released to this hub, and
-            // released `Arc`s are dropped only at the top of this function,
-            // before the next `epoll_wait` (io/scheduled.rs).
+            // `ScheduledIo`: it is registered by `io::Registration` (or an
+            // fd wait's private dup), and its `Arc` is released to this hub
+            // only after a DEL that took the registration off (one that
+            // cannot be shown off leaks the state instead), and released
+            // `Arc`s are dropped only at the top of this function, before
+            // the next `epoll_wait` (io/scheduled.rs, io/registration.rs).
             let io = unsafe { &*(token.0 as *const crate::io::scheduled::ScheduledIo) };
             io.dispatch(event);
         }

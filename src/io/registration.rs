@@ -15,6 +15,43 @@
 //!
 //! If the registered hub's runtime has shut down, the next wait moves the
 //! registration to the caller's hub.
+//!
+//! # Taking a registration off
+//!
+//! The poller (epoll) keys a registration by *(open file description, fd
+//! number)* and drops it by itself only when the description is released,
+//! that is when its last fd, here or in any process, is closed. An
+//! `EPOLL_CTL_DEL` finds the registration through what the number names *at
+//! the time of the call*. So a registration can be taken off only while its
+//! fd still names the description it was made for; afterwards (the fd
+//! closed, or replaced by `dup2`, while a dup keeps the description open)
+//! it stays in the poller, under its token, until the description goes.
+//!
+//! The rule, which `ScheduledIo`'s token lifetime (`scheduled.rs`) rests on:
+//! **a registration's `ScheduledIo` is released to the hub (freed after its
+//! next dispatch) only after an `EPOLL_CTL_DEL` that succeeded while the fd
+//! still named the registered description, or once the hub has exited.**
+//! Whenever that cannot be shown, the state is leaked instead, so that
+//! whatever the poller still returns under its token stays valid.
+//!
+//! - A registration with a sole owner ([`Evented`](super::evented)) owns its
+//!   fd: it is taken off before the fd is closed or given away, so the DEL
+//!   always meets its description.
+//! - A *shared* registration (`Registration::new_shared`, the `patch` fd
+//!   table) is reached through an fd number the program owns and may close
+//!   or replace behind the table's back (a raw syscall). It records what the
+//!   fd named when registered ([`FileId`]) and issues the DEL only if the fd
+//!   still names that (a DEL through a number that now names another
+//!   description would take *that* description's registration off,
+//!   someone else's, and leave its own). It is *closed* (`close_shared`)
+//!   before its fd is closed or replaced, and a closed registration never
+//!   registers again: a greenlet still holding it (blocked on the fd when
+//!   it was closed) gets `EBADF` rather than registering the number anew,
+//!   by then possibly another socket's, under a state nobody would take
+//!   off.
+//!
+//! Leaks happen only when an fd was closed or replaced behind the owner's
+//! back while registered: one `ScheduledIo` each.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -22,6 +59,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::scheduled::{Direction, ScheduledIo};
+use super::sys::FileId;
 use crate::greenlet::trace::{WaitKind, WaitOn};
 use crate::greenlet::wait::{self, Interrupt, Wake};
 use crate::greenlet::waiter::Waiter;
@@ -38,11 +76,26 @@ pub(crate) enum Ready {
     TimedOut,
 }
 
-/// See the module docs. Drop deregisters the fd, so it must drop *before*
-/// the fd is closed (declare it before the fd's owner in a struct).
+/// See the module docs. Its owner takes it off the poller
+/// ([`deregister`](Self::deregister)) before the fd is closed; one dropped
+/// while still registered leaks its state (see "Taking a registration
+/// off").
 pub(crate) struct Registration {
     io: Arc<ScheduledIo>,
-    hub: Mutex<Option<Arc<HubRemote>>>,
+    hub: Mutex<Slot>,
+    /// Made by `new_shared`.
+    shared: bool,
+}
+
+/// Where a [`Registration`] stands, under its lock.
+#[derive(Default)]
+struct Slot {
+    /// The hub whose poller has the fd, if registered.
+    remote: Option<Arc<HubRemote>>,
+    /// A shared registration's fd's description when it was registered.
+    file: Option<FileId>,
+    /// A shared registration is closed for good (see `close_shared`).
+    closed: bool,
 }
 
 impl Default for Registration {
@@ -51,11 +104,35 @@ impl Default for Registration {
     }
 }
 
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // Its owner took it off first, unless the fd went behind its back
+        // without a deregistration: then the poller may still name the
+        // state, which must outlive it.
+        if self.hub.lock().remote.is_some() {
+            std::mem::forget(self.io.clone());
+        }
+    }
+}
+
 impl Registration {
     pub(crate) fn new() -> Registration {
         Registration {
             io: Arc::new(ScheduledIo::default()),
-            hub: Mutex::new(None),
+            hub: Mutex::new(Slot::default()),
+            shared: false,
+        }
+    }
+
+    /// A registration reached through an fd number that its user does not
+    /// own (the `patch` fd table): see the module docs. It costs a
+    /// `getsockopt` at each registration and deregistration.
+    #[cfg(feature = "patch")]
+    pub(crate) fn new_shared() -> Registration {
+        Registration {
+            io: Arc::new(ScheduledIo::default()),
+            hub: Mutex::new(Slot::default()),
+            shared: true,
         }
     }
 
@@ -127,6 +204,9 @@ impl Registration {
         let woke = wait::park_until(deadline, WaitOn::new(kind, fd as u64));
         self.io.remove_waiter(dir, key);
         Ok(match woke {
+            // Woken by `close_shared`: the number may name another socket
+            // by now; the call must not go on there.
+            Wake::Woken if self.shared && self.hub.lock().closed => return Err(ebadf()),
             Wake::Woken => Ok(Ready::Retry),
             Wake::TimedOut => Ok(Ready::TimedOut),
             Wake::Interrupted(i) => Err(i),
@@ -134,21 +214,33 @@ impl Registration {
     }
 
     /// Registers `fd` with the caller's hub unless it is registered with a
-    /// live one already. Called on a greenlet only.
+    /// live one already. Called on a greenlet only. `EBADF` once closed.
     fn ensure_registered(&self, fd: RawFd) -> io::Result<()> {
         let mut slot = self.hub.lock();
-        if let Some(hub) = &*slot {
+        if slot.closed {
+            return Err(ebadf());
+        }
+        if let Some(hub) = &slot.remote {
             if !hub.has_exited() {
                 return Ok(());
             }
-            // Its runtime is gone: nobody polls that poller any more.
+            // Its runtime is gone: nobody polls that poller any more, so
+            // the state is safe whatever the DEL does.
             let _ = hub.deregister(fd);
-            *slot = None;
+            slot.remote = None;
         }
         let hub = context::hub().expect("greenhub: a greenlet runs on a hub");
         let remote = hub.remote.clone();
+        // Under the lock, so that a `close_shared` (which takes it) is
+        // wholly before this or after.
+        let file = if self.shared {
+            Some(FileId::of(fd)?)
+        } else {
+            None
+        };
         remote.register(fd, token(&self.io))?;
-        *slot = Some(remote);
+        slot.remote = Some(remote);
+        slot.file = file;
         Ok(())
     }
 
@@ -171,14 +263,49 @@ impl Registration {
     /// readiness state stays with its owner, and a later wait registers the
     /// fd again under it. Returns whether the fd was registered.
     pub(crate) fn deregister_shared(&self, fd: RawFd) -> bool {
-        let Some(hub) = self.hub.lock().take() else {
+        self.take_off(fd, false)
+    }
+
+    /// Takes a shared registration off for good, before its fd is closed or
+    /// replaced (or once it was, behind the table's back): wakes whoever
+    /// waits, and from now on waits fail with `EBADF` instead of
+    /// registering `fd` again.
+    #[cfg(feature = "patch")]
+    pub(crate) fn close_shared(&self, fd: RawFd) {
+        self.take_off(fd, true);
+    }
+
+    /// See [`deregister_shared`](Self::deregister_shared) and
+    /// `close_shared`, and the module docs for when the state is released
+    /// or leaked.
+    fn take_off(&self, fd: RawFd, close: bool) -> bool {
+        let mut slot = self.hub.lock();
+        slot.closed |= close;
+        let Some(hub) = slot.remote.take() else {
             return false;
         };
-        let _ = hub.deregister(fd);
+        // A DEL reaches whatever `fd` names now: issued only if that is
+        // still the registered description (always so for a sole owner).
+        let still_named = match slot.file.take() {
+            None => true,
+            Some(file) => FileId::of(fd).is_ok_and(|now| now == file),
+        };
+        let off = still_named && hub.deregister(fd).is_ok();
+        drop(slot);
         self.io.wake_all();
-        release(&hub, self.io.clone());
+        if off || hub.has_exited() {
+            release(&hub, self.io.clone());
+        } else {
+            // The registration may live on (a dup keeps its description
+            // open) and name this state: it must never be freed.
+            std::mem::forget(self.io.clone());
+        }
         true
     }
+}
+
+fn ebadf() -> io::Error {
+    io::Error::from_raw_os_error(libc::EBADF)
 }
 
 /// Drops the readiness state of a deregistered fd when that is safe: at once

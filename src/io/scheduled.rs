@@ -37,6 +37,14 @@
 //! it finished dispatching the batch that might still name the token. A hub
 //! that has exited never dispatches again, so its released list is simply
 //! dropped with it.
+//!
+//! "Deregisters" means an `EPOLL_CTL_DEL` that succeeded while the fd still
+//! named the open file description it was registered with: epoll keeps a
+//! registration for as long as its description is open (a dup of the fd
+//! keeps it open after the fd is closed) and finds it for a DEL only through
+//! the number naming it. A state whose registration cannot be shown gone
+//! that way is leaked, never released (`registration.rs`, "Taking a
+//! registration off").
 
 use crate::greenlet::waiter::Waiter;
 #[cfg(not(loom))]

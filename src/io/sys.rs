@@ -84,3 +84,47 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// What an fd names, to tell whether a number still names the open file
+/// description it named before (see `Registration::new_shared`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileId {
+    /// A socket's `SO_COOKIE`: unique to the socket (so to its one open
+    /// file description) for the life of the system, never reused.
+    Socket(u64),
+    /// Anything else (or a kernel without `SO_COOKIE`, before Linux 4.12):
+    /// the inode, `st_dev` and `st_ino`. A socket's inode number comes from
+    /// a 32-bit counter that could, after 2^32 allocations, repeat one of a
+    /// socket still open: only there is the cookie needed.
+    Inode(u64, u64),
+}
+
+impl FileId {
+    /// What `fd` names now; `EBADF` if it is not open.
+    pub(crate) fn of(fd: RawFd) -> io::Result<FileId> {
+        let mut cookie: u64 = 0;
+        let mut len = size_of::<u64>() as libc::socklen_t;
+        // SAFETY: SO_COOKIE writes at most `len` bytes into `cookie`.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_COOKIE,
+                (&raw mut cookie).cast(),
+                &mut len,
+            )
+        };
+        if r == 0 && len as usize == size_of::<u64>() {
+            return Ok(FileId::Socket(cookie));
+        }
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `fstat` fills the `stat` it is given; it is read only on
+        // success.
+        if unsafe { libc::fstat(fd, st.as_mut_ptr()) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: initialized by the successful `fstat`.
+        let st = unsafe { st.assume_init() };
+        Ok(FileId::Inode(st.st_dev, st.st_ino))
+    }
+}

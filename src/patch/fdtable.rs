@@ -9,6 +9,38 @@
 //! stdout, stderr, inherited fds, files, pipes, the hubs' own fds) is not in
 //! the table, and every hook passes it straight to libc.
 //!
+//! # An entry's poller registration
+//!
+//! Each entry has its own [`Registration`] (dups have their own entries, so
+//! each fd number is registered on its own: the poller keys registrations
+//! by description *and* number). Its readiness state is the poller's token,
+//! so it must outlive the registration; the registration is the hard part,
+//! since the poller drops it only when the open file description goes, and
+//! a dup (`dup`, `dup2`, `F_DUPFD`, a forked child) can keep the
+//! description open after this fd is gone. The rules:
+//!
+//! - The hooked `close`, `dup2` and `dup3` take the entry out ([`remove`])
+//!   *before* the kernel closes or replaces the fd, while the number still
+//!   names the registered description, so the deregistration meets it.
+//! - A removed entry is *closed* (`Registration::close_shared`): a greenlet
+//!   still holding it (blocked on the fd when another closed it) gets
+//!   `EBADF` and never registers the number again. Otherwise it would
+//!   register whatever the number names by then (a new socket, or the
+//!   description `dup2` put there) under a state that no table entry owns
+//!   any more, freed when the greenlet lets go, with the registration left
+//!   in the poller.
+//! - An fd closed behind the hooks' back (a raw `close` syscall, as rustix
+//!   makes, `close_range`) leaves a stale entry. The next deregistration
+//!   through the number (a new entry there, a hooked `close`, `dup2` or
+//!   `fcntl`) cannot reach the old registration, which outlives the fd if a
+//!   dup keeps the description open: the registration recorded the socket's
+//!   identity, the deregistration is issued only if the number still names
+//!   it, and otherwise the state is leaked rather than freed
+//!   (`io/registration.rs` has the rule). A leak per such fd, only when it
+//!   was registered.
+//!
+//! # The table
+//!
 //! The table is a vector indexed by fd behind a read-write lock, with a count
 //! of tracked fds and a bitmap of them in front: while nothing is tracked
 //! (the feature compiled in but not enabled, or no socket made on a
@@ -73,8 +105,7 @@ impl Desc {
 }
 
 /// One tracked fd: its registration with a hub poller (made by the first
-/// wait) and its description's state.
-#[derive(Default)]
+/// wait; shared, see the module docs) and its description's state.
 pub(crate) struct Entry {
     pub(crate) reg: Registration,
     pub(crate) desc: Arc<Desc>,
@@ -122,7 +153,7 @@ pub(crate) fn insert(fd: RawFd, desc: Arc<Desc>) {
         return;
     }
     let entry = Arc::new(Entry {
-        reg: Registration::new(),
+        reg: Registration::new_shared(),
         desc,
     });
     let old = {
@@ -138,9 +169,12 @@ pub(crate) fn insert(fd: RawFd, desc: Arc<Desc>) {
     // hooked `write`, which reads the table.
     match old {
         // A stale entry: the fd was closed behind the hooks' back (a raw
-        // syscall). Its old registration left the poller with the file.
+        // syscall) and the kernel gave the number out again. Its
+        // registration, if any, left the poller with its description,
+        // unless a dup keeps that open: then it cannot be taken off, and
+        // its state is kept (see the module docs).
         Some(old) => {
-            old.reg.deregister_shared(fd);
+            old.reg.close_shared(fd);
         }
         None => {
             TRACKED.fetch_add(1, Relaxed);
@@ -149,7 +183,8 @@ pub(crate) fn insert(fd: RawFd, desc: Arc<Desc>) {
 }
 
 /// Stops tracking `fd` (before it is closed, or replaced by `dup2`): takes it
-/// off its poller and wakes whoever waits on it. Returns the entry it had.
+/// off its poller, while it still names its description, and wakes whoever
+/// waits on it (they get `EBADF`). Returns the entry it had, closed.
 pub(crate) fn remove(fd: RawFd) -> Option<Arc<Entry>> {
     if TRACKED.load(Relaxed) == 0 || fd < 0 {
         return None;
@@ -159,7 +194,7 @@ pub(crate) fn remove(fd: RawFd) -> Option<Arc<Entry>> {
     let old = TABLE.write().get_mut(fd as usize)?.take()?;
     mark(fd, false);
     TRACKED.fetch_sub(1, Relaxed);
-    old.reg.deregister_shared(fd);
+    old.reg.close_shared(fd);
     Some(old)
 }
 

@@ -17,8 +17,10 @@ use crate::io::scheduled::Direction;
 /// As `close(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    // Off the poller (waking its waiters, who then see EBADF) before the
-    // number can be reused.
+    // Off the poller while the number still names the description (after
+    // the close no DEL could reach the registration, which a dup may keep
+    // alive), and closed: its waiters wake to EBADF and never register the
+    // number again, whatever it names next.
     fdtable::remove(fd);
     // SAFETY: the caller's argument, as given.
     unsafe { real::close(fd) }
@@ -50,8 +52,10 @@ pub unsafe extern "C" fn dup3(fd: c_int, to: c_int, flags: c_int) -> c_int {
     replace(fd, to, || unsafe { real::dup3(fd, to, flags) })
 }
 
-/// `dup2`/`dup3`: `to` leaves the poller before the kernel closes it (its
-/// events must not arrive under a token whose state is released).
+/// `dup2`/`dup3`: `to` leaves the poller before the kernel closes it, as in
+/// `close` (its events must not arrive under a token whose state is
+/// released); a greenlet blocked on `to` gets `EBADF`, not the description
+/// put there.
 fn replace(fd: c_int, to: c_int, op: impl FnOnce() -> c_int) -> c_int {
     if fd == to {
         return op();
