@@ -53,6 +53,19 @@ mod imp {
     /// unlocking is a plain release store instead of `parking_lot`'s
     /// read-modify-write, which is measurable on the channel ping-pong.
     /// A holder preempted by the OS costs spinners a `yield_now` each.
+    ///
+    /// **No user code runs under this lock** (no `Clone`, `Ord`, `Eq`,
+    /// `Hash` or `Drop` of a user value, no user callback), because user
+    /// code may block: a greenlet that parks while holding the lock leaves
+    /// every other greenlet that takes it spinning, and on a single-threaded
+    /// hub the holder never runs again, so they spin forever. Values are
+    /// moved in and out under the lock and cloned, compared or dropped after
+    /// it is released; where user code must see a consistent state (the
+    /// priority queue's heap, `AsyncResult`'s clones) it runs under
+    /// greenhub's own parking `sync::Mutex` instead. In debug builds each
+    /// thread counts the `WaitLock`s it holds, and a greenlet that suspends
+    /// (or a thread that parks) while holding one aborts the process with
+    /// that message ([`assert_no_wait_lock`]).
     #[derive(Default)]
     pub(crate) struct WaitLock<T> {
         locked: AtomicBool,
@@ -82,6 +95,8 @@ mod imp {
             {
                 self.lock_contended();
             }
+            #[cfg(debug_assertions)]
+            HELD.with(|h| h.set(h.get() + 1));
             WaitLockGuard { lock: self }
         }
 
@@ -140,7 +155,49 @@ mod imp {
         #[inline]
         fn drop(&mut self) {
             self.lock.locked.store(false, Ordering::Release);
+            #[cfg(debug_assertions)]
+            HELD.with(|h| h.set(h.get().saturating_sub(1)));
         }
+    }
+
+    #[cfg(debug_assertions)]
+    std::thread_local! {
+        /// How many [`WaitLock`]s this thread holds (debug builds only).
+        static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Aborts (debug builds only) if this thread holds a [`WaitLock`]:
+    /// called where a greenlet suspends and where a thread parks, since
+    /// blocking under that lock can make its other users spin forever (see
+    /// [`WaitLock`]: no user code under it). An abort, not a panic: the
+    /// callers may have wait nodes linked on their stack, which unwinding
+    /// would free while a notifier can still reach them.
+    #[inline]
+    pub(crate) fn assert_no_wait_lock() {
+        #[cfg(debug_assertions)]
+        if HELD.with(|h| h.get()) != 0 {
+            wait_lock_held();
+        }
+    }
+
+    /// How many [`WaitLock`]s this thread holds.
+    #[cfg(all(test, debug_assertions))]
+    pub(crate) fn wait_locks_held() -> usize {
+        HELD.with(|h| h.get())
+    }
+
+    #[cfg(debug_assertions)]
+    #[cold]
+    #[inline(never)]
+    fn wait_lock_held() -> ! {
+        eprintln!(
+            "greenhub bug: blocking while holding an internal WaitLock. No user \
+             code may run under that lock (Clone, Ord, Drop, callbacks): the \
+             others that take it spin until the holder runs again, forever on \
+             a single-threaded hub. Aborting.\n{}",
+            std::backtrace::Backtrace::force_capture()
+        );
+        std::process::abort();
     }
 
     /// `std::cell::UnsafeCell` with loom's closure-based accessors.
@@ -200,6 +257,30 @@ mod imp {
     /// explore every order in which the state is locked.
     pub(crate) type WaitLock<T> = Mutex<T>;
     pub(crate) type WaitLockGuard<'a, T> = MutexGuard<'a, T>;
+
+    /// The debug check of the non-loom build; loom's mutex is not counted.
+    #[inline]
+    pub(crate) fn assert_no_wait_lock() {}
 }
 
 pub(crate) use imp::*;
+
+#[cfg(all(test, not(loom), debug_assertions))]
+mod tests {
+    use super::*;
+
+    /// The debug count of held `WaitLock`s follows the guards, nested too.
+    #[test]
+    fn held_wait_locks_are_counted() {
+        let (a, b) = (WaitLock::new(1), WaitLock::new(2));
+        assert_eq!(wait_locks_held(), 0);
+        let ga = a.lock();
+        let gb = b.lock();
+        assert_eq!(wait_locks_held(), 2);
+        drop(ga);
+        assert_eq!(wait_locks_held(), 1);
+        drop(gb);
+        assert_eq!(wait_locks_held(), 0);
+        assert_no_wait_lock();
+    }
+}

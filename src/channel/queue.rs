@@ -6,6 +6,23 @@
 //! (only while it is full) and joiners (waiting for `unfinished == 0`). As
 //! in the channels, an item goes straight to a waiting getter, and a waiting
 //! putter's item moves into the store as soon as a get makes room.
+//!
+//! # The priority heap
+//!
+//! The lock is a spin lock (`WaitLock`), and no user code may run under it:
+//! a user `Ord` that blocks would leave the queue's other users spinning. So
+//! a priority queue keeps its heap outside it, behind greenhub's parking
+//! [`Mutex`](crate::sync::Mutex) (the *heap lock*), and every priority put
+//! and get takes the heap lock first, then the spin lock for the wait lists
+//! and counters, and compares items only after releasing the spin lock. The
+//! heap lock thus orders all priority puts and gets (a comparison that
+//! blocks makes the others park, never spin); the spin lock's state keeps a
+//! count of the heap's items for `len`. A caller that must wait releases the
+//! heap lock only once it holds the spin lock, so whoever comes next (and
+//! takes the heap lock, then the spin lock) finds it in its wait list. So
+//! `try_put`/`try_get` on a priority queue may wait (park) for another
+//! caller's comparisons to finish. FIFO and LIFO queues have no heap lock
+//! and run as before.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -14,15 +31,33 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::trace::WaitKind;
 use crate::loom::WaitLock as Mutex;
+use crate::sync::Mutex as ParkingMutex;
 use crate::sync::waitlist::{Granted, WaitList, Waited, wait, wait_granted, wake_all};
 
 /// The order items come out in.
 enum Store<T> {
     Fifo(VecDeque<T>),
     Lifo(Vec<T>),
-    /// A min-heap under the item type's `Ord`, kept as a function pointer so
-    /// that `Queue<T>` itself needs no `T: Ord` bound.
-    Priority(BinaryHeap<Prio<T>>, fn(&T, &T) -> Ordering),
+    /// The items live in the heap behind [`Queue::heap`]; this counts them.
+    Priority(usize),
+}
+
+/// A priority queue's items: a min-heap under the item type's `Ord`, kept as
+/// a function pointer so that `Queue<T>` itself needs no `T: Ord` bound.
+struct Heap<T> {
+    items: BinaryHeap<Prio<T>>,
+    cmp: fn(&T, &T) -> Ordering,
+}
+
+impl<T> Heap<T> {
+    fn push(&mut self, item: T) {
+        let cmp = self.cmp;
+        self.items.push(Prio { item, cmp });
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        self.items.pop().map(|p| p.item)
+    }
 }
 
 struct Prio<T> {
@@ -52,19 +87,21 @@ impl<T> Ord for Prio<T> {
 }
 
 impl<T> Store<T> {
+    /// FIFO and LIFO only: priority items go through [`Queue::heap`].
     fn push(&mut self, item: T) {
         match self {
             Store::Fifo(q) => q.push_back(item),
             Store::Lifo(v) => v.push(item),
-            Store::Priority(h, cmp) => h.push(Prio { item, cmp: *cmp }),
+            Store::Priority(_) => unreachable!("greenhub: priority items live in the heap"),
         }
     }
 
+    /// FIFO and LIFO only, as `push`.
     fn pop(&mut self) -> Option<T> {
         match self {
             Store::Fifo(q) => q.pop_front(),
             Store::Lifo(v) => v.pop(),
-            Store::Priority(h, _) => h.pop().map(|p| p.item),
+            Store::Priority(_) => unreachable!("greenhub: priority items live in the heap"),
         }
     }
 
@@ -72,7 +109,7 @@ impl<T> Store<T> {
         match self {
             Store::Fifo(q) => q.len(),
             Store::Lifo(v) => v.len(),
-            Store::Priority(h, _) => h.len(),
+            Store::Priority(n) => *n,
         }
     }
 }
@@ -118,6 +155,9 @@ struct State<T> {
 pub struct Queue<T> {
     state: Mutex<State<T>>,
     cap: Option<usize>,
+    /// A priority queue's heap, behind the parking heap lock (see the
+    /// module docs); `None` for FIFO and LIFO queues.
+    heap: Option<Box<ParkingMutex<Heap<T>>>>,
 }
 
 /// A put on a full queue that could not wait (or timed out); the item comes
@@ -191,6 +231,7 @@ impl<T> Queue<T> {
                 unfinished: 0,
             }),
             cap,
+            heap: None,
         }
     }
 
@@ -245,7 +286,14 @@ impl<T> Queue<T> {
     where
         T: Ord,
     {
-        Queue::with_store(Store::Priority(BinaryHeap::new(), T::cmp), maxsize)
+        let heap = Heap {
+            items: BinaryHeap::new(),
+            cmp: T::cmp,
+        };
+        Queue {
+            heap: Some(Box::new(ParkingMutex::new(heap))),
+            ..Queue::with_store(Store::Priority(0), maxsize)
+        }
     }
 
     /// Puts an item, waiting while the queue is full.
@@ -284,6 +332,9 @@ impl<T> Queue<T> {
     }
 
     fn put_until(&self, item: T, deadline: Option<Instant>) -> Result<(), QueueFull<T>> {
+        if let Some(heap) = &self.heap {
+            return self.put_priority(heap, item, deadline);
+        }
         let mut st = self.state.lock();
         if let Some(mut p) = st.getters.pop() {
             *p.data() = Some(item);
@@ -354,6 +405,9 @@ impl<T> Queue<T> {
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Option<T> {
+        if let Some(heap) = &self.heap {
+            return self.get_priority(heap, deadline);
+        }
         let mut st = self.state.lock();
         if let Some(item) = st.items.pop() {
             // Room freed: move the first waiting putter's item in.
@@ -379,6 +433,130 @@ impl<T> Queue<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
+        match wait_granted(
+            &self.state,
+            st,
+            |s| &mut s.getters,
+            None,
+            deadline,
+            WaitKind::QueueGet,
+        ) {
+            Granted::Done(item) => Some(item.expect("greenhub: getter woken without item")),
+            Granted::TimedOut(..) => None,
+            Granted::Interrupted(st, _, interrupt) => {
+                drop(st);
+                interrupt.raise()
+            }
+        }
+    }
+
+    /// `put_until` for a priority queue: the heap lock, then the spin lock;
+    /// comparisons only after the spin lock is released (module docs).
+    fn put_priority(
+        &self,
+        heap: &ParkingMutex<Heap<T>>,
+        item: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), QueueFull<T>> {
+        let mut h = heap.lock();
+        let mut st = self.state.lock();
+        if let Some(mut p) = st.getters.pop() {
+            // Only while the heap is empty: no comparison needed.
+            *p.data() = Some(item);
+            let waiter = p.grant();
+            st.unfinished += 1;
+            drop(st);
+            drop(h);
+            waiter.wake();
+            return Ok(());
+        }
+        let len = h.items.len();
+        if self.cap.is_none_or(|c| len < c) {
+            st.items = Store::Priority(len + 1);
+            st.unfinished += 1;
+            drop(st);
+            h.push(item);
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(st);
+            drop(h);
+            return Err(QueueFull(item));
+        }
+        // Let the next put or get in only once we hold the spin lock: a get
+        // that makes room then finds us among the putters.
+        drop(h);
+        match wait_granted(
+            &self.state,
+            st,
+            |s| &mut s.putters,
+            Some(item),
+            deadline,
+            WaitKind::QueuePut,
+        ) {
+            // The getter moved our item in and counted it.
+            Granted::Done(_) => Ok(()),
+            Granted::TimedOut(st, item) => {
+                drop(st);
+                Err(QueueFull(item.expect("greenhub: item missing")))
+            }
+            Granted::Interrupted(st, item, interrupt) => {
+                drop(st);
+                drop(item);
+                interrupt.raise()
+            }
+        }
+    }
+
+    /// `get_until` for a priority queue (see `put_priority`).
+    fn get_priority(&self, heap: &ParkingMutex<Heap<T>>, deadline: Option<Instant>) -> Option<T> {
+        let mut h = heap.lock();
+        let mut st = self.state.lock();
+        let len = h.items.len();
+        if len > 0 {
+            // Room freed: the first waiting putter's item moves in, after
+            // ours is out (so we get the smallest of those already in).
+            let moved = st.putters.pop().map(|mut p| {
+                let item = p.data().take().expect("greenhub: putter without item");
+                (item, p.grant())
+            });
+            let refill = match moved {
+                Some((item, waiter)) => {
+                    st.unfinished += 1;
+                    st.items = Store::Priority(len);
+                    drop(st);
+                    // Its put is complete: wake it before comparing, so a
+                    // comparison that panics cannot leave it parked.
+                    waiter.wake();
+                    Some(item)
+                }
+                None => {
+                    st.items = Store::Priority(len - 1);
+                    drop(st);
+                    None
+                }
+            };
+            let item = h.pop().expect("greenhub: counted item missing");
+            if let Some(moved) = refill {
+                h.push(moved);
+            }
+            return Some(item);
+        }
+        if let Some(mut p) = st.putters.pop() {
+            // A zero-capacity queue: take the putter's item directly.
+            let item = p.data().take().expect("greenhub: putter without item");
+            let waiter = p.grant();
+            st.unfinished += 1;
+            drop(st);
+            drop(h);
+            waiter.wake();
+            return Some(item);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        // As in `put_priority`: a put that follows finds us among the getters.
+        drop(h);
         match wait_granted(
             &self.state,
             st,

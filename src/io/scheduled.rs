@@ -113,7 +113,12 @@ impl ScheduledIo {
     pub(crate) fn remove_waiter(&self, dir: Direction, key: WaiterKey) {
         let mut waiters = self.side(dir).waiters.lock();
         if let Some(i) = waiters.iter().position(|w| w.key() == key) {
-            waiters.swap_remove(i);
+            // Dropped after the lock: no destructor runs under a `WaitLock`
+            // (this is the caller's own waiter, never its greenlet's last
+            // reference, but nothing should depend on that).
+            let removed = waiters.swap_remove(i);
+            drop(waiters);
+            drop(removed);
         }
     }
 

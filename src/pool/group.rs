@@ -73,12 +73,18 @@ pub(crate) struct Membership {
 impl Drop for Membership {
     fn drop(&mut self) {
         let mut st = self.inner.state.lock();
-        st.members.remove(&self.key);
+        // Dropped after the lock: no destructor runs under a `WaitLock`
+        // (this handle is never the greenlet's last reference today, but the
+        // last one would drop the greenlet's closure or result: user code).
+        let handle = st.members.remove(&self.key);
         if st.members.is_empty() {
             let woken = st.waiters.drain(|_| {});
             drop(st);
             wake_all(woken);
+        } else {
+            drop(st);
         }
+        drop(handle);
     }
 }
 

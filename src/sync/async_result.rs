@@ -80,11 +80,17 @@ impl Error for AsyncError {
 /// });
 /// ```
 pub struct AsyncResult<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<State>,
+    /// The outcome, behind greenhub's parking mutex rather than the spin
+    /// lock: `get` clones it, and a user `Clone` may block (no user code
+    /// runs under a `WaitLock`). A getter blocked in `clone` makes the other
+    /// getters park on this mutex, never spin.
+    outcome: crate::sync::Mutex<Option<Result<T, AsyncError>>>,
 }
 
-struct State<T> {
-    outcome: Option<Result<T, AsyncError>>,
+struct State {
+    /// `Some(successful)` once completed (the outcome is stored first).
+    done: Option<bool>,
     waiters: WaitList<()>,
 }
 
@@ -104,9 +110,10 @@ impl<T> AsyncResult<T> {
     pub fn new() -> AsyncResult<T> {
         AsyncResult {
             state: Mutex::new(State {
-                outcome: None,
+                done: None,
                 waiters: WaitList::new(),
             }),
+            outcome: crate::sync::Mutex::new(None),
         }
     }
 
@@ -147,11 +154,17 @@ impl<T> AsyncResult<T> {
     }
 
     fn complete(&self, outcome: Result<T, AsyncError>) -> Result<(), Result<T, AsyncError>> {
-        let mut st = self.state.lock();
-        if st.outcome.is_some() {
+        // The outcome first (under its own mutex: it may wait for a getter's
+        // `clone`), then the flag and the waiters (under the spin lock).
+        let mut slot = self.outcome.lock();
+        if slot.is_some() {
             return Err(outcome);
         }
-        st.outcome = Some(outcome);
+        let successful = outcome.is_ok();
+        *slot = Some(outcome);
+        drop(slot);
+        let mut st = self.state.lock();
+        st.done = Some(successful);
         let woken = st.waiters.drain(|_| {});
         drop(st);
         wake_all(woken);
@@ -166,7 +179,7 @@ impl<T> AsyncResult<T> {
     /// assert!(r.is_ready());
     /// ```
     pub fn is_ready(&self) -> bool {
-        self.state.lock().outcome.is_some()
+        self.state.lock().done.is_some()
     }
 
     /// Whether it has been completed with a value (gevent's `successful()`).
@@ -178,7 +191,7 @@ impl<T> AsyncResult<T> {
     /// assert!(r.is_successful());
     /// ```
     pub fn is_successful(&self) -> bool {
-        matches!(self.state.lock().outcome, Some(Ok(_)))
+        self.state.lock().done == Some(true)
     }
 
     /// Waits until it is completed.
@@ -211,7 +224,7 @@ impl<T> AsyncResult<T> {
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         let st = self.state.lock();
-        if st.outcome.is_some() {
+        if st.done.is_some() {
             return true;
         }
         let (st, waited) = wait(
@@ -224,7 +237,7 @@ impl<T> AsyncResult<T> {
         );
         match waited {
             Waited::Done(()) => true,
-            Waited::TimedOut(()) => st.outcome.is_some(),
+            Waited::TimedOut(()) => st.done.is_some(),
             Waited::Interrupted((), interrupt) => {
                 drop(st);
                 interrupt.raise()
@@ -261,25 +274,30 @@ impl<T: Clone> AsyncResult<T> {
         self.try_get()
     }
 
-    /// The outcome if it is completed, without waiting (gevent's
-    /// `get(block=False)`).
+    /// The outcome if it is completed, without waiting for completion
+    /// (gevent's `get(block=False)`). Clones are made one at a time: if
+    /// another caller's `T::clone` is in progress (and blocks), this waits
+    /// for it to finish.
     ///
     /// ```
     /// let r = greenhub::sync::AsyncResult::<u8>::new();
     /// assert!(r.try_get().is_none());
     /// ```
     pub fn try_get(&self) -> Option<Result<T, AsyncError>> {
-        self.state.lock().outcome.clone()
+        // Pending: `None` without touching the parking mutex.
+        self.state.lock().done?;
+        // `T::clone` is user code: under the parking mutex, not the spin lock.
+        self.outcome.lock().clone()
     }
 }
 
 impl<T> fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.state.lock();
-        let state = match &st.outcome {
+        let state = match st.done {
             None => "pending",
-            Some(Ok(_)) => "value",
-            Some(Err(_)) => "error",
+            Some(true) => "value",
+            Some(false) => "error",
         };
         f.debug_struct("AsyncResult")
             .field("state", &state)
