@@ -41,8 +41,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[doc(hidden)]
-pub use chan::Selector;
 use chan::{Chan, RecvReq, SendReq};
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,

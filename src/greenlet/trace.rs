@@ -40,7 +40,7 @@ pub enum WaitKind {
     ChannelSend,
     /// Receiving from an empty [`channel`](crate::channel).
     ChannelRecv,
-    /// [`channel::Select`](crate::channel::Select) over several channels.
+    /// A [`select!`](crate::select) over several channels.
     ChannelSelect,
     /// `Queue::put` on a full [`Queue`](crate::channel::Queue).
     QueuePut,

@@ -52,8 +52,7 @@ pub(crate) struct Node<T> {
 }
 
 impl<T> Node<T> {
-    /// An unlinked node for the current waiter (for callers that link nodes
-    /// in several lists at once, like `select`, instead of using [`wait`]).
+    /// An unlinked node for the current waiter (see [`wait`]).
     pub(crate) fn new(data: T) -> Node<T> {
         Node {
             prev: ptr::null_mut(),
@@ -64,6 +63,27 @@ impl<T> Node<T> {
             data,
             _pin: PhantomPinned,
         }
+    }
+
+    /// An unlinked node without a waiter yet, for `select`, which
+    /// [`arms`](Node::arm) it each time it links it: the node then wakes
+    /// whoever is selecting, wherever and whenever the node was made.
+    pub(crate) fn unarmed(data: T) -> Node<T> {
+        Node {
+            prev: ptr::null_mut(),
+            next: ptr::null_mut(),
+            linked: false,
+            granted: AtomicBool::new(false),
+            waiter: None,
+            data,
+            _pin: PhantomPinned,
+        }
+    }
+
+    /// Makes the current caller the node's waiter (replacing any earlier
+    /// one; a grant takes it). Only the owner, while the node is not linked.
+    pub(crate) fn arm(&mut self) {
+        self.waiter = Some(Waiter::current());
     }
 
     /// The node's data. Only the owner, while the node is not linked, or
