@@ -250,13 +250,22 @@ fn interrupt_now(
     }
 }
 
-/// The deadline to arm: the earlier of the caller's and the ambient one, but
-/// not an ambient one that already passed (it could not be raised, see
-/// `pending_interrupt_slow`, and arming it would spin).
-fn effective(deadline: Option<Instant>, ambient: Option<Ambient>) -> Option<Instant> {
-    let ambient = ambient
-        .map(|a| a.at)
-        .filter(|&at| deadline.is_some_and(|d| d <= at) || at > Instant::now());
+/// The deadline to arm: the earlier of the caller's and the ambient one.
+///
+/// An ambient deadline that has already passed is kept (the park then ends
+/// at once and the interrupt check after it raises the frame's timeout),
+/// unless `raisable` says it cannot be raised now (the caller is unwinding,
+/// see `pending_interrupt_slow`): then arming it would only spin, and it is
+/// left out. It may have passed after the caller's interrupt check, a moment
+/// ago; dropping it then would park with no deadline at all, for ever.
+fn effective(
+    deadline: Option<Instant>,
+    ambient: Option<Ambient>,
+    raisable: impl FnOnce() -> bool,
+) -> Option<Instant> {
+    let ambient = ambient.map(|a| a.at).filter(|&at| {
+        deadline.is_some_and(|d| d <= at) || at > Instant::now() || raisable()
+    });
     match (deadline, ambient) {
         (Some(d), Some(a)) => Some(d.min(a)),
         (d, a) => d.or(a),
@@ -276,7 +285,9 @@ fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>, on: WaitOn
     }
     let header = task.header();
     if !header.state.take_notified() {
-        let until = effective(deadline, header.stack.ambient.get());
+        let until = effective(deadline, header.stack.ambient.get(), || {
+            unwinding_now() == Some(false)
+        });
         header.trace.set_wait(on, until);
         #[cfg(feature = "tracing")]
         crate::inspect::trace::park(on);
@@ -303,7 +314,7 @@ fn park_thread_until(deadline: Option<Instant>) -> Wake {
     if let Some(i) = interrupt() {
         return Wake::Interrupted(i);
     }
-    match effective(deadline, ambient) {
+    match effective(deadline, ambient, || !std::thread::panicking()) {
         None => std::thread::park(),
         Some(at) => {
             let now = Instant::now();
@@ -376,7 +387,9 @@ impl Drop for TimerGuard {
 /// and the thread's `timeout` frame.
 #[cfg(not(loom))]
 pub(crate) fn thread_deadline(deadline: Option<Instant>) -> Option<Instant> {
-    effective(deadline, with_ambient(AmbientCell::get).flatten())
+    effective(deadline, with_ambient(AmbientCell::get).flatten(), || {
+        !std::thread::panicking()
+    })
 }
 
 /// Off a greenlet: the expired `timeout` frame to raise, if any (as

@@ -44,10 +44,12 @@ pub(crate) fn block_thread(
         }
         let ms = match wait::thread_deadline(deadline) {
             None => -1,
-            // The caller's own deadline (an expired frame was raised above).
             Some(at) => match ms_until(at) {
                 Some(ms) => ms,
-                None => return Ok(true),
+                None if deadline.is_some_and(|d| d <= Instant::now()) => return Ok(true),
+                // The frame's deadline passed after the check above: poll
+                // once more without waiting, and the check raises it.
+                None => 0,
             },
         };
         if poll_fds(pfds, ms)? > 0 {
