@@ -2,8 +2,10 @@
 //! against the model: the same ops completed and the same values received
 //! by every worker, the blocked ones and every victim reported killed, the
 //! critical-section counter exact (mutual exclusion), every helper run once,
-//! every greenlet's closure dropped, no stack left out of the allocator, and
-//! the whole run within a bound. Panics (a fuzzer crash) on any difference.
+//! every greenlet's closure dropped, every stack's log (coroutines,
+//! `timeout` frames, `local!` values: [`crate::coro`]) exactly the model's,
+//! no stack left out of the allocator, and the whole run within a bound.
+//! Panics (a fuzzer crash) on any difference.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -13,7 +15,8 @@ use greenhub::channel::{self, Receiver, Sender};
 use greenhub::sync::{Event, Mutex};
 use greenhub::{Builder, JoinHandle};
 
-use crate::program::{ChanKind, EVENTS, Op, Program, VictimKind};
+use crate::coro::{self, Sink, Steps, Teardown, Ws, Yield};
+use crate::program::{ChanKind, CoDef, EVENTS, Node, Op, Program, VictimKind};
 
 /// How long anything the model says must happen may take.
 const BOUND: Duration = Duration::from_secs(20);
@@ -34,8 +37,12 @@ struct World {
     events: Vec<Event>,
     done: Vec<Event>,
     counter: Mutex<usize>,
-    /// Ops completed, per worker.
+    /// Steps completed, per worker.
     pc: Vec<AtomicUsize>,
+    /// The step each worker last began, plus one.
+    entered: Vec<AtomicUsize>,
+    /// Each worker's stack log.
+    logs: Vec<Arc<Sink>>,
     received: Vec<parking_lot::Mutex<Vec<u64>>>,
     dead_rx: Receiver<u64>,
     dead_lock: Mutex<()>,
@@ -65,19 +72,39 @@ fn owning<T, F: FnOnce() -> T>(world: &World, f: F) -> impl FnOnce() -> T + use<
     }
 }
 
-fn worker(world: Arc<World>, victims: Victims, w: usize, ops: Vec<Op>) {
-    let n = world.tx.len();
-    let mut sent = 0;
-    let mut helpers = Vec::new();
-    for op in ops {
+/// A worker's own stack: its Kahn ops and its step counters.
+struct WorkerSteps {
+    world: Arc<World>,
+    victims: Victims,
+    w: usize,
+    sent: usize,
+    steps: usize,
+    helpers: Vec<JoinHandle<u8>>,
+}
+
+impl Steps for WorkerSteps {
+    fn begin(&mut self, i: usize) {
+        self.world.entered[self.w].store(i + 1, SeqCst);
+    }
+
+    fn done(&mut self) {
+        self.steps += 1;
+        self.world.pc[self.w].fetch_add(1, SeqCst);
+    }
+
+    fn count(&self) -> usize {
+        self.steps
+    }
+
+    fn kahn(&mut self, op: Op) {
+        let world = &self.world;
+        let (w, n) = (self.w, world.tx.len());
         match op {
-            Op::Yield => greenhub::yield_now(),
-            Op::Sleep(ms) => greenhub::sleep(Duration::from_millis(ms.into())),
             Op::Send => {
                 world.tx[w]
-                    .send(crate::program::value(w, sent))
+                    .send(crate::program::value(w, self.sent))
                     .expect("send: the main greenlet holds a receiver");
-                sent += 1;
+                self.sent += 1;
             }
             Op::Recv => {
                 let v = world.rx[(w + n - 1) % n]
@@ -97,35 +124,39 @@ fn worker(world: Arc<World>, victims: Victims, w: usize, ops: Vec<Op>) {
                 *guard = seen + 1;
             }
             Op::Kill(v) => {
-                if let Some(Some(h)) = victims.get(v as usize).map(|h| h.lock()).as_deref() {
+                if let Some(Some(h)) = self.victims.get(v as usize).map(|h| h.lock()).as_deref() {
                     h.kill();
                 }
             }
             Op::Join(g) => world.done[g as usize].wait(),
-            Op::TimeoutDead => {
-                let r = greenhub::timeout(Duration::from_millis(1), || world.dead_rx.recv());
-                assert!(r.is_err(), "timeout around a dead recv returned {r:?}");
-            }
-            Op::RecvTimeoutDead => {
-                let r = world.dead_rx.recv_timeout(Duration::from_millis(1));
-                assert!(r.is_err(), "recv_timeout on a dead channel returned {r:?}");
-            }
-            Op::TimeoutOk => {
-                greenhub::timeout(Duration::from_secs(10), greenhub::yield_now)
-                    .expect("a yield inside a 10 s timeout elapsed");
-            }
             Op::Spawn => {
                 let w2 = world.clone();
-                helpers.push(greenhub::spawn(owning(&world, move || {
+                self.helpers.push(greenhub::spawn(owning(world, move || {
                     greenhub::yield_now();
                     w2.helpers.fetch_add(1, SeqCst);
                     7u8
                 })));
             }
+            op => unreachable!("{op:?} is not a Kahn op"),
         }
-        world.pc[w].fetch_add(1, SeqCst);
     }
-    for h in helpers {
+}
+
+fn worker(world: Arc<World>, victims: Victims, w: usize, ops: Vec<Node>, cos: Arc<Vec<CoDef>>) {
+    let ws = Ws::new(world.logs[w].clone(), cos, world.dead_rx.clone());
+    // Dropped last (declared first): the coroutine handles go after
+    // everything else of the closure, as the model says.
+    let _teardown = Teardown(ws.clone());
+    let mut steps = WorkerSteps {
+        world: world.clone(),
+        victims,
+        w,
+        sent: 0,
+        steps: 0,
+        helpers: Vec::new(),
+    };
+    coro::exec(&ws, 0, Yield::Own, &ops, &mut Some(&mut steps));
+    for h in std::mem::take(&mut steps.helpers) {
         assert_eq!(h.join().expect("helper"), 7);
     }
     world.done[w].set();
@@ -157,8 +188,28 @@ fn victim(world: Arc<World>, kind: VictimKind) {
 
 /// Runs `p`, panicking on any difference from its model.
 pub fn run(p: &Program) {
+    coro::init_keys();
     let want = p.model();
     let n = p.workers.len();
+    let cos = Arc::new(p.cos.clone());
+    if let (Some(ops), Some(log)) = (p.thread.clone(), want.thread_log.clone()) {
+        // The thread part: raw greenlets and generators on a plain thread
+        // (its own, so that its stack cache and thread-locals go with it).
+        let sink = Arc::new(Sink::new("thread".into(), log));
+        let (s2, cos2) = (sink.clone(), cos.clone());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let (_dead_tx, dead_rx) = channel::unbounded::<u64>();
+            let ws = Ws::new(s2, cos2, dead_rx);
+            let teardown = Teardown(ws.clone());
+            coro::exec(&ws, 0, Yield::Own, &ops, &mut None);
+            drop(teardown);
+            let _ = done_tx.send(());
+        });
+        assert!(done_rx.recv_timeout(BOUND).is_ok(), "hang: the thread part");
+        t.join().expect("the thread part panicked");
+        sink.finish();
+    }
     let builder = match p.mode {
         0 => Builder::new().single_threaded(),
         1 => Builder::new().work_stealing().hubs(2),
@@ -187,6 +238,10 @@ pub fn run(p: &Program) {
         done: (0..n).map(|_| Event::new()).collect(),
         counter: Mutex::new(0),
         pc: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+        entered: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+        logs: (0..n)
+            .map(|w| Arc::new(Sink::new(format!("worker {w}"), want.logs[w].clone())))
+            .collect(),
         received: (0..n).map(|_| Default::default()).collect(),
         dead_rx,
         dead_lock: Mutex::new(()),
@@ -197,7 +252,7 @@ pub fn run(p: &Program) {
     let p2 = p.clone();
     let w2 = world.clone();
     let want2 = want.clone();
-    rt.block_on(move || check(&p2, &w2, &want2));
+    rt.block_on(move || check(&p2, &w2, &want2, &cos));
     drop(rt);
     assert!(started.elapsed() < 2 * BOUND, "the run took too long");
     drop(dead_tx);
@@ -213,7 +268,7 @@ pub fn run(p: &Program) {
 
 /// The main greenlet: spawns everything, waits for the model's fixpoint,
 /// kills what must be blocked and compares.
-fn check(p: &Program, world: &Arc<World>, want: &crate::program::Outcome) {
+fn check(p: &Program, world: &Arc<World>, want: &crate::program::Outcome, cos: &Arc<Vec<CoDef>>) {
     let held = world.dead_lock.lock();
     let victims: Victims = Arc::new(
         p.victims
@@ -231,7 +286,16 @@ fn check(p: &Program, world: &Arc<World>, want: &crate::program::Outcome) {
         .enumerate()
         .map(|(w, ops)| {
             let (w2, victims, ops) = (world.clone(), victims.clone(), ops.clone());
-            greenhub::spawn(owning(world, move || worker(w2, victims, w, ops)))
+            let cos2 = cos.clone();
+            let f = owning(world, move || worker(w2, victims, w, ops, cos2));
+            // A worker that keeps `Rc`s (coroutines, local values) across
+            // blocking calls must not migrate: `spawn_local` from this
+            // greenlet (`block_on`'s, which never migrates) pins it.
+            if p.mode == 3 && p.uses_stacks(w) {
+                greenhub::spawn_local(f)
+            } else {
+                greenhub::spawn(f)
+            }
         })
         .collect();
     // 1. Everyone reaches the model's fixpoint.
@@ -245,6 +309,7 @@ fn check(p: &Program, world: &Arc<World>, want: &crate::program::Outcome) {
         }
         wait_for("a worker reaching its blocking op", || {
             world.pc[w].load(SeqCst) >= want.pc[w]
+                && (want.finished[w] || world.entered[w].load(SeqCst) > want.pc[w])
         });
     }
     // 2. Nothing moves past it (a model that is wrong shows here).
@@ -290,4 +355,7 @@ fn check(p: &Program, world: &Arc<World>, want: &crate::program::Outcome) {
         );
     }
     assert_eq!(*world.counter.lock(), want.criticals, "critical sections");
+    for log in &world.logs {
+        log.finish();
+    }
 }
