@@ -200,3 +200,30 @@ fn join_timeout_and_joinall() {
         });
     }
 }
+
+/// A frame whose deadline passes between a blocking call's interrupt check
+/// and the moment it arms its park used to be dropped from the park, which
+/// then had no deadline at all: the call never returned. Frames of a few
+/// microseconds hit that window often.
+#[test]
+fn a_frame_expiring_while_the_park_is_set_up_still_fires() {
+    with_deadline("tiny frames", 120, || {
+        let (_tx, rx) = channel::unbounded::<u8>();
+        for i in 0..20_000u64 {
+            let d = Duration::from_nanos(500 + i % 2_000);
+            assert!(greenhub::timeout(d, || rx.recv()).is_err());
+        }
+        for rt in modes() {
+            let rx = rx.clone();
+            rt.block_on(move || {
+                for i in 0..2_000u64 {
+                    let d = Duration::from_nanos(500 + i % 2_000);
+                    assert!(greenhub::timeout(d, || rx.recv()).is_err());
+                    assert!(
+                        greenhub::timeout(d, || greenhub::sleep(Duration::from_secs(9))).is_err()
+                    );
+                }
+            });
+        }
+    });
+}
