@@ -263,9 +263,9 @@ fn effective(
     ambient: Option<Ambient>,
     raisable: impl FnOnce() -> bool,
 ) -> Option<Instant> {
-    let ambient = ambient.map(|a| a.at).filter(|&at| {
-        deadline.is_some_and(|d| d <= at) || at > Instant::now() || raisable()
-    });
+    let ambient = ambient
+        .map(|a| a.at)
+        .filter(|&at| deadline.is_some_and(|d| d <= at) || at > Instant::now() || raisable());
     match (deadline, ambient) {
         (Some(d), Some(a)) => Some(d.min(a)),
         (d, a) => d.or(a),
