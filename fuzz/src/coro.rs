@@ -17,11 +17,12 @@ use greenhub::raw::{Co as GenCo, Generator, RawGreenlet, SwitchError};
 use crate::program::{Act, CoDef, Node, Op, Scope};
 use crate::stacks::{Ev, Res, ValId};
 
-/// A short frame's duration: it expires at the first `Block` inside.
+/// A short frame's duration: it expires at the first `Block` inside (or a
+/// blocking call of a coroutine that honours it as its outer deadline).
 pub const SHORT: Duration = Duration::from_millis(1);
 /// A long frame's: never expires in a run.
 pub const LONG: Duration = Duration::from_secs(3600);
-/// How long a `Block` waits at most (its short frame ends it after 1 ms).
+/// How long a `Block` waits at most (a short frame ends it after 1 ms).
 const BLOCK_BOUND: Duration = Duration::from_secs(2);
 
 /// A stack log, checked entry by entry against the model's.
@@ -170,9 +171,9 @@ impl Drop for Val {
                 } else {
                     h.set_parent(&RawGreenlet::current())
                         .expect("set_parent before a kill");
-                    ws.chain.borrow_mut().push((x, false));
+                    let chain = ws.enter(x, false);
                     let r = h.kill();
-                    ws.chain.borrow_mut().pop();
+                    drop(chain);
                     assert_eq!(r, Err(SwitchError::Exit), "kill of a held raw greenlet");
                     Res::Exit
                 };
@@ -203,6 +204,8 @@ pub struct Ws {
     chain: RefCell<Vec<(u32, bool)>>,
     /// Who each running raw greenlet yields to (uncounted handles).
     raw_parents: RefCell<Vec<RawGreenlet<u64>>>,
+    /// Short frames open on each stack, by stack id.
+    shorts: RefCell<Vec<u32>>,
     next_id: Cell<u32>,
     seq: Cell<u32>,
 }
@@ -219,6 +222,7 @@ impl Ws {
             table: RefCell::new((0..n).map(|_| None).collect()),
             chain: RefCell::new(vec![(0, false)]),
             raw_parents: RefCell::new(Vec::new()),
+            shorts: RefCell::new(Vec::new()),
             next_id: Cell::new(1),
             seq: Cell::new(0),
         })
@@ -235,6 +239,34 @@ impl Ws {
 
     fn on_chain(&self, id: u32) -> bool {
         self.chain.borrow().iter().any(|&(s, _)| s == id)
+    }
+
+    /// Pushes `id` on the chain of running stacks until the guard drops
+    /// (the resume returning or unwinding).
+    fn enter(&self, id: u32, generator: bool) -> ChainGuard<'_> {
+        self.chain.borrow_mut().push((id, generator));
+        ChainGuard(self)
+    }
+
+    /// Counts a short frame open on stack `st` until the guard drops.
+    fn open_short(&self, st: u32) -> ShortGuard<'_> {
+        let mut shorts = self.shorts.borrow_mut();
+        let i = st as usize;
+        if shorts.len() <= i {
+            shorts.resize(i + 1, 0);
+        }
+        shorts[i] += 1;
+        ShortGuard(self, st)
+    }
+
+    /// Whether a short frame is open on a stack below the running one: then
+    /// its deadline may be the running coroutine's outer one.
+    fn short_below(&self) -> bool {
+        let chain = self.chain.borrow();
+        let shorts = self.shorts.borrow();
+        chain[..chain.len() - 1]
+            .iter()
+            .any(|&(s, _)| shorts.get(s as usize).is_some_and(|&n| n > 0))
     }
 
     /// The coroutine an op on slot `c` acts on: (id, generator), or why
@@ -315,10 +347,11 @@ impl Ws {
                 let me = RawGreenlet::<u64>::current();
                 h.set_parent(&me).expect("set_parent before a switch");
                 self.raw_parents.borrow_mut().push(me);
-                self.chain.borrow_mut().push((id, false));
+                // An outer deadline's payload may come back through this
+                // switch (unwinding us): the guards restore the chain.
+                let _parent = ParentGuard(self);
+                let _chain = self.enter(id, false);
                 let r = h.switch(0);
-                self.chain.borrow_mut().pop();
-                self.raw_parents.borrow_mut().pop();
                 match r {
                     Ok(_) if h.is_dead() => Res::Complete,
                     Ok(_) => Res::Yielded,
@@ -326,16 +359,19 @@ impl Ws {
                 }
             }
             Ok((id, true)) => {
-                let mut g = match &mut self.table.borrow_mut()[c as usize] {
+                let g = match &mut self.table.borrow_mut()[c as usize] {
                     Some(Co::Gen(_, g)) => g.take().expect("a generator"),
                     _ => unreachable!("a generator in slot {c}"),
                 };
-                self.chain.borrow_mut().push((id, true));
-                let r = g.resume();
-                self.chain.borrow_mut().pop();
-                if let Some(Co::Gen(_, slot)) = &mut self.table.borrow_mut()[c as usize] {
-                    *slot = Some(g);
-                }
+                // Puts the generator back in its slot, also when an outer
+                // deadline's payload comes back through `resume`.
+                let mut g = GenGuard {
+                    ws: self,
+                    c,
+                    g: Some(g),
+                };
+                let _chain = self.enter(id, true);
+                let r = g.g.as_mut().expect("a generator").resume();
                 match r {
                     Some(greenhub::raw::GeneratorState::Yielded(_)) => Res::Yielded,
                     Some(greenhub::raw::GeneratorState::Complete(_)) => Res::Complete,
@@ -362,9 +398,9 @@ impl Ws {
                 let h = self.raw(c);
                 h.set_parent(&RawGreenlet::current())
                     .expect("set_parent before a kill");
-                self.chain.borrow_mut().push((id, false));
+                let chain = self.enter(id, false);
                 let r = h.kill();
-                self.chain.borrow_mut().pop();
+                drop(chain);
                 assert_eq!(r, Err(SwitchError::Exit), "kill of a raw greenlet");
                 Res::Exit
             }
@@ -392,9 +428,9 @@ impl Ws {
                 let h = self.raw(c);
                 h.set_parent(&RawGreenlet::current())
                     .expect("set_parent before a throw");
-                self.chain.borrow_mut().push((id, false));
+                let chain = self.enter(id, false);
                 let r = panic::catch_unwind(AssertUnwindSafe(|| h.throw(Boom)));
-                self.chain.borrow_mut().pop();
+                drop(chain);
                 match r {
                     Err(p) if p.is::<Boom>() => {}
                     Err(_) => panic!("throw: another payload came back"),
@@ -441,6 +477,48 @@ impl Ws {
             let old = cell.val.replace(Some(v));
             drop(old);
         });
+    }
+}
+
+/// Pops the chain of running stacks (see [`Ws::enter`]).
+struct ChainGuard<'a>(&'a Ws);
+
+impl Drop for ChainGuard<'_> {
+    fn drop(&mut self) {
+        self.0.chain.borrow_mut().pop();
+    }
+}
+
+/// Pops the raw greenlets' resumers.
+struct ParentGuard<'a>(&'a Ws);
+
+impl Drop for ParentGuard<'_> {
+    fn drop(&mut self) {
+        self.0.raw_parents.borrow_mut().pop();
+    }
+}
+
+/// Closes a short frame's count (see [`Ws::open_short`]).
+struct ShortGuard<'a>(&'a Ws, u32);
+
+impl Drop for ShortGuard<'_> {
+    fn drop(&mut self) {
+        self.0.shorts.borrow_mut()[self.1 as usize] -= 1;
+    }
+}
+
+/// A generator taken out of slot `c` to resume it, put back when dropped.
+struct GenGuard<'a> {
+    ws: &'a Ws,
+    c: u8,
+    g: Option<Generator<u64, u64>>,
+}
+
+impl Drop for GenGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(Co::Gen(_, slot)) = &mut self.ws.table.borrow_mut()[self.c as usize] {
+            *slot = self.g.take();
+        }
     }
 }
 
@@ -502,7 +580,7 @@ fn script(ws: &Rc<Ws>, st: u32, c: u8, y: Yield<'_>) {
 
 /// The worker's side of its own stack's steps: Kahn ops, and counting.
 pub trait Steps {
-    /// Step number `i` (from 0) begins.
+    /// Step number `i` (from 0), a Kahn op, begins.
     fn begin(&mut self, i: usize);
     /// A step completed.
     fn done(&mut self);
@@ -552,7 +630,9 @@ pub fn exec(
                 });
             }
             Node::Scope(id, frame, body) => {
-                let dur = if *frame == Scope::Short { SHORT } else { LONG };
+                let short = *frame == Scope::Short;
+                let _open = short.then(|| ws.open_short(st));
+                let dur = if short { SHORT } else { LONG };
                 let r = greenhub::timeout(dur, || exec(ws, st, y, body, steps));
                 ws.sink.push(Ev::Frame {
                     st,
@@ -561,15 +641,18 @@ pub fn exec(
                 });
             }
             Node::Op(Op::Block) => {
-                // Blocks until the short frame's deadline unwinds it; its
-                // own deadline only bounds a frame that lost its deadline.
+                // Blocks until a short frame's deadline (its stack's own, or
+                // its outer one) unwinds it; its own deadline only bounds a
+                // frame that lost its deadline.
                 let r = ws.dead.recv_timeout(BLOCK_BOUND);
                 panic!(
                     "stack {st}: a Block inside a short timeout frame was not ended by the frame's deadline (recv_timeout returned {r:?} after {BLOCK_BOUND:?})"
                 );
             }
             Node::Op(op) => {
-                if let Some(s) = steps.as_mut() {
+                // Only a Kahn op may block forever: `begin` tells the main
+                // greenlet that the worker reached it.
+                if let Some(s) = steps.as_mut().filter(|_| op.is_kahn()) {
                     let i = s.count();
                     s.begin(i);
                 }
@@ -589,12 +672,14 @@ fn leaf(ws: &Rc<Ws>, st: u32, y: Yield<'_>, op: Op, steps: &mut Option<&mut dyn 
             .expect("a Kahn op on a worker's own stack")
             .kahn(op),
         op if op.is_finite_block() => {
-            let r = panic::catch_unwind(AssertUnwindSafe(|| finite(&ws.dead, op)));
-            if r.is_err() {
-                panic!(
-                    "stack {st}: {op:?} outside any short timeout frame of its own stack was interrupted"
-                );
+            // If an outer short deadline may be in force, wait (blocking the
+            // OS thread: a greenhub wait would be cut) until it has surely
+            // passed: then the call raises it at once, as the model says,
+            // instead of racing it.
+            if ws.short_below() {
+                std::thread::sleep(SHORT);
             }
+            finite(&ws.dead, op);
         }
         Op::CoYield => match y {
             Yield::Raw => {

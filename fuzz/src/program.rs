@@ -27,13 +27,18 @@
 //! it exactly: which frame reports `Elapsed`, which value every read sees,
 //! which destructors run in which order. The model's rule is that frames
 //! and local values belong to the stack that made them, whatever other
-//! stacks do meanwhile.
+//! stacks do meanwhile, except that a coroutine also honours the deadline
+//! in force on the stack that runs its family as an outer one (an expiring
+//! outer deadline unwinds the coroutine, and its resumers up to the frame's
+//! own stack; see [`crate::stacks`]).
 //!
 //! The decoder keeps that model exact with timing out of it: a stack inside
-//! a short frame only blocks forever ([`Op::Block`], so the frame's deadline
-//! is what ends the block), and never makes a finite blocking call (whose
-//! outcome would depend on how fast it ran); outside short frames it never
-//! blocks forever.
+//! a short frame of its own only blocks forever ([`Op::Block`], so a
+//! deadline is what ends the block), and never makes a finite blocking call
+//! (whose outcome would depend on how fast it ran); outside short frames it
+//! never blocks forever. A coroutine's finite blocking call made while a
+//! short frame may be in force as its outer deadline is made only once that
+//! deadline has passed (the runner waits first), so it raises at once.
 
 use crate::stacks::{self, Ev};
 
@@ -130,7 +135,7 @@ pub enum Op {
     /// Drop the handle in slot `c`.
     CoDrop(u8),
     /// Block forever (`recv` on a dead channel): only inside a short frame,
-    /// which ends it.
+    /// whose deadline (or an earlier outer one) ends it.
     Block,
     /// Read local key `k`.
     Get(u8),
@@ -167,7 +172,9 @@ impl Op {
 /// A scope a stack enters around some of its ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
-    /// `timeout(1 ms, ..)`: expires at the first [`Op::Block`] inside.
+    /// `timeout(1 ms, ..)`: expires at the first [`Op::Block`] inside, or
+    /// at the first blocking call of a coroutine that honours it as its
+    /// outer deadline.
     Short,
     /// `timeout(1 h, ..)`: never expires in a run.
     Long,

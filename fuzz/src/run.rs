@@ -39,7 +39,7 @@ struct World {
     counter: Mutex<usize>,
     /// Steps completed, per worker.
     pc: Vec<AtomicUsize>,
-    /// The step each worker last began, plus one.
+    /// The Kahn step each worker last began, plus one.
     entered: Vec<AtomicUsize>,
     /// Each worker's stack log.
     logs: Vec<Arc<Sink>>,

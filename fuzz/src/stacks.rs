@@ -6,12 +6,33 @@
 //!
 //! The semantics modelled (what greenhub must do):
 //!
-//! - Every stack has its own `timeout` frames: a blocking call is cut short
-//!   by the earliest deadline among the frames *its own stack* is inside
-//!   (the outermost short frame: frames keep an earlier outer deadline in
-//!   force), never by a frame of another stack, suspended or resuming it.
-//!   A frame reports `Elapsed` exactly when its deadline ended a blocking
-//!   call of its stack inside it.
+//! - Every stack has its own `timeout` frames, nested per stack: the
+//!   outermost short frame of a stack keeps its earlier deadline in force
+//!   over the frames inside it.
+//! - A coroutine also honours, as an *outer* deadline, the deadline in
+//!   force on its family's main stack (the stack running the root loop that
+//!   resumed it: the nearest stack below it on the chain of resumers that is
+//!   not of its own family, raw greenlets and generators being two
+//!   families), that stack's outer one included, recursively. So a
+//!   generator resumed from the worker sees the worker's frames, but a raw
+//!   greenlet resumed by another raw greenlet sees the frames of the code
+//!   that runs the pair, not its resumer's (raw child-to-child switches go
+//!   through the root loop on the main stack).
+//! - A blocking call is cut by the earliest deadline in force on its stack
+//!   (own or outer). Short frames all last 1 ms, so the earliest deadline is
+//!   the frame entered first. If it is the stack's own frame, that frame
+//!   reports `Elapsed`. If it is an outer one, the stack unwinds with that
+//!   frame's payload (its scopes unwind, it ends, its values are dropped) and
+//!   the payload is raised in its resumer's pending resume, and so on down
+//!   the chain to the stack that owns the frame, where the frame reports
+//!   `Elapsed`. A `Block` (only inside a short frame of its own stack) is
+//!   always cut this way; a finite blocking call (only outside them) is cut
+//!   exactly when an outer short deadline is in force (the runner waits,
+//!   blocking its OS thread, until such a deadline has passed before the
+//!   call, so the call raises at once; otherwise the outcome would depend on
+//!   timing). Long frames never expire.
+//! - A coroutine unwound by a kill, a throw or a drop cannot be interrupted
+//!   (nothing here blocks while unwinding).
 //! - Every stack has its own `local!` values: a read sees the value its own
 //!   stack last wrote (or a fresh one). A stack's values are dropped when it
 //!   ends (a coroutine: after its closure returned or unwound, before its
@@ -156,13 +177,28 @@ enum Slot {
     Destroyed,
 }
 
+/// An open scope of a stack.
+#[derive(Clone, Copy, Debug)]
+struct Open {
+    id: u16,
+    scope: Scope,
+    /// The index of its `Exit`.
+    exit: usize,
+    /// When it was entered (a per-worker counter): among short frames, the
+    /// one entered first has the earliest deadline.
+    born: u64,
+}
+
+/// A `timeout` frame's payload: the frame's stack and scope id.
+type Payload = (u32, u16);
+
 struct Stack {
     /// Index into `Sim::codes`.
     code: usize,
     generator: bool,
     pc: usize,
-    /// Open scopes, outermost first: (id, scope, exit index).
-    open: Vec<(u16, Scope, usize)>,
+    /// Open scopes, outermost first.
+    open: Vec<Open>,
     status: Status,
     /// Counted handles (raw greenlets: the slot's and values' `Hold`s).
     handles: u32,
@@ -182,6 +218,8 @@ enum Stop {
     Ended,
     /// The worker reached the step it blocks at forever.
     Blocked,
+    /// Unwound by an outer deadline's payload, and dead.
+    Raised(Payload),
 }
 
 struct State {
@@ -194,6 +232,8 @@ struct State {
     /// Running stack ids, bottom (0) first.
     chain: Vec<u32>,
     seq: u32,
+    /// Scopes entered so far (orders the short frames' deadlines).
+    clock: u64,
     trace: Vec<Op>,
     events: Vec<Ev>,
     stop_at: Option<usize>,
@@ -233,6 +273,7 @@ pub fn simulate(p: &Program, w: Option<usize>, stop_at: Option<usize>) -> Sim {
         table: vec![None; p.cos.len()],
         chain: vec![0],
         seq: 0,
+        clock: 0,
         trace: Vec::new(),
         events: Vec::new(),
         stop_at,
@@ -317,34 +358,36 @@ impl State {
                     if let Scope::With(k) = scope {
                         self.seen(st, k);
                     }
-                    self.stacks[st as usize].open.push((id, scope, exit));
+                    let born = self.clock;
+                    self.clock += 1;
+                    self.stacks[st as usize].open.push(Open {
+                        id,
+                        scope,
+                        exit,
+                        born,
+                    });
                 }
                 Ins::Exit => {
-                    let (id, scope, _) = self.stacks[st as usize].open.pop().expect("open scope");
-                    self.scope_end(st, id, scope, false);
+                    let o = self.stacks[st as usize].open.pop().expect("open scope");
+                    self.scope_end(st, o.id, o.scope, false);
                 }
                 Ins::Leaf(Op::Block) => {
-                    let s = &self.stacks[st as usize];
-                    let i = s
-                        .open
-                        .iter()
-                        .position(|(_, sc, _)| *sc == Scope::Short)
-                        .expect("Block outside a short frame");
-                    let (id, _, exit) = s.open[i];
-                    while self.stacks[st as usize].open.len() > i + 1 {
-                        let (id, scope, _) = self.stacks[st as usize].open.pop().expect("open");
-                        self.unwind_scope(st, id, scope);
+                    assert!(
+                        self.stacks[st as usize]
+                            .open
+                            .iter()
+                            .any(|o| o.scope == Scope::Short),
+                        "Block outside a short frame"
+                    );
+                    let (_, fst, id) = self.in_force().expect("a short frame in force");
+                    if let Some(stop) = self.raise(st, (fst, id)) {
+                        return stop;
                     }
-                    self.stacks[st as usize].open.pop();
-                    self.push(Ev::Frame {
-                        st,
-                        id,
-                        elapsed: true,
-                    });
-                    self.stacks[st as usize].pc = exit + 1;
                 }
                 Ins::Leaf(op) => {
-                    if st == 0 && self.stop_at == Some(self.trace.len()) {
+                    // Only a Kahn op blocks forever (an op before it that
+                    // unwound shares its step number: it is no step).
+                    if st == 0 && op.is_kahn() && self.stop_at == Some(self.trace.len()) {
                         self.stacks[0].pc -= 1;
                         return Stop::Blocked;
                     }
@@ -352,13 +395,79 @@ impl State {
                         self.stacks[st as usize].status = Status::Suspended;
                         return Stop::Yielded;
                     }
-                    self.leaf(st, op);
+                    if let Some(p) = self.leaf(st, op) {
+                        // The op unwound: not a completed step.
+                        match self.raise(st, p) {
+                            Some(stop) => return stop,
+                            None => continue,
+                        }
+                    }
                     if st == 0 {
                         self.trace.push(op);
                     }
                 }
             }
         }
+    }
+
+    /// The earliest short frame in force on the running stack: (when it was
+    /// entered, its stack, its id).
+    fn in_force(&self) -> Option<(u64, u32, u16)> {
+        self.in_force_at(self.chain.len() - 1)
+    }
+
+    /// The earliest short frame in force on the stack at `i` on the chain:
+    /// its own outermost one, or its outer one, the one in force on its
+    /// family's main stack.
+    fn in_force_at(&self, i: usize) -> Option<(u64, u32, u16)> {
+        let st = self.chain[i];
+        let own = self.stacks[st as usize]
+            .open
+            .iter()
+            .find(|o| o.scope == Scope::Short)
+            .map(|o| (o.born, st, o.id));
+        let outer = (i > 0)
+            .then(|| self.in_force_at(self.family_main(i)))
+            .flatten();
+        match (own, outer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Where on the chain the main stack of the family of the coroutine at
+    /// `i` is: the code that runs the family's root loop (and resumed it),
+    /// the nearest stack below that is not a member of the same family.
+    fn family_main(&self, i: usize) -> usize {
+        let generator = self.stacks[self.chain[i] as usize].generator;
+        (0..i)
+            .rev()
+            .find(|&j| j == 0 || self.stacks[self.chain[j] as usize].generator != generator)
+            .expect("the chain starts with the worker")
+    }
+
+    /// A `timeout` payload is raised on the running stack `st`: its scopes
+    /// unwind down to the frame that claims it, which reports `Elapsed`
+    /// (then `st` goes on after it: `None`); a stack without that frame ends
+    /// unwound, and the payload goes on to its resumer.
+    fn raise(&mut self, st: u32, p: Payload) -> Option<Stop> {
+        while let Some(o) = self.stacks[st as usize].open.pop() {
+            if (st, o.id) == p {
+                self.push(Ev::Frame {
+                    st,
+                    id: o.id,
+                    elapsed: true,
+                });
+                self.stacks[st as usize].pc = o.exit + 1;
+                return None;
+            }
+            self.unwind_scope(st, o.id, o.scope);
+        }
+        assert_ne!(st, 0, "a timeout payload that no frame claims");
+        self.push(Ev::End { st, unwound: true });
+        self.destroy_locals(st);
+        self.stacks[st as usize].status = Status::Dead;
+        Some(Stop::Raised(p))
     }
 
     /// A scope that returns (or, for a frame, ends by its deadline).
@@ -382,21 +491,24 @@ impl State {
 
     /// Unwinds every open scope of `st`, innermost first.
     fn unwind(&mut self, st: u32) {
-        while let Some((id, scope, _)) = self.stacks[st as usize].open.pop() {
-            self.unwind_scope(st, id, scope);
+        while let Some(o) = self.stacks[st as usize].open.pop() {
+            self.unwind_scope(st, o.id, o.scope);
         }
     }
 
-    fn leaf(&mut self, st: u32, op: Op) {
+    /// Runs one op of stack `st`; a payload if the op unwinds with it.
+    fn leaf(&mut self, st: u32, op: Op) -> Option<Payload> {
         match op {
             Op::New(c) => {
                 let old = self.table[c as usize];
                 if let Some(x) = old {
                     if self.chain.contains(&x) {
-                        return self.push(Ev::New { c, st: 0 });
+                        self.push(Ev::New { c, st: 0 });
+                        return None;
                     }
                     if !self.ctx_ok(self.stacks[x as usize].generator) {
-                        return self.push(Ev::New { c, st: 0 });
+                        self.push(Ev::New { c, st: 0 });
+                        return None;
                     }
                 }
                 let generator = self.generators[c as usize];
@@ -431,6 +543,8 @@ impl State {
                         match r {
                             Stop::Yielded => Res::Yielded,
                             Stop::Ended => Res::Complete,
+                            // It died; its resumer's `resume` raises.
+                            Stop::Raised(p) => return Some(p),
                             Stop::Blocked => unreachable!("only the worker blocks"),
                         }
                     }
@@ -493,9 +607,18 @@ impl State {
                     self.drop_val(st, key, old);
                 }
             }
-            // Kahn ops and finite blocking calls: no log.
+            // A finite blocking call: cut by an outer short deadline (the
+            // stack has no short frame of its own here), else no log.
+            op if op.is_finite_block() => {
+                if let Some((_, fst, id)) = self.in_force() {
+                    assert_ne!(fst, st, "a finite blocking call inside a short frame");
+                    return Some((fst, id));
+                }
+            }
+            // Kahn ops: no log.
             _ => {}
         }
+        None
     }
 
     /// A counted handle to the raw greenlet in slot `c`, if there is one.
