@@ -75,11 +75,17 @@
 //!   they are dropped when its closure ends.
 //! - A [`timeout`](crate::timeout) frame entered on a raw greenlet bounds the
 //!   blocking calls made on that raw greenlet only. A raw greenlet also
-//!   honours the deadline in force in the code that runs its family (the
-//!   `switch` or `resume` that is waiting for it): when that deadline passes
+//!   honours the deadline in force in its family's main greenlet, the code
+//!   whose `switch` (or `resume`) runs the family: when that deadline passes
 //!   while the raw greenlet is blocked, the raw greenlet unwinds and its
 //!   parent's `switch` raises the timeout, which reaches the frame that set
-//!   it.
+//!   it. A switch from one child of a family to another goes through that
+//!   main, so it is main's deadline that a child sees, not that of the
+//!   sibling that switched to it. Generators with the same item and return
+//!   types are one family too: a generator resumed from inside another one
+//!   sees the deadline of the code running the outer one; a `timeout` frame
+//!   inside the outer generator around `inner.next()` does not bound the
+//!   inner one (enter it inside the inner generator instead).
 //!
 //! ```
 //! use std::time::Duration;
