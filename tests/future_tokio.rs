@@ -75,9 +75,12 @@ fn start_server(delay: Duration) -> (std::net::SocketAddr, tokio::runtime::Runti
         .enable_all()
         .build()
         .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    // A deep accept queue: the clients connect all at once.
+    let listener = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        socket.listen(4096).expect("listen")
+    });
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move {
         loop {
