@@ -351,9 +351,21 @@ fn join_handle_future_wakes_the_latest_waker() {
             Arc::new(CountingWaker(AtomicUsize::new(0))),
         );
         let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
-        assert!(Pin::new(&mut h).poll(&mut Context::from_waker(&wa)).is_pending());
-        assert!(Pin::new(&mut h).poll(&mut Context::from_waker(&wa)).is_pending());
-        assert!(Pin::new(&mut h).poll(&mut Context::from_waker(&wb)).is_pending());
+        assert!(
+            Pin::new(&mut h)
+                .poll(&mut Context::from_waker(&wa))
+                .is_pending()
+        );
+        assert!(
+            Pin::new(&mut h)
+                .poll(&mut Context::from_waker(&wa))
+                .is_pending()
+        );
+        assert!(
+            Pin::new(&mut h)
+                .poll(&mut Context::from_waker(&wb))
+                .is_pending()
+        );
         gate.set();
         assert!(until(10, || b.0.load(SeqCst) == 1));
         assert_eq!(a.0.load(SeqCst), 0);
@@ -382,7 +394,11 @@ fn dropping_the_join_future_detaches() {
             common::DropCounter(d)
         });
         let w = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
-        assert!(Pin::new(&mut h).poll(&mut Context::from_waker(&w)).is_pending());
+        assert!(
+            Pin::new(&mut h)
+                .poll(&mut Context::from_waker(&w))
+                .is_pending()
+        );
         drop(h);
         gate.set();
         assert!(until(10, || drops.load(SeqCst) == 1));
@@ -433,10 +449,7 @@ fn awaiting_its_own_handle_is_an_error() {
             res_tx.send(err.io_error().map(|e| e.kind())).unwrap();
         });
         tx.send(h).unwrap();
-        assert_eq!(
-            res_rx.recv().unwrap(),
-            Some(std::io::ErrorKind::Deadlock)
-        );
+        assert_eq!(res_rx.recv().unwrap(), Some(std::io::ErrorKind::Deadlock));
     });
 }
 

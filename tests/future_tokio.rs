@@ -62,7 +62,10 @@ fn thousand_tokio_sleeps_on_one_hub() {
         // Liveness only: 1,000 sequential sleeps would take 100 s.
         assert!(took < Duration::from_millis(800), "{mode}: took {took:?}");
         // The ticker kept running on the same hub (about 10 ticks in 100 ms).
-        assert!(ticks_during >= 3, "{mode}: ticker starved: {ticks_during} ticks in {took:?}");
+        assert!(
+            ticks_during >= 3,
+            "{mode}: ticker starved: {ticks_during} ticks in {took:?}"
+        );
     });
 }
 

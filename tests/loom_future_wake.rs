@@ -26,8 +26,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Wake, Waker};
 
-use greenhub::JoinError;
 use greenhub::__private::{Completion, State, WaiterKey};
+use greenhub::JoinError;
 use greenhub::future::block_on;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};

@@ -143,9 +143,7 @@ impl<T> Completion<T> {
         let new = waiter();
         // SAFETY: JOIN_WAITER is clear and the greenlet is not complete, so
         // the completer will not read the slot until we set the flag again.
-        let old = self
-            .waiter
-            .with_mut(|slot| unsafe { std::mem::replace(&mut *slot, Some(new)) });
+        let old = self.waiter.with_mut(|slot| unsafe { (*slot).replace(new) });
         drop(old);
         if !state.set_join_waiter() {
             *registered = None;
