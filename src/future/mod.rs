@@ -45,7 +45,7 @@
 //!
 //! - A poll must not block: inside `poll` (and so in the synchronous parts
 //!   of an `async` block), a greenhub call that would switch greenlets panics
-//!   (as in [`no_switch`](crate::no_switch)), since the tokio context is
+//!   (as in [`no_switch`]), since the tokio context is
 //!   entered then. Await futures there instead, or call greenhub outside the
 //!   `block_on`.
 //! - The future need not be `Send` (it stays on the greenlet's stack and
