@@ -99,6 +99,9 @@
 //! `StreamServer` and `DatagramServer`: a greenlet per connection or
 //! datagram, a connection limit, accepting on every hub, a draining stop.
 //!
+//! [`future`] bridges to async Rust both ways: a greenlet awaits a future
+//! ([`future::block_on`]), async code awaits a [`JoinHandle`].
+//!
 //! ## Raw greenlets
 //!
 //! [`raw`] is Python greenlet's explicit switching API (`switch` with
@@ -146,6 +149,7 @@ pub mod __fuzz;
 pub mod blocking;
 pub mod channel;
 mod error;
+pub mod future;
 pub mod greenlet;
 mod hub;
 pub mod inspect;

@@ -84,13 +84,51 @@ impl<T> Completion<T> {
         state: &State,
         registered: &mut Option<WaiterKey>,
     ) -> Option<Result<T, JoinError>> {
+        // SAFETY: forwarded contract.
+        unsafe { self.poll_join_as(state, registered, Waiter::current_key(), Waiter::current) }
+    }
+
+    /// The `JoinHandle` awaited as a future: as [`poll_join`], but the
+    /// waiter to wake at completion is the async task's `waker`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`poll_join`].
+    ///
+    /// [`poll_join`]: Self::poll_join
+    pub unsafe fn poll_join_waker(
+        &self,
+        state: &State,
+        registered: &mut Option<WaiterKey>,
+        waker: &std::task::Waker,
+    ) -> Option<Result<T, JoinError>> {
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.poll_join_as(state, registered, WaiterKey::of_waker(waker), || {
+                Waiter::Async(waker.clone())
+            })
+        }
+    }
+
+    /// [`poll_join`](Self::poll_join) for the waiter `me`, built by `waiter`
+    /// only when it must be (re)registered.
+    ///
+    /// # Safety
+    ///
+    /// As for [`poll_join`](Self::poll_join).
+    unsafe fn poll_join_as(
+        &self,
+        state: &State,
+        registered: &mut Option<WaiterKey>,
+        me: WaiterKey,
+        waiter: impl FnOnce() -> Waiter,
+    ) -> Option<Result<T, JoinError>> {
         if state.load().is_complete() {
             // SAFETY: COMPLETE is published after the output was stored, and
             // JOIN_INTEREST is still set (we are the handle), so the output is
             // ours.
             return Some(unsafe { self.take_output() });
         }
-        let me = Waiter::current_key();
         if *registered == Some(me) {
             return None;
         }
@@ -100,10 +138,13 @@ impl<T> Completion<T> {
             // SAFETY: as above, the greenlet completed.
             return Some(unsafe { self.take_output() });
         }
+        // The previous waiter (if any) is dropped after the slot is ours
+        // again, outside the write: an async waker's drop is foreign code.
+        let new = waiter();
         // SAFETY: JOIN_WAITER is clear and the greenlet is not complete, so
         // the completer will not read the slot until we set the flag again.
-        self.waiter
-            .with_mut(|slot| unsafe { *slot = Some(Waiter::current()) });
+        let old = self.waiter.with_mut(|slot| unsafe { (*slot).replace(new) });
+        drop(old);
         if !state.set_join_waiter() {
             *registered = None;
             // SAFETY: completed meanwhile; the completer saw JOIN_WAITER clear

@@ -1,9 +1,12 @@
 //! `JoinHandle`: waiting for a greenlet's outcome, and killing it.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
@@ -25,6 +28,17 @@ use crate::hub::context;
 ///     let h = greenhub::spawn(|| "done");
 ///     assert_eq!(h.join().unwrap(), "done");
 /// });
+/// ```
+///
+/// It is also a [`Future`] of the same outcome, which async code on any
+/// executor can `.await` (see [`crate::future`]); dropping the future
+/// detaches the greenlet, as dropping the handle does:
+///
+/// ```
+/// let rt = greenhub::Runtime::new().unwrap();
+/// let h = rt.handle().spawn(|| 6 * 7);
+/// // Any executor; here greenhub's own `block_on`, on a plain thread.
+/// assert_eq!(greenhub::future::block_on(async { h.await.unwrap() }), 42);
 /// ```
 pub struct JoinHandle<T> {
     task: Arc<dyn JoinTarget<T>>,
@@ -209,6 +223,40 @@ impl<T> JoinHandle<T> {
 
     fn addr(&self) -> usize {
         Arc::as_ptr(&self.task) as *const () as usize
+    }
+}
+
+/// Awaiting a handle is [`JoinHandle::join`] for async code: it resolves to
+/// the greenlet's outcome and wakes the awaiting task (on whatever executor
+/// runs it) when the greenlet finishes. Polling it again after it resolved
+/// gives an error, as joining twice does.
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.taken {
+            return Poll::Ready(Err(JoinError::io(io::Error::other(
+                "greenhub: this greenlet was already joined",
+            ))));
+        }
+        if context::current_task_ptr() == Some(this.addr()) {
+            // Polled on the greenlet itself (inside `future::block_on`): it
+            // would wait for its own end.
+            return Poll::Ready(Err(JoinError::io(io::Error::new(
+                io::ErrorKind::Deadlock,
+                "greenhub: a greenlet cannot join itself",
+            ))));
+        }
+        // SAFETY: we are the single handle and have not taken the outcome.
+        match unsafe { this.task.poll_join_waker(&mut this.registered, cx.waker()) } {
+            Some(outcome) => {
+                this.taken = true;
+                count_join(this.header());
+                Poll::Ready(outcome)
+            }
+            None => Poll::Pending,
+        }
     }
 }
 

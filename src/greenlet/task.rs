@@ -355,6 +355,17 @@ pub(crate) trait JoinTarget<T>: RawTask {
     /// Only the single `JoinHandle`, before it has taken the outcome.
     unsafe fn poll_join(&self, registered: &mut Option<WaiterKey>) -> Option<Result<T, JoinError>>;
 
+    /// See [`Completion::poll_join_waker`].
+    ///
+    /// # Safety
+    ///
+    /// Only the single `JoinHandle`, before it has taken the outcome.
+    unsafe fn poll_join_waker(
+        &self,
+        registered: &mut Option<WaiterKey>,
+        waker: &std::task::Waker,
+    ) -> Option<Result<T, JoinError>>;
+
     /// See [`Completion::drop_handle`].
     ///
     /// # Safety
@@ -466,6 +477,18 @@ where
     unsafe fn poll_join(&self, registered: &mut Option<WaiterKey>) -> Option<Result<T, JoinError>> {
         // SAFETY: forwarded contract.
         unsafe { self.completion.poll_join(&self.header.state, registered) }
+    }
+
+    unsafe fn poll_join_waker(
+        &self,
+        registered: &mut Option<WaiterKey>,
+        waker: &std::task::Waker,
+    ) -> Option<Result<T, JoinError>> {
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.completion
+                .poll_join_waker(&self.header.state, registered, waker)
+        }
     }
 
     unsafe fn drop_handle(&self) {

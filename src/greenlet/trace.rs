@@ -72,6 +72,8 @@ pub enum WaitKind {
     Writable,
     /// [`io::select`](crate::io::select) or `io::wait_*` over fds.
     FdWait,
+    /// [`future::block_on`](crate::future::block_on): a pending future.
+    Future,
 }
 
 impl WaitOn {

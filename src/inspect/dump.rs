@@ -300,6 +300,7 @@ fn describe(on: WaitKind, object: u64) -> String {
         WaitKind::Writable => format!("fd {object} writable"),
         WaitKind::FdWait => format!("io::select/wait (first fd {object})"),
         WaitKind::ChannelSelect => "channel select".into(),
+        WaitKind::Future => "future::block_on".into(),
         other => format!("{other:?} at {object:#x}"),
     }
 }
