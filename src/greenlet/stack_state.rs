@@ -191,12 +191,9 @@ impl Drop for Entered<'_> {
 /// use std::time::Duration;
 ///
 /// greenhub::run(|| {
-///     // Fine: nothing here switches.
-///     let n = greenhub::no_switch(|| {
-///         let h = greenhub::spawn(|| 1); // queued, not run yet
-///         h.is_finished() as u32
-///     });
-///     assert_eq!(n, 0);
+///     // Fine: nothing here switches (`spawn` only queues the greenlet).
+///     let h = greenhub::no_switch(|| greenhub::spawn(|| 1));
+///     assert_eq!(h.join().unwrap(), 1);
 ///
 ///     // A call that would suspend the greenlet panics instead.
 ///     let r = std::panic::catch_unwind(|| {
