@@ -236,7 +236,7 @@ def write(results, elapsed):
         with open(os.path.join(CHARTS, f"{w}.svg"), "w") as f:
             f.write(chart(w, rows, UNITS[w], hb))
         L.append("")
-    for extra in ("VARIATION.md", "PROFILE.md"):
+    for extra in ("OFFLOAD.md", "VARIATION.md", "PROFILE.md"):
         path = os.path.join(HERE, extra)
         if os.path.exists(path):
             L += [open(path).read().rstrip(), ""]
