@@ -60,7 +60,49 @@
 //! pushed to the owning hub's inbox and that hub is unparked directly
 //! (`park.rs`).
 
+use crate::hub::queue::{Injector, Stealer};
 use crate::loom::{AtomicUsize, Mutex, Ordering::SeqCst, fence};
+
+/// The runtime as the idle protocol sees it: the queues a searching hub
+/// takes from, and how to unpark a hub. `runtime::shared::Shared`
+/// implements it, and so do the loom models' runtimes (`tests/loom_idle.rs`),
+/// which therefore run the provided methods (posting's notification and the
+/// stealable-work check) and the steps of `search.rs` as the hubs do.
+pub trait IdleRuntime {
+    /// What the queues hold (`TaskRef`; a number in the models).
+    type Item;
+    /// The searching/sleeping bookkeeping.
+    fn idle(&self) -> &Idle;
+    /// The global queue of greenlets spawned from outside the hubs.
+    fn injector(&self) -> &Injector<Self::Item>;
+    /// How many hubs the runtime has.
+    fn num_hubs(&self) -> usize;
+    /// Hub `hub`'s stealable deque (M:N mode only).
+    fn stealer(&self, hub: usize) -> Option<&Stealer<Self::Item>>;
+    /// Whether hubs steal from each other (M:N mode).
+    fn steals(&self) -> bool;
+    /// Whether shutdown has begun (a hub going to sleep must not sleep
+    /// through it).
+    fn shutting_down(&self) -> bool;
+    /// Ends hub `hub`'s park (`HubRemote::unpark`, `park.rs`).
+    fn unpark_hub(&self, hub: usize);
+
+    /// Posting stealable work, steps 2-4 (the caller pushed it): wakes a
+    /// sleeping hub, counted as a searcher, unless a hub is searching.
+    #[inline]
+    fn notify_one(&self) {
+        if let Some(hub) = self.idle().hub_to_notify() {
+            self.unpark_hub(hub);
+        }
+    }
+
+    /// Whether any queue that a searching hub could take from is non-empty.
+    #[inline]
+    fn has_stealable_work(&self) -> bool {
+        !self.injector().is_empty()
+            || (0..self.num_hubs()).any(|i| self.stealer(i).is_some_and(|s| !s.is_empty()))
+    }
+}
 
 /// Shared idle-hub bookkeeping for one runtime.
 pub struct Idle {
@@ -111,7 +153,10 @@ impl Idle {
     /// searcher: it must then check for more work and notify another hub.
     pub fn end_search(&self) -> bool {
         let prev = self.searching.fetch_sub(1, SeqCst);
-        debug_assert!(prev > 0);
+        debug_assert!(
+            prev > 0,
+            "Idle: end_search by a hub that did not count as a searcher (searching was 0)"
+        );
         if prev == 1 {
             fence(SeqCst);
             true
@@ -123,10 +168,18 @@ impl Idle {
     /// Step 1 of going to sleep (the caller then re-checks every queue).
     pub fn announce_sleep(&self, hub: usize, searching: bool) {
         let mut sleepers = self.sleepers.lock();
+        debug_assert!(
+            !sleepers.contains(&hub),
+            "Idle: hub {hub} announced sleep while already on the sleeper list"
+        );
         sleepers.push(hub);
         self.num_sleepers.store(sleepers.len(), SeqCst);
         if searching {
-            self.searching.fetch_sub(1, SeqCst);
+            let prev = self.searching.fetch_sub(1, SeqCst);
+            debug_assert!(
+                prev > 0,
+                "Idle: hub {hub} stopped searching but no hub counted as a searcher"
+            );
         }
         drop(sleepers);
         fence(SeqCst);
