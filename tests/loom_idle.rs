@@ -8,8 +8,10 @@
 //! `HubRemote::push`/`unpark`).
 //!
 //! Each hub is a loom thread that runs greenhub's own steps of the hub loop:
-//! [`SearchHub::search_stealable`] (step 2 in M:N mode: injector, search
-//! permit, steal, `leave_search` with its last-searcher hand-off) and
+//! [`SearchHub::search_shared`] (step 2: in M:N mode
+//! [`SearchHub::search_stealable`]: injector, search permit, steal,
+//! `leave_search` with its last-searcher hand-off; in pinned mode the
+//! injector) and
 //! [`SearchHub::go_to_sleep`] (step 3: announce, re-check every source,
 //! park, take itself off the sleeper list), parked with the real
 //! [`ParkState::park_with`]; work is posted with the real
@@ -121,9 +123,11 @@ impl Remote {
     }
 }
 
-/// `Shared`, in M:N (stealing) mode.
+/// `Shared`, in M:N (stealing) or pinned mode.
 struct Shared {
     hubs: Vec<Remote>,
+    /// M:N mode (hubs have stealable deques); else pinned.
+    steals: bool,
     injector: Injector<usize>,
     idle: Idle,
     shutdown: AtomicBool,
@@ -153,7 +157,7 @@ impl IdleRuntime for Shared {
     }
 
     fn steals(&self) -> bool {
-        true
+        self.steals
     }
 
     fn shutting_down(&self) -> bool {
@@ -166,8 +170,19 @@ impl IdleRuntime for Shared {
 }
 
 impl Shared {
-    /// Builds the shared state and each hub's deque of unstarted greenlets.
+    /// Builds the shared state (M:N mode) and each hub's deque of unstarted
+    /// greenlets.
     fn new(nhubs: usize, nitems: usize) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
+        Shared::with_mode(nhubs, nitems, true)
+    }
+
+    /// As `new`, in M:N mode if `steals`, else in pinned mode (no hub's
+    /// deque is stealable).
+    fn with_mode(
+        nhubs: usize,
+        nitems: usize,
+        steals: bool,
+    ) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
         let fresh: Vec<LocalQueue<usize>> = (0..nhubs).map(|_| LocalQueue::new()).collect();
         let shared = Shared {
             hubs: fresh
@@ -176,9 +191,10 @@ impl Shared {
                     inbox: Inbox::new(),
                     park: ParkState::default(),
                     driver: Driver::new(),
-                    stealer: Some(q.stealer()),
+                    stealer: steals.then(|| q.stealer()),
                 })
                 .collect(),
+            steals,
             injector: Injector::new(),
             idle: Idle::new(nhubs),
             shutdown: AtomicBool::new(false),
@@ -303,7 +319,7 @@ impl Hub {
                 break;
             }
             // `HubContext::search` (no timers; `ready` is empty here).
-            if let Some(item) = self.search_stealable() {
+            if let Some(item) = self.search_shared() {
                 self.run_item(item);
                 continue;
             }
@@ -411,6 +427,27 @@ fn idle_hub_vs_inbox_push() {
 fn two_idle_hubs_vs_inject() {
     loom::model(|| {
         let (shared, mut fresh) = Shared::new(2, 1);
+        let fresh1 = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let hub1 = spawn_hub(1, &shared, fresh1);
+        let poster = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.inject(0))
+        };
+        poster.join().unwrap();
+        let searching = [hub0.join().unwrap(), hub1.join().unwrap()];
+        shared.check_end(searching.iter().filter(|&&s| s).count());
+    });
+}
+
+/// Two hubs of a pinned runtime (no stealing: `search_shared` takes from
+/// the injector only) going idle at once while one greenlet is injected:
+/// exactly one runs it, and the counts balance. Here the sleeper's re-check
+/// of the injector is the only one that can see the item.
+#[test]
+fn pinned_two_idle_hubs_vs_inject() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::with_mode(2, 1, false);
         let fresh1 = fresh.pop().unwrap();
         let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
         let hub1 = spawn_hub(1, &shared, fresh1);

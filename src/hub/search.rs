@@ -12,7 +12,7 @@ use super::idle::IdleRuntime;
 use super::inbox::Inbox;
 use super::queue::LocalQueue;
 use crate::greenlet::task::TaskRef;
-use crate::runtime::shared::{Mode, Shared};
+use crate::runtime::shared::Shared;
 use crate::stack::pool::TRIM_AFTER;
 
 /// What a hub's queues hold.
@@ -48,6 +48,22 @@ pub trait SearchHub {
     ) -> Option<Item<Self>> {
         let _ = victim;
         steal()
+    }
+
+    /// Step 2 of the loop, beyond the hub's own queues: in M:N mode
+    /// [`search_stealable`](Self::search_stealable), else a greenlet from the
+    /// injector. A hub that finds work leaves the search.
+    #[inline]
+    fn search_shared(&self) -> Option<Item<Self>> {
+        let rt = self.runtime();
+        if rt.steals() {
+            return SearchHub::search_stealable(self);
+        }
+        let found = rt.injector().pop();
+        if found.is_some() {
+            SearchHub::leave_search(self);
+        }
+        found
     }
 
     /// Step 2 of the loop in M:N mode: a batch from the injector (no
@@ -207,22 +223,7 @@ impl HubContext {
         if let Some(task) = self.ready.borrow_mut().pop_front() {
             return Some(task);
         }
-        match self.shared.mode {
-            Mode::Steal => SearchHub::search_stealable(self),
-            Mode::Pinned | Mode::Single => {
-                let found = self.shared.injector.pop();
-                if found.is_some() {
-                    self.leave_search();
-                }
-                found
-            }
-        }
-    }
-
-    /// Stops counting as a searcher (see [`SearchHub::leave_search`]).
-    #[inline]
-    fn leave_search(&self) {
-        SearchHub::leave_search(self);
+        SearchHub::search_shared(self)
     }
 
     fn next_rand(&self) -> u64 {
