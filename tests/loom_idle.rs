@@ -135,6 +135,14 @@ struct Shared {
     ran: Vec<AtomicUsize>,
     /// Items run so far, all together.
     total_ran: AtomicUsize,
+    /// Set (under its lock) when every item has run; while it is unset, a
+    /// hub running an item in `busy` mode blocks on `cv`.
+    all_ran: Mutex<bool>,
+    cv: Condvar,
+    /// Each item keeps the hub that runs it busy until every item has run
+    /// (a greenlet that never gives its hub back to the loop): no hub may
+    /// count on running a second item, so each needs a hub of its own.
+    busy: bool,
 }
 
 impl IdleRuntime for Shared {
@@ -173,15 +181,16 @@ impl Shared {
     /// Builds the shared state (M:N mode) and each hub's deque of unstarted
     /// greenlets.
     fn new(nhubs: usize, nitems: usize) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
-        Shared::with_mode(nhubs, nitems, true)
+        Shared::with_mode(nhubs, nitems, true, false)
     }
 
     /// As `new`, in M:N mode if `steals`, else in pinned mode (no hub's
-    /// deque is stealable).
+    /// deque is stealable); in `busy` mode (see the field) if `busy`.
     fn with_mode(
         nhubs: usize,
         nitems: usize,
         steals: bool,
+        busy: bool,
     ) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
         let fresh: Vec<LocalQueue<usize>> = (0..nhubs).map(|_| LocalQueue::new()).collect();
         let shared = Shared {
@@ -200,6 +209,9 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             ran: (0..nitems).map(|_| AtomicUsize::new(0)).collect(),
             total_ran: AtomicUsize::new(0),
+            all_ran: Mutex::new(false),
+            cv: Condvar::new(),
+            busy,
         };
         (Arc::new(shared), fresh)
     }
@@ -331,10 +343,18 @@ impl Hub {
     }
 
     fn run_item(&self, item: usize) {
-        self.shared.ran[item].fetch_add(1, SeqCst);
-        let done = self.shared.total_ran.fetch_add(1, SeqCst) + 1;
-        if done == self.shared.ran.len() {
-            self.shared.begin_shutdown();
+        let shared = &self.shared;
+        shared.ran[item].fetch_add(1, SeqCst);
+        let done = shared.total_ran.fetch_add(1, SeqCst) + 1;
+        if done == shared.ran.len() {
+            *shared.all_ran.lock().unwrap() = true;
+            shared.cv.notify_all();
+            shared.begin_shutdown();
+        } else if shared.busy {
+            let mut all_ran = shared.all_ran.lock().unwrap();
+            while !*all_ran {
+                all_ran = shared.cv.wait(all_ran).unwrap();
+            }
         }
     }
 
@@ -447,7 +467,7 @@ fn two_idle_hubs_vs_inject() {
 #[test]
 fn pinned_two_idle_hubs_vs_inject() {
     loom::model(|| {
-        let (shared, mut fresh) = Shared::with_mode(2, 1, false);
+        let (shared, mut fresh) = Shared::with_mode(2, 1, false, false);
         let fresh1 = fresh.pop().unwrap();
         let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
         let hub1 = spawn_hub(1, &shared, fresh1);
@@ -470,6 +490,34 @@ fn pinned_two_idle_hubs_vs_inject() {
 fn two_idle_hubs_vs_two_spawns_on_busy_hub() {
     loom::model(|| {
         let (shared, mut fresh) = Shared::new(3, 2);
+        let fresh2 = fresh.pop().unwrap();
+        let fresh1 = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let hub2 = spawn_hub(2, &shared, fresh2);
+        let hub1 = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                for item in 0..2 {
+                    shared.spawn_on(&fresh1, item);
+                }
+            })
+        };
+        hub1.join().unwrap();
+        let searching = [hub0.join().unwrap(), hub2.join().unwrap()];
+        shared.check_end(searching.iter().filter(|&&s| s).count());
+    });
+}
+
+/// As `two_idle_hubs_vs_two_spawns_on_busy_hub`, but each greenlet keeps
+/// the hub that runs it busy until both have run, so both idle hubs must
+/// wake: the first notification wakes one hub as a searcher, the second is
+/// skipped while it searches, and that searcher, the last one, must hand
+/// the search on when it leaves it with the other greenlet still visible
+/// (`leave_search`), or that greenlet is stranded.
+#[test]
+fn two_idle_hubs_vs_two_busy_spawns() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::with_mode(3, 2, true, true);
         let fresh2 = fresh.pop().unwrap();
         let fresh1 = fresh.pop().unwrap();
         let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
