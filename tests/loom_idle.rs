@@ -54,7 +54,22 @@
 //! Does the model bite? Each mutation below was made in `src`, then undone,
 //! and loom failed the models named:
 //!
-//! MUTATIONS_IDLE
+//! - `SearchHub::go_to_sleep` does not re-check the injector:
+//!   `pinned_two_idle_hubs_vs_inject` (in M:N mode `has_stealable_work`
+//!   re-checks it as well);
+//! - `go_to_sleep` does not re-check the stealable deques:
+//!   `idle_hub_vs_spawn_on_busy_hub`, `two_idle_hubs_vs_two_spawns_on_busy_hub`;
+//! - no fence in `Idle::announce_sleep` (F_a), or none in
+//!   `Idle::hub_to_notify` (F_n): every model but `idle_hub_vs_inbox_push`;
+//! - no fence in `Idle::end_search` (F_l), or no hand-off by the last
+//!   searcher in `SearchHub::leave_search`: `two_idle_hubs_vs_two_busy_spawns`;
+//! - `Inbox::push_and_unpark` unparks before it pushes:
+//!   `idle_hub_vs_inbox_push`;
+//! - `ParkState::prepare_park` parks even when a notification is pending:
+//!   every model.
+//!
+//! Each failure is a deadlock: every hub blocked in its driver with work
+//! left in a queue.
 
 #![cfg(loom)]
 

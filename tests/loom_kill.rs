@@ -31,11 +31,12 @@
 //! - **an unstarted greenlet that is killed never runs** (`kill_vs_start`).
 //!
 //! Does the model bite? Each mutation below was made in `src`, then undone,
-//! and loom failed the models named:
+//! and loom failed both models (each a deadlock):
 //!
-//! - `State::kill` wakes first and sets `KILLED` after: `kill_vs_wake`;
-//! - `run_until_suspended` returns `Parked` without the final CAS:
-//!   `kill_vs_wake` deadlocks.
+//! - `State::kill` wakes first and sets `KILLED` after;
+//! - `run_until_suspended` ignores a failed final CAS;
+//! - `Inbox::push_and_unpark` unparks before it pushes;
+//! - `ParkState::prepare_park` parks even when a notification is pending.
 
 #![cfg(loom)]
 

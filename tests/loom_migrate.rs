@@ -58,7 +58,20 @@
 //! - **nothing left behind**: every inbox and deque is empty at the end.
 //!
 //! Does the model bite? Each mutation below was tried, then undone, and
-//! loom failed the models named:
+//! loom failed the models named. In `src`:
+//!
+//! - `release_to` marks the greenlet in transit *after* the push: both
+//!   models ("not in transit": hub 1 may steal it before the mark);
+//! - `adopt_by` never takes the greenlet over: `migrate_then_park_again`
+//!   (deadlock: the second wake-up goes to hub 0, which has moved on).
+//!   `migrate_on_wake` cannot catch this: nobody reads `owner` after the
+//!   move;
+//! - `run_until_suspended` ignores a failed final CAS:
+//!   `migrate_then_park_again` (deadlock);
+//! - `Inbox::push_and_unpark` unparks before it pushes: both models (hub 0
+//!   never wakes; hub 1 spins until loom gives up on the branch count).
+//!
+//! In the model's glue, checking the claims about `owner`:
 //!
 //! - the waker reads `owner` *before* its `wake` (and pushes to that hub if
 //!   the wake wins): `migrate_then_park_again` ("Causality violation:
@@ -66,10 +79,8 @@
 //!   against hub 1's adoption write). `migrate_on_wake` cannot catch this:
 //!   with one wake-up nobody can adopt the greenlet before it;
 //! - hub 1 writes `owner` *before* it has the greenlet dequeued (the write
-//!   moved in front of `steal_into`): both models (hub 1's write against the
-//!   first waker's read);
-//! - `release_to` marks the greenlet in transit *after* the push: both models
-//!   (the hub that takes it off the deque may not see the mark).
+//!   of `adopt_by` moved in front of `steal_into`): both models (hub 1's
+//!   write against the first waker's read).
 
 #![cfg(loom)]
 

@@ -40,14 +40,17 @@
 //! Model-specific invariants are on each model.
 //!
 //! Does the model bite? Each mutation below was made in `src`, then undone,
-//! and loom failed the models named:
+//! and loom failed the models named (each a deadlock: the hub waits for a
+//! wake-up that was lost):
 //!
-//! - `run_until_suspended` returns `Parked` without the final CAS (a
-//!   wake-up that lands between the greenlet's token check and the switch
-//!   back is lost): every model deadlocks;
+//! - `run_until_suspended` ignores a failed final CAS (returns `Parked`
+//!   although a wake-up raced in and consumed nothing): every model;
+//! - `Inbox::push_and_unpark` unparks before it pushes: every model;
+//! - `ParkState::prepare_park` parks even when a notification is pending:
+//!   every model;
 //! - `State::wake` returns early when its load already shows `NOTIFIED`
-//!   (the bug the comment in `wake` describes): `wait_loop_vs_repeated_wakes`
-//!   deadlocks.
+//!   (the bug the comment in `wake` describes): `wait_loop_vs_two_wakers`
+//!   and `wait_loop_vs_repeated_wakes`.
 
 #![cfg(loom)]
 
