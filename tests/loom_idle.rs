@@ -7,12 +7,28 @@
 //! and `src/hub/remote.rs` post work (`inject`, `notify_one`,
 //! `HubRemote::push`/`unpark`).
 //!
-//! Each hub is a loom thread running a transcription of the hub loop over
-//! the real [`Idle`], [`ParkState`], [`Inbox`], [`LocalQueue`]/[`Stealer`]
-//! and [`Injector`]. Where the real hub blocks in `mio::Poll`, it blocks on a
-//! [`Driver`]: a sticky flag under a loom mutex plus a condvar, standing in
-//! for `epoll_wait` on the hub's eventfd-backed `mio::Waker` (a wake written
-//! before the hub blocks still ends the block; the block consumes it).
+//! Each hub is a loom thread that runs greenhub's own steps of the hub loop:
+//! [`SearchHub::search_shared`] (step 2: in M:N mode
+//! [`SearchHub::search_stealable`]: injector, search permit, steal,
+//! `leave_search` with its last-searcher hand-off; in pinned mode the
+//! injector) and
+//! [`SearchHub::go_to_sleep`] (step 3: announce, re-check every source,
+//! park, take itself off the sleeper list), parked with the real
+//! [`ParkState::park_with`]; work is posted with the real
+//! [`IdleRuntime::notify_one`] and `Inbox::push_and_unpark`, and hubs are
+//! unparked with the real `ParkState::unpark_with`. These are the functions
+//! `HubContext` runs (`src/hub/search.rs`), over the real [`Idle`],
+//! [`ParkState`], [`Inbox`], [`LocalQueue`]/[`Stealer`] and [`Injector`]:
+//! the model's `Shared` and `Hub` only implement the accessors of
+//! [`IdleRuntime`] and [`SearchHub`].
+//!
+//! Glue that stays here: the loop that calls the steps (`HubContext::run`
+//! less timers, the fairness tick and the shutdown phases: local queues
+//! first, then the shutdown check, then search, then sleep), and the
+//! stand-in for `mio::Poll`: a [`Driver`], a sticky flag under a loom mutex
+//! plus a condvar, standing in for `epoll_wait` on the hub's eventfd-backed
+//! `mio::Waker` (a wake written before the hub blocks still ends the block;
+//! the block consumes it).
 //!
 //! Work items are numbers. Running one counts it; whoever runs the last item
 //! starts a shutdown the way `Shared::begin_shutdown` does (set the flag,
@@ -31,17 +47,38 @@
 //!   would make every later `hub_to_notify` return `None`, stranding all
 //!   later work).
 //!
-//! Limit: under loom, `Injector::is_empty` and `Stealer::is_empty` take the
-//! stand-in queue's mutex, and that lock alone orders a push before or after
-//! a sleeper's re-check. These models therefore check the protocol's logic
-//! but cannot tell whether the `SeqCst` fences in `idle.rs` are needed
-//! (removing either one still passes); crossbeam's `is_empty` is lock-free.
+//! Under loom the deques' `is_empty` reads a published length (an atomic,
+//! not the stand-in's lock), like crossbeam's lock-free `is_empty`, so the
+//! models see the protocol's own fences at work.
+//!
+//! Does the model bite? Each mutation below was made in `src`, then undone,
+//! and loom failed the models named:
+//!
+//! - `SearchHub::go_to_sleep` does not re-check the injector:
+//!   `pinned_two_idle_hubs_vs_inject` (in M:N mode `has_stealable_work`
+//!   re-checks it as well);
+//! - `go_to_sleep` does not re-check the stealable deques:
+//!   `idle_hub_vs_spawn_on_busy_hub`, `two_idle_hubs_vs_two_spawns_on_busy_hub`;
+//! - no fence in `Idle::announce_sleep` (F_a), or none in
+//!   `Idle::hub_to_notify` (F_n): every model but `idle_hub_vs_inbox_push`;
+//! - no fence in `Idle::end_search` (F_l), or no hand-off by the last
+//!   searcher in `SearchHub::leave_search`: `two_idle_hubs_vs_two_busy_spawns`;
+//! - `Inbox::push_and_unpark` unparks before it pushes:
+//!   `idle_hub_vs_inbox_push`;
+//! - `ParkState::prepare_park` parks even when a notification is pending:
+//!   every model.
+//!
+//! Each failure is a deadlock: every hub blocked in its driver with work
+//! left in a queue.
 
 #![cfg(loom)]
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
-use greenhub::__private::{Idle, Inbox, Injector, LocalQueue, ParkState, Stealer};
+use greenhub::__private::{
+    Idle, IdleRuntime, Inbox, Injector, LocalQueue, ParkState, SearchHub, Stealer,
+};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
@@ -89,22 +126,23 @@ struct Remote {
 impl Remote {
     /// `HubRemote::unpark`.
     fn unpark(&self) {
-        if self.park.unpark() {
-            self.driver.wake();
-        }
+        self.park.unpark_with(|| self.driver.wake());
     }
 
     /// `HubRemote::push`: a started greenlet of this hub, woken elsewhere.
     /// (The shutdown counter `pending` is left out.)
     fn push(&self, item: usize) {
-        self.inbox.push(item).expect("inbox closed");
-        self.unpark();
+        self.inbox
+            .push_and_unpark(item, &self.park, || self.driver.wake())
+            .expect("inbox closed");
     }
 }
 
-/// `Shared`, in M:N (stealing) mode.
+/// `Shared`, in M:N (stealing) or pinned mode.
 struct Shared {
     hubs: Vec<Remote>,
+    /// M:N mode (hubs have stealable deques); else pinned.
+    steals: bool,
     injector: Injector<usize>,
     idle: Idle,
     shutdown: AtomicBool,
@@ -112,11 +150,63 @@ struct Shared {
     ran: Vec<AtomicUsize>,
     /// Items run so far, all together.
     total_ran: AtomicUsize,
+    /// Set (under its lock) when every item has run; while it is unset, a
+    /// hub running an item in `busy` mode blocks on `cv`.
+    all_ran: Mutex<bool>,
+    cv: Condvar,
+    /// Each item keeps the hub that runs it busy until every item has run
+    /// (a greenlet that never gives its hub back to the loop): no hub may
+    /// count on running a second item, so each needs a hub of its own.
+    busy: bool,
+}
+
+impl IdleRuntime for Shared {
+    type Item = usize;
+
+    fn idle(&self) -> &Idle {
+        &self.idle
+    }
+
+    fn injector(&self) -> &Injector<usize> {
+        &self.injector
+    }
+
+    fn num_hubs(&self) -> usize {
+        self.hubs.len()
+    }
+
+    fn stealer(&self, hub: usize) -> Option<&Stealer<usize>> {
+        self.hubs[hub].stealer.as_ref()
+    }
+
+    fn steals(&self) -> bool {
+        self.steals
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.shutdown.load(Acquire)
+    }
+
+    fn unpark_hub(&self, hub: usize) {
+        self.hubs[hub].unpark();
+    }
 }
 
 impl Shared {
-    /// Builds the shared state and each hub's deque of unstarted greenlets.
+    /// Builds the shared state (M:N mode) and each hub's deque of unstarted
+    /// greenlets.
     fn new(nhubs: usize, nitems: usize) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
+        Shared::with_mode(nhubs, nitems, true, false)
+    }
+
+    /// As `new`, in M:N mode if `steals`, else in pinned mode (no hub's
+    /// deque is stealable); in `busy` mode (see the field) if `busy`.
+    fn with_mode(
+        nhubs: usize,
+        nitems: usize,
+        steals: bool,
+        busy: bool,
+    ) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
         let fresh: Vec<LocalQueue<usize>> = (0..nhubs).map(|_| LocalQueue::new()).collect();
         let shared = Shared {
             hubs: fresh
@@ -125,46 +215,42 @@ impl Shared {
                     inbox: Inbox::new(),
                     park: ParkState::default(),
                     driver: Driver::new(),
-                    stealer: Some(q.stealer()),
+                    stealer: steals.then(|| q.stealer()),
                 })
                 .collect(),
+            steals,
             injector: Injector::new(),
             idle: Idle::new(nhubs),
             shutdown: AtomicBool::new(false),
             ran: (0..nitems).map(|_| AtomicUsize::new(0)).collect(),
             total_ran: AtomicUsize::new(0),
+            all_ran: Mutex::new(false),
+            cv: Condvar::new(),
+            busy,
         };
         (Arc::new(shared), fresh)
     }
 
-    /// `Shared::notify_one`.
-    fn notify_one(&self) {
-        if let Some(i) = self.idle.hub_to_notify() {
-            self.hubs[i].unpark();
-        }
-    }
-
-    /// `Shared::has_stealable_work`.
-    fn has_stealable_work(&self) -> bool {
-        !self.injector.is_empty()
-            || self
-                .hubs
-                .iter()
-                .any(|h| h.stealer.as_ref().is_some_and(|s| !s.is_empty()))
-    }
-
     /// `Shared::inject` from a thread outside the hubs (the shutdown
-    /// re-check after the push is left out).
+    /// re-check after the push is left out): push, then the real
+    /// `notify_one`.
     fn inject(&self, item: usize) {
         self.injector.push(item);
+        self.notify_one();
+    }
+
+    /// `HubContext::spawn` in M:N mode, on a hub that stays busy: push to
+    /// its deque, then the real `notify_one`.
+    fn spawn_on(&self, fresh: &LocalQueue<usize>, item: usize) {
+        fresh.push(item);
         self.notify_one();
     }
 
     /// `Shared::begin_shutdown`.
     fn begin_shutdown(&self) {
         self.shutdown.store(true, SeqCst);
-        for hub in &self.hubs {
-            hub.unpark();
+        for i in 0..self.hubs.len() {
+            self.unpark_hub(i);
         }
     }
 
@@ -199,9 +285,38 @@ struct Hub {
     index: usize,
     shared: Arc<Shared>,
     fresh: LocalQueue<usize>,
-    ready: VecDeque<usize>,
+    ready: RefCell<VecDeque<usize>>,
     /// Whether this hub counts in `Idle::searching`.
-    searching: bool,
+    searching: Cell<bool>,
+}
+
+impl SearchHub for Hub {
+    type Runtime = Shared;
+
+    fn runtime(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    fn fresh(&self) -> &LocalQueue<usize> {
+        &self.fresh
+    }
+
+    fn inbox(&self) -> &Inbox<usize> {
+        &self.remote().inbox
+    }
+
+    fn searching(&self) -> &Cell<bool> {
+        &self.searching
+    }
+
+    /// Every other hub in index order, from the next one on.
+    fn steal_start(&self) -> usize {
+        self.index + 1
+    }
 }
 
 impl Hub {
@@ -210,8 +325,8 @@ impl Hub {
             index,
             shared: shared.clone(),
             fresh,
-            ready: VecDeque::new(),
-            searching: false,
+            ready: RefCell::new(VecDeque::new()),
+            searching: Cell::new(false),
         }
     }
 
@@ -221,7 +336,7 @@ impl Hub {
 
     /// `HubContext::run`, until shutdown. Returns whether the hub still
     /// counts as a searcher when it leaves.
-    fn run(mut self) -> bool {
+    fn run(self) -> bool {
         loop {
             if let Some(item) = self.next_local() {
                 self.run_item(item);
@@ -230,121 +345,48 @@ impl Hub {
             if self.shared.shutdown.load(Acquire) {
                 break;
             }
-            if let Some(item) = self.search() {
+            // `HubContext::search` (no timers; `ready` is empty here).
+            if let Some(item) = self.search_shared() {
                 self.run_item(item);
                 continue;
             }
-            self.sleep();
+            // `HubContext::sleep` (no timers, no stack cache).
+            let remote = self.remote();
+            self.go_to_sleep(|| remote.park.park_with(|| remote.driver.block()));
         }
-        self.searching
+        self.searching.get()
     }
 
     fn run_item(&self, item: usize) {
-        self.shared.ran[item].fetch_add(1, SeqCst);
-        let done = self.shared.total_ran.fetch_add(1, SeqCst) + 1;
-        if done == self.shared.ran.len() {
-            self.shared.begin_shutdown();
+        let shared = &self.shared;
+        shared.ran[item].fetch_add(1, SeqCst);
+        let done = shared.total_ran.fetch_add(1, SeqCst) + 1;
+        if done == shared.ran.len() {
+            *shared.all_ran.lock().unwrap() = true;
+            shared.cv.notify_all();
+            shared.begin_shutdown();
+        } else if shared.busy {
+            let mut all_ran = shared.all_ran.lock().unwrap();
+            while !*all_ran {
+                all_ran = shared.cv.wait(all_ran).unwrap();
+            }
         }
     }
 
-    /// `HubContext::next_local` (no timers, no fairness tick).
-    fn next_local(&mut self) -> Option<usize> {
-        if let Some(item) = self.ready.pop_front() {
+    /// `HubContext::next_local` (no timers, no fairness tick): `ready`,
+    /// then `fresh`, then the inbox.
+    fn next_local(&self) -> Option<usize> {
+        if let Some(item) = self.ready.borrow_mut().pop_front() {
             return Some(item);
         }
         if let Some(item) = self.fresh.pop() {
             return Some(item);
         }
-        let inbox = &self.shared.hubs[self.index].inbox;
-        if inbox.drain_into(&mut self.ready) > 0 {
-            return self.ready.pop_front();
+        let mut ready = self.ready.borrow_mut();
+        if self.remote().inbox.drain_into(&mut ready) > 0 {
+            return ready.pop_front();
         }
         None
-    }
-
-    /// `HubContext::search` in M:N mode (no timers).
-    fn search(&mut self) -> Option<usize> {
-        if let Some(item) = self.ready.pop_front() {
-            return Some(item);
-        }
-        let found = match self.shared.injector.steal_into(&self.fresh) {
-            Some(item) => Some(item),
-            None => {
-                if !self.searching {
-                    if !self.shared.idle.try_start_search() {
-                        return None;
-                    }
-                    self.searching = true;
-                }
-                self.steal()
-            }
-        };
-        if found.is_some() {
-            self.leave_search();
-        }
-        found
-    }
-
-    /// `HubContext::steal` (every other hub, in index order).
-    fn steal(&self) -> Option<usize> {
-        let hubs = &self.shared.hubs;
-        for (i, hub) in hubs.iter().enumerate() {
-            if i == self.index {
-                continue;
-            }
-            if let Some(stealer) = &hub.stealer {
-                if let Some(item) = stealer.steal_into(&self.fresh) {
-                    return Some(item);
-                }
-            }
-        }
-        None
-    }
-
-    /// `HubContext::leave_search`.
-    fn leave_search(&mut self) {
-        if std::mem::replace(&mut self.searching, false)
-            && self.shared.idle.end_search()
-            && self.shared.has_stealable_work()
-        {
-            self.shared.notify_one();
-        }
-    }
-
-    /// `HubContext::sleep` (no timers, no stack cache).
-    fn sleep(&mut self) {
-        let shared = self.shared.clone();
-        let idle = &shared.idle;
-        idle.announce_sleep(self.index, std::mem::replace(&mut self.searching, false));
-        let mut started = false;
-        let work = !self.remote().inbox.is_empty()
-            || !shared.injector.is_empty()
-            || shared.shutdown.load(Acquire)
-            || (shared.has_stealable_work() && {
-                started = idle.try_start_search();
-                started
-            });
-        if work {
-            let notified = !idle.cancel_sleep(self.index);
-            if started && notified {
-                idle.end_search();
-            }
-            self.searching = started || notified;
-            return;
-        }
-        self.park();
-        if !idle.cancel_sleep(self.index) {
-            self.searching = true;
-        }
-    }
-
-    /// `HubContext::park` with no timer: block in the driver.
-    fn park(&self) {
-        let remote = self.remote();
-        if remote.park.prepare_park() {
-            remote.driver.block();
-        }
-        remote.park.finish_park();
     }
 }
 
@@ -385,10 +427,7 @@ fn idle_hub_vs_spawn_on_busy_hub() {
         let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
         let hub1 = {
             let shared = shared.clone();
-            thread::spawn(move || {
-                fresh1.push(0);
-                shared.notify_one();
-            })
+            thread::spawn(move || shared.spawn_on(&fresh1, 0))
         };
         hub1.join().unwrap();
         let searching = hub0.join().unwrap();
@@ -436,6 +475,27 @@ fn two_idle_hubs_vs_inject() {
     });
 }
 
+/// Two hubs of a pinned runtime (no stealing: `search_shared` takes from
+/// the injector only) going idle at once while one greenlet is injected:
+/// exactly one runs it, and the counts balance. Here the sleeper's re-check
+/// of the injector is the only one that can see the item.
+#[test]
+fn pinned_two_idle_hubs_vs_inject() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::with_mode(2, 1, false, false);
+        let fresh1 = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let hub1 = spawn_hub(1, &shared, fresh1);
+        let poster = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.inject(0))
+        };
+        poster.join().unwrap();
+        let searching = [hub0.join().unwrap(), hub1.join().unwrap()];
+        shared.check_end(searching.iter().filter(|&&s| s).count());
+    });
+}
+
 /// Two idle hubs while busy hub 1 spawns two greenlets onto its own deque
 /// (push, `notify_one`, twice) and stays busy: both are stolen and run
 /// exactly once, whichever hubs wake (the first notification wakes one hub
@@ -453,8 +513,35 @@ fn two_idle_hubs_vs_two_spawns_on_busy_hub() {
             let shared = shared.clone();
             thread::spawn(move || {
                 for item in 0..2 {
-                    fresh1.push(item);
-                    shared.notify_one();
+                    shared.spawn_on(&fresh1, item);
+                }
+            })
+        };
+        hub1.join().unwrap();
+        let searching = [hub0.join().unwrap(), hub2.join().unwrap()];
+        shared.check_end(searching.iter().filter(|&&s| s).count());
+    });
+}
+
+/// As `two_idle_hubs_vs_two_spawns_on_busy_hub`, but each greenlet keeps
+/// the hub that runs it busy until both have run, so both idle hubs must
+/// wake: the first notification wakes one hub as a searcher, the second is
+/// skipped while it searches, and that searcher, the last one, must hand
+/// the search on when it leaves it with the other greenlet still visible
+/// (`leave_search`), or that greenlet is stranded.
+#[test]
+fn two_idle_hubs_vs_two_busy_spawns() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::with_mode(3, 2, true, true);
+        let fresh2 = fresh.pop().unwrap();
+        let fresh1 = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let hub2 = spawn_hub(2, &shared, fresh2);
+        let hub1 = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                for item in 0..2 {
+                    shared.spawn_on(&fresh1, item);
                 }
             })
         };

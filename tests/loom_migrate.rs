@@ -4,45 +4,53 @@
 //! `owner` (`Header::owner`/`owner_arc` in `src/greenlet/task.rs`) without
 //! racing with the hub that adopts it (`Header::migrate_to`).
 //!
-//! The real [`State`], [`Inbox`] and [`LocalQueue`]/[`Stealer`] (under loom,
-//! the mutex-based stand-in for `crossbeam-deque`) are driven the way the
-//! runtime drives them:
+//! The moves are greenhub's own steps, driven the way the runtime drives
+//! them, over the real [`State`], `Inbox`/`ParkState` (`loom_common`) and
+//! [`LocalQueue`]/[`Stealer`] (under loom, the mutex-based stand-in for
+//! `crossbeam-deque`):
 //!
 //! - the greenlet has started on hub 0 and is parked there (`owner` is 0);
 //! - a waker calls [`State::wake`] and, when it returns `true`, reads `owner`
 //!   and hands the greenlet to that hub the way `hub::schedule` does from
-//!   another thread: push to the hub's inbox, then unpark the hub (loom's
-//!   thread park stands in for the hub's poller, as in `tests/loom_park.rs`);
-//! - hub 0 (a loom thread) waits for its inbox, drains it and *releases* the
-//!   greenlet (`take_inbox` -> `requeue` -> `release`): pushes it on its own
-//!   stealable deque. Then it pops its deque (`next_local`); if it gets the
-//!   greenlet back it runs it (`run_task`);
+//!   another thread (the real `Inbox::push_and_unpark`; loom's thread park
+//!   stands in for the hub's poller, as in `tests/loom_park.rs`);
+//! - hub 0 (a loom thread) waits for its inbox (the real
+//!   `ParkState::park_with`), drains it and *releases* the greenlet with the
+//!   real [`release_to`] (`take_inbox` -> `requeue` -> `release`: mark it in
+//!   transit, push it on its own stealable deque). Then it pops its deque
+//!   (`next_local`); if it gets the greenlet back it runs it (`run_task`);
 //! - hub 1 (a loom thread) searches: it steals from hub 0's deque until it
 //!   gets the greenlet or knows that hub 0 took it; if it gets it, it runs
 //!   it;
-//! - whichever hub runs it first *adopts* it (`run_task` -> `adopt`: reads
-//!   `owner`, and writes its own index there unless it is already the
-//!   owner), then resumes it, then completes it when its closure returns, or
-//!   commits its park (`park_commit`) and waits for its inbox when it parks.
+//! - whichever hub runs it first finds it in transit and *adopts* it with the
+//!   real [`adopt_by`] (`run_task` -> `adopt`: reads `owner`, and writes its
+//!   own index there unless it is already the owner), then runs it with the
+//!   hub's real resume loop ([`run_until_suspended`]: the final CAS when it
+//!   parks), waits for its inbox when it parked, and completes it when its
+//!   closure returns.
 //!
 //! Stand-ins: the greenlet's stack and its `owner` field are loom
-//! `UnsafeCell`s. The stack is written by whoever owns the greenlet at that
-//! moment (the waker that won it from `PARKED` until it pushes it, the hub
-//! that resumes it). `owner` is written only by a hub that has the greenlet
-//! dequeued (`adopt`) and read by the adopting hub and by a waker right after
-//! its `wake` returned `true`. (The real `owner` is an `AtomicPtr`, so the
-//! hazard there is not a torn read but a waker using, or queueing onto, a hub
-//! `Arc` that an adopter is releasing at the same time; the `UnsafeCell`
-//! makes loom check the happens-before edges that the `# Safety` of
-//! `migrate_to` relies on.)
+//! `UnsafeCell`s, and its `live_slot` (of which only "in transit" matters
+//! here) a loom atomic with the same (relaxed) ordering. The stack is
+//! written by whoever owns the greenlet at that moment (the waker that won
+//! it from `PARKED` until it pushes it, the hub that resumes it). `owner` is
+//! written only by a hub that has the greenlet dequeued (`adopt_by`) and
+//! read by the adopting hub and by a waker right after its `wake` returned
+//! `true`. (The real `owner` is an `AtomicPtr`, so the hazard there is not a
+//! torn read but a waker using, or queueing onto, a hub `Arc` that an
+//! adopter is releasing at the same time; the `UnsafeCell` makes loom check
+//! the happens-before edges that the `# Safety` of `migrate_to` relies on.)
+//! Glue that stays here: the greenlet's own code between suspensions, and
+//! the live set (a hub-local `RefCell` in the runtime; joining one ends "in
+//! transit").
 //!
 //! Invariants asserted by every model:
 //!
 //! - **one run, one owner**: the greenlet is taken off the deque by exactly
-//!   one hub, resumed by it, and completes; loom fails the model if two
-//!   accesses to the stack or to `owner` are not ordered by happens-before
-//!   (in particular, the waker's read of `owner` must happen before any
-//!   adopter's write, through the inbox and the deque);
+//!   one hub, found in transit, resumed by it, and completes; loom fails the
+//!   model if two accesses to the stack or to `owner` are not ordered by
+//!   happens-before (in particular, the waker's read of `owner` must happen
+//!   before any adopter's write, through the inbox and the deque);
 //! - **pushed to the right hub**: a waker pushes the greenlet to the hub that
 //!   owns it, and a hub that parks it gets it back from its own inbox (a push
 //!   to the wrong inbox would leave the owner waiting forever, which loom
@@ -50,27 +58,42 @@
 //! - **nothing left behind**: every inbox and deque is empty at the end.
 //!
 //! Does the model bite? Each mutation below was tried, then undone, and
-//! loom failed the models named with "Causality violation: Concurrent read
-//! and write accesses" on `owner`:
+//! loom failed the models named. In `src`:
+//!
+//! - `release_to` marks the greenlet in transit *after* the push: both
+//!   models ("not in transit": hub 1 may steal it before the mark);
+//! - `adopt_by` never takes the greenlet over: `migrate_then_park_again`
+//!   (deadlock: the second wake-up goes to hub 0, which has moved on).
+//!   `migrate_on_wake` cannot catch this: nobody reads `owner` after the
+//!   move;
+//! - `run_until_suspended` ignores a failed final CAS:
+//!   `migrate_then_park_again` (deadlock);
+//! - `Inbox::push_and_unpark` unparks before it pushes: both models (hub 0
+//!   never wakes; hub 1 spins until loom gives up on the branch count).
+//!
+//! In the model's glue, checking the claims about `owner`:
 //!
 //! - the waker reads `owner` *before* its `wake` (and pushes to that hub if
-//!   the wake wins): `migrate_then_park_again` (the second waker's read
+//!   the wake wins): `migrate_then_park_again` ("Causality violation:
+//!   Concurrent read and write accesses" on `owner`: the second waker's read
 //!   against hub 1's adoption write). `migrate_on_wake` cannot catch this:
 //!   with one wake-up nobody can adopt the greenlet before it;
 //! - hub 1 writes `owner` *before* it has the greenlet dequeued (the write
-//!   moved in front of `steal_into`): both models (hub 1's write against the
-//!   first waker's read).
+//!   of `adopt_by` moved in front of `steal_into`): both models (hub 1's
+//!   write against the first waker's read).
 
 #![cfg(loom)]
 
 mod loom_common;
 
-use loom_common::wait_inbox;
+use loom_common::Remote;
 
-use greenhub::__private::{Inbox, LocalQueue, State, Stealer};
+use greenhub::__private::{
+    LocalQueue, Migrant, Ran, Resumed, State, Stealer, adopt_by, release_to, run_until_suspended,
+};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use loom::thread;
 
 /// The parts of one greenlet that migration touches.
@@ -81,6 +104,9 @@ struct Greenlet {
     stack: UnsafeCell<usize>,
     /// Stands in for `Header::owner`: the index of the owning hub.
     owner: UnsafeCell<usize>,
+    /// Stands in for `Header::live_slot == IN_TRANSIT` (relaxed, as
+    /// `LIVE_ORDER`).
+    in_transit: AtomicBool,
     /// Set by the hub that took the greenlet off a deque.
     taken: AtomicBool,
     /// How many times a hub took it off a deque.
@@ -104,6 +130,7 @@ impl Greenlet {
             state: State::new(false),
             stack: UnsafeCell::new(0),
             owner: UnsafeCell::new(0),
+            in_transit: AtomicBool::new(false),
             taken: AtomicBool::new(false),
             dequeued: AtomicUsize::new(0),
             wakes_started: AtomicUsize::new(0),
@@ -130,12 +157,38 @@ impl Greenlet {
     }
 }
 
-/// The hubs' inboxes, by hub index.
-type Inboxes = [Inbox<usize>; 2];
+/// What the deques hold: a reference to the greenlet (`TaskRef`).
+struct Task(Arc<Greenlet>);
+
+impl Migrant for Task {
+    type Hub = usize;
+
+    fn set_in_transit(&self) {
+        self.0.in_transit.store(true, Relaxed);
+    }
+
+    fn in_transit(&self) -> bool {
+        self.0.in_transit.load(Relaxed)
+    }
+
+    fn owned_by(&self, hub: &usize) -> bool {
+        self.0.owner() == *hub
+    }
+
+    unsafe fn migrate_to(&self, hub: &usize) {
+        // SAFETY: the caller has the greenlet dequeued: nobody else reads or
+        // writes its owner now (`hub::migrate`); loom reports it if that is
+        // wrong.
+        self.0.owner.with_mut(|p| unsafe { *p = *hub });
+    }
+}
+
+/// The hubs' remote halves, by hub index.
+type Remotes = [Remote; 2];
 
 /// A waker: wakes the greenlet and, if it moved it out of `PARKED`, pushes
 /// it to the hub that owns it (`hub::schedule` from another thread).
-fn waker(g: &Greenlet, inboxes: &Inboxes, hubs: &[thread::Thread]) {
+fn waker(g: &Greenlet, remotes: &Remotes, hubs: &[thread::Thread]) {
     g.wakes_started.fetch_add(1, SeqCst);
     if g.state.wake() {
         // We own the parked greenlet until the hub takes it; only now may
@@ -143,40 +196,62 @@ fn waker(g: &Greenlet, inboxes: &Inboxes, hubs: &[thread::Thread]) {
         g.touch_stack();
         let owner = g.owner();
         g.wins.fetch_add(1, SeqCst);
-        inboxes[owner].push(0).expect("inbox closed");
-        hubs[owner].unpark();
+        remotes[owner].push(0, &hubs[owner]);
     }
 }
 
-/// `run_task` on hub `me` for the greenlet it just took off a deque: adopt
-/// it, resume it, and then, if `parks` (the closure calls `park()` once
-/// more after the move, then returns), commit its park and wait for the
-/// wake-up in this hub's inbox. The greenlet completes at the end.
-fn run_migrated(g: &Greenlet, me: usize, inbox: &Inbox<usize>, parks: bool) {
+/// The greenlet's closure from where it stopped to its next suspension:
+/// it was parked on hub 0 and, if `parks`, calls `park()` once more after
+/// the move, then returns. `second`: this resume returns from that second
+/// park.
+fn resume(g: &Greenlet, parks: bool, second: &mut bool) -> Resumed {
+    if !*second {
+        // Back from the `park()` the greenlet was parked in on hub 0.
+        g.touch_stack();
+        if !parks {
+            return Resumed::Return;
+        }
+        *second = true;
+        // `park_greenlet_until`: a token makes the park return at once;
+        // else the greenlet suspends and the hub makes the final CAS.
+        if !g.state.take_notified() {
+            return Resumed::Park;
+        }
+    }
+    // The second park returned: resumed again (at once, or from the inbox).
+    g.touch_stack();
+    assert_eq!(
+        g.wakes_started.load(SeqCst),
+        2,
+        "park returned before the second wake-up"
+    );
+    Resumed::Return
+}
+
+/// `run_task` on hub `me` for the greenlet it just took off a deque: find it
+/// in transit and adopt it, then run it (the real resume loop), waiting for
+/// this hub's inbox whenever it parked for good; complete it at the end.
+fn run_migrated(task: &Task, me: usize, remote: &Remote, parks: bool) {
+    let g = &*task.0;
     g.taken.store(true, SeqCst);
     g.dequeued.fetch_add(1, SeqCst);
-    // `adopt`: the old owner's index is only replaced if it is not ours.
-    if g.owner() != me {
-        // SAFETY: we have the greenlet dequeued: nobody else reads or writes
-        // its owner now (`hub::migrate`); loom reports it if that is wrong.
-        g.owner.with_mut(|p| unsafe { *p = me });
-    }
-    // Back from the `park()` the greenlet was parked in on hub 0.
-    g.touch_stack();
-    if parks {
-        // `park_greenlet`: a token makes the park return at once; else the
-        // greenlet suspends and the hub makes the final CAS.
-        if !g.state.take_notified() && g.state.park_commit() {
+    // `run_task_as::<true>`: a started greenlet in transit is adopted first.
+    assert!(
+        task.in_transit(),
+        "took a released greenlet off a deque but it is not in transit"
+    );
+    // SAFETY: we have it dequeued, in transit.
+    unsafe { adopt_by(task, &me) };
+    // `LiveSet::insert` into our live set: no longer in transit.
+    g.in_transit.store(false, Relaxed);
+    let mut second = false;
+    loop {
+        match run_until_suspended(&g.state, || resume(g, parks, &mut second)) {
+            Ran::Returned => break,
             // Parked on this hub: the second wake-up must come here.
-            assert_eq!(wait_inbox(inbox), 1, "greenlet pushed twice");
+            Ran::Parked => assert_eq!(remote.wait_inbox(), 1, "greenlet pushed twice"),
+            Ran::Yielded => unreachable!("the greenlet never yields"),
         }
-        // The park returned: resumed again (at once, or from the inbox).
-        g.touch_stack();
-        assert_eq!(
-            g.wakes_started.load(SeqCst),
-            2,
-            "park returned before the second wake-up"
-        );
     }
     // The closure returned.
     let prev = g.state.complete();
@@ -185,13 +260,14 @@ fn run_migrated(g: &Greenlet, me: usize, inbox: &Inbox<usize>, parks: bool) {
 
 /// Hub 0: waits for the wake-up in its inbox, releases the greenlet onto
 /// its deque, then pops the deque; runs the greenlet if it got it back.
-fn hub0(g: &Greenlet, inbox: &Inbox<usize>, fresh: &LocalQueue<usize>, parks: bool) {
-    assert_eq!(wait_inbox(inbox), 1, "greenlet pushed twice");
-    // `release`.
-    fresh.push(0);
+fn hub0(g: &Arc<Greenlet>, remote: &Remote, fresh: &LocalQueue<Task>, parks: bool) {
+    assert_eq!(remote.wait_inbox(), 1, "greenlet pushed twice");
+    // `release` (out of hub 0's live set, then `release_to`); nobody sleeps
+    // in these models, so `notify_one` would find no hub to wake.
+    release_to(fresh, Task(g.clone()), || {});
     // `next_local`: only hub 1 can have taken it since the push.
-    if fresh.pop().is_some() {
-        run_migrated(g, 0, inbox, parks);
+    if let Some(task) = fresh.pop() {
+        run_migrated(&task, 0, remote, parks);
     }
 }
 
@@ -199,14 +275,14 @@ fn hub0(g: &Greenlet, inbox: &Inbox<usize>, fresh: &LocalQueue<usize>, parks: bo
 /// or hub 0 has taken it back; runs it if it stole it.
 fn hub1(
     g: &Greenlet,
-    inbox: &Inbox<usize>,
-    victim: &Stealer<usize>,
-    fresh: &LocalQueue<usize>,
+    remote: &Remote,
+    victim: &Stealer<Task>,
+    fresh: &LocalQueue<Task>,
     parks: bool,
 ) {
     while !g.taken.load(SeqCst) {
-        if victim.steal_into(fresh).is_some() {
-            run_migrated(g, 1, inbox, parks);
+        if let Some(task) = victim.steal_into(fresh) {
+            run_migrated(&task, 1, remote, parks);
             break;
         }
         thread::yield_now();
@@ -218,29 +294,29 @@ fn hub1(
 /// greenlet once) as loom threads, the main thread checks the end state.
 fn model(nwakers: usize, parks: bool) {
     let g = Arc::new(Greenlet::parked_on_hub0());
-    let inboxes: Arc<Inboxes> = Arc::new([Inbox::new(), Inbox::new()]);
+    let remotes: Arc<Remotes> = Arc::new([Remote::new(), Remote::new()]);
     let fresh0 = LocalQueue::new();
     let stealer0 = fresh0.stealer();
     let fresh1 = LocalQueue::new();
     let h0 = {
-        let (g, inboxes) = (g.clone(), inboxes.clone());
+        let (g, remotes) = (g.clone(), remotes.clone());
         thread::spawn(move || {
-            hub0(&g, &inboxes[0], &fresh0, parks);
+            hub0(&g, &remotes[0], &fresh0, parks);
             fresh0.is_empty()
         })
     };
     let h1 = {
-        let (g, inboxes) = (g.clone(), inboxes.clone());
+        let (g, remotes) = (g.clone(), remotes.clone());
         thread::spawn(move || {
-            hub1(&g, &inboxes[1], &stealer0, &fresh1, parks);
+            hub1(&g, &remotes[1], &stealer0, &fresh1, parks);
             stealer0.is_empty()
         })
     };
     let hubs = [h0.thread().clone(), h1.thread().clone()];
     let wakers: Vec<_> = (0..nwakers)
         .map(|_| {
-            let (g, inboxes, hubs) = (g.clone(), inboxes.clone(), hubs.clone());
-            thread::spawn(move || waker(&g, &inboxes, &hubs))
+            let (g, remotes, hubs) = (g.clone(), remotes.clone(), hubs.clone());
+            thread::spawn(move || waker(&g, &remotes, &hubs))
         })
         .collect();
     for w in wakers {
@@ -261,8 +337,11 @@ fn model(nwakers: usize, parks: bool) {
         "greenlet resumed more or less than once per wake-up"
     );
     assert!(g.state.load().is_complete());
-    for inbox in inboxes.iter() {
-        assert!(inbox.is_empty(), "greenlet pushed after it completed");
+    for remote in remotes.iter() {
+        assert!(
+            remote.inbox.is_empty(),
+            "greenlet pushed after it completed"
+        );
     }
     // Late wake-ups of a completed greenlet are dropped.
     assert!(!g.state.wake());

@@ -2,19 +2,27 @@
 //! `src/greenlet/state.rs` describes in its module docs (the final CAS after
 //! the switch, `NOTIFIED` tokens, "the first waker wins").
 //!
-//! The real [`State`] is driven in the order the runtime drives it:
+//! Each step is greenhub's own code, driven in the order the runtime drives
+//! it:
 //!
-//! - a loom thread is the owning hub. It "resumes" the greenlet by running
-//!   the greenlet's code up to its next suspension (the greenlet side of
-//!   `park_greenlet` in `src/greenlet/mod.rs`: `take_notified`, else
-//!   suspend), then does what `run_task` in `src/hub/mod.rs` does after
-//!   `resume()` returns: `park_commit` (resuming again at once if it fails)
-//!   or, when the body returned, `complete`;
+//! - a loom thread is the owning hub. It runs the greenlet with the hub's
+//!   real resume loop, [`run_until_suspended`] (what `run_task` in
+//!   `src/hub/run.rs` runs): resume, and after a park the final CAS
+//!   ([`State::park_commit`]), resuming again at once if it fails; when the
+//!   body returned, it completes the greenlet ([`State::complete`]);
 //! - waker threads call [`State::wake`] and, when it returns `true`, hand the
 //!   greenlet to the hub the way `hub::schedule` does from another thread:
-//!   push to the hub's real [`Inbox`], then unpark the hub. The hub's poller
-//!   is stood in for by loom's thread park, which, like the eventfd-backed
-//!   `mio::Waker`, is sticky (an unpark before the park still ends it).
+//!   the real `Inbox::push_and_unpark` onto the hub's real [`Inbox`] and
+//!   `ParkState`; the hub waits for its inbox with the real
+//!   `ParkState::park_with` (`loom_common`). The hub's poller is stood in for
+//!   by loom's thread park, which, like the eventfd-backed `mio::Waker`, is
+//!   sticky (an unpark before the park still ends it).
+//!
+//! Glue that stays here: the greenlet's own code up to its next suspension
+//! (`resume`), which plays the greenlet's side of `park_greenlet_until` in
+//! `src/greenlet/wait.rs` (take a `NOTIFIED` token with the real
+//! [`State::take_notified`], else suspend with `Suspend::Park`), and the
+//! stand-ins for the stack and the poller.
 //!
 //! Invariants asserted by every model:
 //!
@@ -30,14 +38,27 @@
 //!   (no push of a running or completed greenlet).
 //!
 //! Model-specific invariants are on each model.
+//!
+//! Does the model bite? Each mutation below was made in `src`, then undone,
+//! and loom failed the models named (each a deadlock: the hub waits for a
+//! wake-up that was lost):
+//!
+//! - `run_until_suspended` ignores a failed final CAS (returns `Parked`
+//!   although a wake-up raced in and consumed nothing): every model;
+//! - `Inbox::push_and_unpark` unparks before it pushes: every model;
+//! - `ParkState::prepare_park` parks even when a notification is pending:
+//!   every model;
+//! - `State::wake` returns early when its load already shows `NOTIFIED`
+//!   (the bug the comment in `wake` describes): `wait_loop_vs_two_wakers`
+//!   and `wait_loop_vs_repeated_wakes`.
 
 #![cfg(loom)]
 
 mod loom_common;
 
-use loom_common::wait_inbox;
+use loom_common::Remote;
 
-use greenhub::__private::{Inbox, State};
+use greenhub::__private::{Ran, Resumed, State, run_until_suspended};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -83,14 +104,6 @@ impl Greenlet {
     }
 }
 
-/// Why a resume of the greenlet came back to the hub.
-enum Suspend {
-    /// `Suspend::Park` (from `park_greenlet`).
-    Park,
-    /// The closure returned.
-    Return,
-}
-
 /// What the greenlet's closure does, cut at its suspension points.
 #[derive(Clone, Copy)]
 enum Body {
@@ -104,65 +117,65 @@ enum Body {
 }
 
 /// Runs the greenlet from where it stopped (`resumed`: it had suspended in
-/// `park_greenlet`) to its next suspension or its end.
-fn resume(g: &Greenlet, body: Body, resumed: bool) -> Suspend {
+/// `park_greenlet_until`) to its next suspension or its end.
+fn resume(g: &Greenlet, body: Body, resumed: bool) -> Resumed {
     match body {
         Body::ParkOnce => {
             if resumed {
                 // Back from `suspend`: `park` returns, the closure returns.
-                return Suspend::Return;
+                return Resumed::Return;
             }
-            // `park_greenlet`: a token makes `park` return at once.
+            // `park_greenlet_until`: a token makes `park` return at once.
             if g.state.take_notified() {
-                return Suspend::Return;
+                return Resumed::Return;
             }
-            Suspend::Park
+            Resumed::Park
         }
         Body::WaitFor(n) => loop {
             if g.events.load(SeqCst) >= n {
-                return Suspend::Return;
+                return Resumed::Return;
             }
             if !g.state.take_notified() {
-                return Suspend::Park;
+                return Resumed::Park;
             }
         },
     }
 }
 
-/// The hub's `run_task`: resumes the greenlet until it parks for good
-/// (`false`) or returns (`true`, the greenlet is then completed).
+/// The hub's `run_task` with the real resume loop: resumes the greenlet
+/// until it parks for good (`false`) or returns (`true`, the greenlet is
+/// then completed).
 fn run_task(g: &Greenlet, body: Body, mut resumed: bool) -> bool {
-    loop {
+    let ran = run_until_suspended(&g.state, || {
         g.touch_stack();
-        match resume(g, body, resumed) {
-            Suspend::Return => {
-                if let Body::ParkOnce = body {
-                    // Nothing else wakes the greenlet, so a return from its
-                    // park is only correct once a waker has started.
-                    assert!(
-                        g.wakes_started.load(SeqCst) > 0,
-                        "park returned before anyone woke the greenlet"
-                    );
-                }
-                let prev = g.state.complete();
-                assert!(!prev.is_complete());
-                return true;
+        let r = resume(g, body, resumed);
+        // Any later resume comes back from the park's suspend.
+        resumed = true;
+        r
+    });
+    match ran {
+        Ran::Returned => {
+            if let Body::ParkOnce = body {
+                // Nothing else wakes the greenlet, so a return from its
+                // park is only correct once a waker has started.
+                assert!(
+                    g.wakes_started.load(SeqCst) > 0,
+                    "park returned before anyone woke the greenlet"
+                );
             }
-            Suspend::Park => {
-                if g.state.park_commit() {
-                    return false;
-                }
-                // A wake-up raced with the park: resume it again at once.
-                resumed = true;
-            }
+            let prev = g.state.complete();
+            assert!(!prev.is_complete());
+            true
         }
+        Ran::Parked => false,
+        Ran::Yielded => unreachable!("the greenlet never yields"),
     }
 }
 
 /// A waker, `rounds` times: publishes an event, then wakes the greenlet,
 /// pushing it to the hub if it moved it out of `PARKED` (what `Waiter::wake`
 /// and `hub::schedule` do from another thread).
-fn waker(g: &Greenlet, inbox: &Inbox<usize>, hub: &thread::Thread, rounds: usize) {
+fn waker(g: &Greenlet, remote: &Remote, hub: &thread::Thread, rounds: usize) {
     for _ in 0..rounds {
         g.events.fetch_add(1, SeqCst);
         g.wakes_started.fetch_add(1, SeqCst);
@@ -170,8 +183,7 @@ fn waker(g: &Greenlet, inbox: &Inbox<usize>, hub: &thread::Thread, rounds: usize
             // We own the parked greenlet until the hub takes it.
             g.touch_stack();
             g.wins.fetch_add(1, SeqCst);
-            inbox.push(0).expect("inbox closed");
-            hub.unpark();
+            remote.push(0, hub);
         }
     }
 }
@@ -184,15 +196,15 @@ fn waker(g: &Greenlet, inbox: &Inbox<usize>, hub: &thread::Thread, rounds: usize
 /// the inbox, wins).
 fn model(body: Body, nwakers: usize, rounds: usize) -> (usize, usize) {
     let g = Arc::new(Greenlet::new());
-    let inbox = Arc::new(Inbox::new());
+    let remote = Arc::new(Remote::new());
     let hub = {
-        let (g, inbox) = (g.clone(), inbox.clone());
+        let (g, remote) = (g.clone(), remote.clone());
         thread::spawn(move || {
             let mut from_inbox = 0;
             let mut finished = run_task(&g, body, false);
             while !finished {
                 // Parked: only a waker's push brings it back, one per park.
-                assert_eq!(wait_inbox(&inbox), 1, "greenlet pushed twice");
+                assert_eq!(remote.wait_inbox(), 1, "greenlet pushed twice");
                 from_inbox += 1;
                 finished = run_task(&g, body, true);
             }
@@ -201,8 +213,8 @@ fn model(body: Body, nwakers: usize, rounds: usize) -> (usize, usize) {
     };
     let wakers: Vec<_> = (0..nwakers)
         .map(|_| {
-            let (g, inbox, hub) = (g.clone(), inbox.clone(), hub.thread().clone());
-            thread::spawn(move || waker(&g, &inbox, &hub, rounds))
+            let (g, remote, hub) = (g.clone(), remote.clone(), hub.thread().clone());
+            thread::spawn(move || waker(&g, &remote, &hub, rounds))
         })
         .collect();
     for w in wakers {
@@ -212,7 +224,10 @@ fn model(body: Body, nwakers: usize, rounds: usize) -> (usize, usize) {
 
     let wins = g.wins.load(SeqCst);
     assert_eq!(wins, from_inbox, "a push without a resume, or the reverse");
-    assert!(inbox.is_empty(), "greenlet pushed after it completed");
+    assert!(
+        remote.inbox.is_empty(),
+        "greenlet pushed after it completed"
+    );
     assert!(g.state.load().is_complete());
     // Late wake-ups of a completed greenlet are dropped.
     assert!(!g.state.wake());

@@ -164,7 +164,13 @@ impl State {
         // Only the running greenlet and its hub clear NOTIFIED, and the
         // lifecycle cannot change under a running greenlet, so a plain
         // fetch_and is enough here.
-        self.0.fetch_and(!NOTIFIED, AcqRel);
+        let prev = self.0.fetch_and(!NOTIFIED, AcqRel);
+        debug_assert!(
+            prev & LIFECYCLE == SCHEDULED && prev & NOTIFIED != 0,
+            "State::take_notified: the token or lifecycle of a running greenlet changed under it \
+             (only it and its hub clear NOTIFIED; only its hub parks or completes it): {:?}",
+            Snapshot(prev)
+        );
         true
     }
 
@@ -178,7 +184,8 @@ impl State {
             debug_assert_eq!(
                 cur & LIFECYCLE,
                 SCHEDULED,
-                "park_commit: {:?}",
+                "State::park_commit: only the owning hub parks, and only a greenlet that it \
+                 just ran (SCHEDULED): {:?}",
                 Snapshot(cur)
             );
             let (next, parked) = if cur & NOTIFIED != 0 {
@@ -201,7 +208,11 @@ impl State {
     pub fn complete(&self) -> Snapshot {
         let mut cur = self.0.load(Acquire);
         loop {
-            debug_assert_ne!(cur & LIFECYCLE, COMPLETE, "completed twice");
+            debug_assert_ne!(
+                cur & LIFECYCLE,
+                COMPLETE,
+                "State::complete: completed twice (only the owning hub completes, once)"
+            );
             let next = (cur & !LIFECYCLE & !NOTIFIED) | COMPLETE;
             match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
                 Ok(_) => return Snapshot(cur),
@@ -218,6 +229,12 @@ impl State {
             if cur & LIFECYCLE == COMPLETE {
                 return false;
             }
+            debug_assert!(
+                cur & JOIN_INTEREST != 0 && cur & JOIN_WAITER == 0,
+                "State::set_join_waiter: only the JoinHandle (JOIN_INTEREST) publishes the join \
+                 slot, and only after taking it back (JOIN_WAITER clear): {:?}",
+                Snapshot(cur)
+            );
             match self
                 .0
                 .compare_exchange_weak(cur, cur | JOIN_WAITER, AcqRel, Acquire)
@@ -236,6 +253,12 @@ impl State {
             if cur & LIFECYCLE == COMPLETE {
                 return false;
             }
+            debug_assert!(
+                cur & JOIN_INTEREST != 0 && cur & JOIN_WAITER != 0,
+                "State::unset_join_waiter: only the JoinHandle (JOIN_INTEREST) takes back a join \
+                 slot that it published (JOIN_WAITER set): {:?}",
+                Snapshot(cur)
+            );
             match self
                 .0
                 .compare_exchange_weak(cur, cur & !JOIN_WAITER, AcqRel, Acquire)
@@ -254,6 +277,11 @@ impl State {
             if cur & LIFECYCLE == COMPLETE {
                 return true;
             }
+            debug_assert!(
+                cur & JOIN_INTEREST != 0,
+                "State::drop_join_interest: the JoinHandle dropped twice: {:?}",
+                Snapshot(cur)
+            );
             match self
                 .0
                 .compare_exchange_weak(cur, cur & !JOIN_INTEREST, AcqRel, Acquire)

@@ -2,7 +2,7 @@
 //! who wakes it when stealable work appears.
 //!
 //! Modelled on Go's `runtime/proc.go` ("Worker thread parking/unparking") and
-//! rayon-core's `sleep` module.
+//! rayon-core's `sleep` module (whose `README.md` this proof sketch follows).
 //!
 //! # The goal, and why it is hard
 //!
@@ -21,46 +21,186 @@
 //!
 //! # Chosen: searching hubs and sleepers
 //!
-//! Counters (all `SeqCst`):
+//! Shared state (in [`Idle`]):
 //!
-//! - `searching`: hubs that are awake and looking for work to steal. At most
-//!   half of the hubs search at once (more only adds contention).
-//! - `sleepers` (under a mutex) and its length `num_sleepers`: hubs that
+//! - `searching`: how many hubs count as searchers: awake and looking for
+//!   work to steal, or notified and about to. At most half of the hubs start
+//!   a search on their own (more only adds contention). Every access is
+//!   `SeqCst`.
+//! - `sleepers` (under a mutex) and its length `num_sleepers` (a `SeqCst`
+//!   atomic written only under that mutex, read without it): hubs that
 //!   announced they are about to sleep, or sleep.
 //!
-//! **Posting stealable work** (spawn onto a hub's deque in M:N mode, or a push
-//! to the injector): (1) push; (2) SeqCst fence; (3) if some hub is searching,
-//! stop: it will find the work; (4) else if a hub sleeps, pop it from
-//! `sleepers`, count it as searching, and unpark it.
+//! The steps, each one function that the hubs run (`search.rs`,
+//! [`IdleRuntime`]) and the loom models run too:
 //!
-//! **A searcher that finds work** leaves the search; if it was the last
-//! searcher and work remains visible, it notifies another sleeper (Go's
-//! `resetspinning`, tokio's "last searcher notifies"): parallelism ramps up one
-//! hub at a time.
+//! - **Posting stealable work** (a spawn onto a hub's deque in M:N mode, a
+//!   push to the injector, a released migratable greenlet): (1) push;
+//!   (2) `notify_one` -> [`Idle::hub_to_notify`]: fence **F_n** (`SeqCst`);
+//!   (3) if some hub is searching, stop: it will find the work; (4) else if a
+//!   hub sleeps, take it off `sleepers` (under the lock, re-checking
+//!   `searching` there), count it as searching, and unpark it.
+//! - **Searching** (`SearchHub::search_stealable`): take a batch from the
+//!   injector, else start a search ([`Idle::try_start_search`]) and steal.
+//!   **A searcher that finds work** leaves the search
+//!   (`SearchHub::leave_search` -> [`Idle::end_search`]); if it was the last
+//!   searcher it runs fence **F_l** (`SeqCst`), and if work is still visible
+//!   it notifies another sleeper (Go's `resetspinning`, tokio's "last
+//!   searcher notifies"): parallelism ramps up one hub at a time.
+//! - **Going to sleep** (`SearchHub::go_to_sleep`): (1)
+//!   [`Idle::announce_sleep`]: under the lock, push self to `sleepers`, store
+//!   `num_sleepers`, and, if it was searching, leave the search; then fence
+//!   **F_a** (`SeqCst`); (2) re-check every source it could take from: its
+//!   inbox, the injector, the shutdown flag, and (M:N) every stealable deque,
+//!   the latter only if it can start a search to take from them; (3) if any
+//!   has work, take self back off `sleepers` ([`Idle::cancel_sleep`]) and
+//!   look again, as a searcher if it started one or a notifier counted it;
+//!   (4) else park (`park.rs`). After waking, a hub takes itself off
+//!   `sleepers` if it is still there (a timer, IO or a targeted unpark woke
+//!   it); if it is not, a notifier took it off and counted it as searching.
 //!
-//! **Going to sleep**: (1) under the lock, push self to `sleepers` and, if
-//! searching, leave the search; (2) SeqCst fence; (3) re-check every queue it
-//! could take from (its inbox, the injector, every stealable deque); if any has
-//! work, take self back out of `sleepers` and search again; (4) else park.
-//! After waking, a hub takes itself out of `sleepers` if it is still there
-//! (it was woken by a timer, IO or a targeted unpark, not by a notification);
-//! if it is not there, the notifier counted it as searching.
+//! # States of a hub
 //!
-//! # The race
+//! | state     | on `sleepers` | counted in `searching` | park token (`park.rs`)     |
+//! |-----------|---------------|------------------------|----------------------------|
+//! | running   | no            | no                     | `EMPTY`                    |
+//! | searching | no            | yes                    | `EMPTY`                    |
+//! | sleepy    | yes           | no                     | `EMPTY` (or `NOTIFIED`)    |
+//! | sleeping  | yes           | no                     | `PARKED`                   |
+//! | notified  | no            | yes                    | `NOTIFIED` (or waking)     |
 //!
-//! A push racing with a hub going to sleep: the pusher's "push; fence; read
-//! counters" and the sleeper's "write counters; fence; read queues" form a
-//! Dekker pair, so at least one of them sees the other. Either the pusher sees
-//! the sleeper (and wakes it) or a searcher, or the sleeper sees the work.
-//! A searcher that the pusher relied on re-checks the queues after leaving the
-//! search (step 3 of going to sleep, or the last-searcher rule), so the work
-//! is not stranded. `tests/loom_idle.rs` checks this.
+//! Who moves a hub between them:
 //!
-//! Wake-ups of *started* greenlets do not go through this protocol: they are
-//! pushed to the owning hub's inbox and that hub is unparked directly
-//! (`park.rs`).
+//! - running -> searching: the hub itself (`try_start_search`);
+//! - searching -> running: the hub itself (`end_search`, then, if it was the
+//!   last searcher, F_l and a look at the stealable queues);
+//! - running or searching -> sleepy: the hub itself (`announce_sleep`, F_a);
+//! - sleepy -> running or searching: the hub itself, when its re-check found
+//!   work (`cancel_sleep`);
+//! - sleepy -> sleeping: the hub itself (`prepare_park`);
+//! - sleepy or sleeping -> notified: **another thread**, a poster or a last
+//!   searcher (`hub_to_notify`, under the lock, then `unpark`);
+//! - sleeping -> running: the hub itself, woken by anything else (a timer,
+//!   IO, its inbox, shutdown: `cancel_sleep` finds it still listed);
+//! - notified -> searching: the hub itself (`cancel_sleep` finds it gone).
+//!
+//! So `searching` and `sleepers` change only in those steps, and a hub's
+//! count in `searching` is given up in exactly two places, each followed by
+//! a `SeqCst` fence and a look at the stealable queues: `end_search` of the
+//! last searcher (F_l) and `announce_sleep` (F_a). (A third, `begin_draining`
+//! at shutdown, needs none: nothing is left to run.)
+//!
+//! # No stranded work: the missed wake-up argument
+//!
+//! The rule behind every case, for `SeqCst` fences X and Y (C++20
+//! \[atomics.order\]): if a write W is sequenced before X, a read R is
+//! sequenced after Y, and X precedes Y in the single total order S of all
+//! `SeqCst` operations, then R sees W or a later write to the same location.
+//! The orderings of the operations themselves do not matter: the deques'
+//! own (relaxed or release/acquire) index updates and reads are enough.
+//!
+//! Take a poster P that pushed an item and a hub H that goes to sleep
+//! concurrently, and suppose nobody takes the item. P's fence is F_n, H's is
+//! F_a; S orders them one way or the other:
+//!
+//! 1. **F_n before F_a.** P's push is sequenced before F_n; H's re-check of
+//!    that queue is sequenced after F_a: the re-check sees the item, and H
+//!    does not park. (If H can start no search because half of the hubs
+//!    search, then `searching` is non-zero: see case 2 (a).)
+//! 2. **F_a before F_n.** H's `num_sleepers` store (and, if it was
+//!    searching, its decrement of `searching`) are sequenced before F_a;
+//!    P's loads are after F_n, so P sees H's announcement or later values:
+//!    - (a) P sees `searching != 0`: P relies on a searcher. A searcher stops
+//!      counting only in `end_search` or `announce_sleep`, each followed by
+//!      a fence and a look at the queues. The last one to stop (the
+//!      decrement that makes the count 0) either has its fence before F_n in
+//!      S, and then P's load of `searching` after F_n would see that
+//!      decrement or a later write, i.e. 0 or a newer searcher (whom P then
+//!      relies on instead: the same argument, one searcher later), or its
+//!      fence after F_n, and then its look sees P's item (as in case 1): a
+//!      last searcher notifies a sleeper, a sleepy hub does not park.
+//!    - (b) P sees `searching == 0` and `num_sleepers != 0`: P takes a sleeper
+//!      off the list under the lock (re-checking `searching` there: a
+//!      searcher that started meanwhile is case (a)) and counts it as a
+//!      searcher, then unparks it. The park token cannot lose that unpark
+//!      (`park.rs`): the woken hub finds itself off the list, searches, and
+//!      either takes the item or is a searcher of case (a).
+//!    - (c) P sees `num_sleepers == 0`: P read H's store or a later one
+//!      (`num_sleepers` is only written under the lock, so its
+//!      modification order is the lock order). A later 0 means H was taken
+//!      off the list after it announced: by a notifier, who counted H as a
+//!      searcher and unparked it (H then stops counting only through
+//!      `end_search` or `announce_sleep`, each followed by a fence and a
+//!      look at the queues: the argument of case (a), with H as the last
+//!      searcher), or by H itself in `cancel_sleep`, after which H looks for
+//!      work again: its next sleep is a new announcement with a new F_a, to
+//!      which the case split applies again.
+//!
+//! Either P sees H (and wakes it or a searcher takes over), or H sees the
+//! item: a hub that goes idle cannot miss stealable work pushed
+//! concurrently. The same pairs protect a last searcher against a poster
+//! (F_l against F_n).
+//!
+//! Work that does not go through this protocol:
+//!
+//! - **Wake-ups of started greenlets** are pushed to the owning hub's inbox
+//!   and that hub is unparked directly (`Inbox::push_and_unpark`). Here the
+//!   park token orders them instead of a fence pair: the waker's swap to
+//!   `NOTIFIED` is after its push, the hub's CAS to `PARKED` is after its
+//!   re-check of the inbox, and both are read-modify-writes of one word, so
+//!   one of them comes first: either the hub finds `NOTIFIED` and does not
+//!   block (its next look at the inbox is ordered after the push by that
+//!   swap), or the waker finds `PARKED` and writes the hub's eventfd.
+//! - **Shutdown**: `begin_shutdown` stores the flag, then unparks every hub:
+//!   the same argument as the inbox.
+//!
+//! `tests/loom_idle.rs` runs these steps (the functions above, not copies)
+//! with one to three hubs against posters, inbox pushes and shutdown; taking
+//! out any one of F_n, F_a or F_l makes loom find stranded work.
 
+use crate::hub::queue::{Injector, Stealer};
 use crate::loom::{AtomicUsize, Mutex, Ordering::SeqCst, fence};
+
+/// The runtime as the idle protocol sees it: the queues a searching hub
+/// takes from, and how to unpark a hub. `runtime::shared::Shared`
+/// implements it, and so do the loom models' runtimes (`tests/loom_idle.rs`),
+/// which therefore run the provided methods (posting's notification and the
+/// stealable-work check) and the steps of `search.rs` as the hubs do.
+pub trait IdleRuntime {
+    /// What the queues hold (`TaskRef`; a number in the models).
+    type Item;
+    /// The searching/sleeping bookkeeping.
+    fn idle(&self) -> &Idle;
+    /// The global queue of greenlets spawned from outside the hubs.
+    fn injector(&self) -> &Injector<Self::Item>;
+    /// How many hubs the runtime has.
+    fn num_hubs(&self) -> usize;
+    /// Hub `hub`'s stealable deque (M:N mode only).
+    fn stealer(&self, hub: usize) -> Option<&Stealer<Self::Item>>;
+    /// Whether hubs steal from each other (M:N mode).
+    fn steals(&self) -> bool;
+    /// Whether shutdown has begun (a hub going to sleep must not sleep
+    /// through it).
+    fn shutting_down(&self) -> bool;
+    /// Ends hub `hub`'s park (`HubRemote::unpark`, `park.rs`).
+    fn unpark_hub(&self, hub: usize);
+
+    /// Posting stealable work, steps 2-4 (the caller pushed it): wakes a
+    /// sleeping hub, counted as a searcher, unless a hub is searching.
+    #[inline]
+    fn notify_one(&self) {
+        if let Some(hub) = self.idle().hub_to_notify() {
+            self.unpark_hub(hub);
+        }
+    }
+
+    /// Whether any queue that a searching hub could take from is non-empty.
+    #[inline]
+    fn has_stealable_work(&self) -> bool {
+        !self.injector().is_empty()
+            || (0..self.num_hubs()).any(|i| self.stealer(i).is_some_and(|s| !s.is_empty()))
+    }
+}
 
 /// Shared idle-hub bookkeeping for one runtime.
 pub struct Idle {
@@ -111,7 +251,10 @@ impl Idle {
     /// searcher: it must then check for more work and notify another hub.
     pub fn end_search(&self) -> bool {
         let prev = self.searching.fetch_sub(1, SeqCst);
-        debug_assert!(prev > 0);
+        debug_assert!(
+            prev > 0,
+            "Idle: end_search by a hub that did not count as a searcher (searching was 0)"
+        );
         if prev == 1 {
             fence(SeqCst);
             true
@@ -123,10 +266,18 @@ impl Idle {
     /// Step 1 of going to sleep (the caller then re-checks every queue).
     pub fn announce_sleep(&self, hub: usize, searching: bool) {
         let mut sleepers = self.sleepers.lock();
+        debug_assert!(
+            !sleepers.contains(&hub),
+            "Idle: hub {hub} announced sleep while already on the sleeper list"
+        );
         sleepers.push(hub);
         self.num_sleepers.store(sleepers.len(), SeqCst);
         if searching {
-            self.searching.fetch_sub(1, SeqCst);
+            let prev = self.searching.fetch_sub(1, SeqCst);
+            debug_assert!(
+                prev > 0,
+                "Idle: hub {hub} stopped searching but no hub counted as a searcher"
+            );
         }
         drop(sleepers);
         fence(SeqCst);

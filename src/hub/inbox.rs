@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 
+use crate::hub::park::ParkState;
 use crate::loom::{AtomicUsize, Mutex, Ordering::*};
 
 pub struct Inbox<T> {
@@ -45,6 +46,18 @@ impl<T> Inbox<T> {
         Ok(())
     }
 
+    /// Another thread hands `item` to the inbox's hub: queues it, then
+    /// unparks the hub (`park.rs`), running `wake` (the write to its poller's
+    /// waker) if it is parked. The push comes first: the hub's park token
+    /// orders it before the hub's next look at its inbox. Gives `item` back
+    /// (and unparks nobody) if the hub has shut down.
+    #[inline]
+    pub fn push_and_unpark(&self, item: T, park: &ParkState, wake: impl FnOnce()) -> Result<(), T> {
+        self.push(item)?;
+        park.unpark_with(wake);
+        Ok(())
+    }
+
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len.load(Acquire) == 0
@@ -57,6 +70,10 @@ impl<T> Inbox<T> {
         }
         let mut inner = self.inner.lock();
         let n = inner.queue.len();
+        debug_assert!(
+            n > 0,
+            "Inbox: len said non-empty but the queue is empty (drained by a thread other than its hub?)"
+        );
         dest.extend(inner.queue.drain(..));
         self.len.store(0, Release);
         n

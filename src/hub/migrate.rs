@@ -47,11 +47,94 @@
 //! a spurious wake-up, which every park tolerates (`greenlet::wait::TimerGuard`).
 
 use std::ptr;
+use std::sync::Arc;
 
 use super::HubContext;
+use super::queue::LocalQueue;
+use super::remote::HubRemote;
 use crate::greenlet::task::{IN_TRANSIT, LIVE_ORDER, TaskRef};
 use crate::inspect::counters::bump;
 use std::sync::atomic::Ordering::Relaxed;
+
+/// A started migratable greenlet, as the moves see it. `TaskRef`
+/// implements it; so do the loom models' greenlets (`tests/loom_migrate.rs`),
+/// which therefore make the moves with [`release_to`] and [`adopt_by`].
+pub trait Migrant {
+    /// What names a hub (`Arc<HubRemote>`; an index in the models).
+    type Hub: ?Sized;
+    /// Marks it in transit (`live_slot`). Only its owning hub, which has
+    /// just taken it out of its live set.
+    fn set_in_transit(&self);
+    /// Whether it is in transit. Only a hub that has it dequeued.
+    fn in_transit(&self) -> bool;
+    /// Whether `hub` owns it. Only a hub that has it dequeued.
+    fn owned_by(&self, hub: &Self::Hub) -> bool;
+    /// Makes `hub` its owner.
+    ///
+    /// # Safety
+    ///
+    /// Only a hub that has it dequeued (`Header::migrate_to`).
+    unsafe fn migrate_to(&self, hub: &Self::Hub);
+}
+
+/// *owned -> in transit* (see the module docs), after the owning hub took
+/// `task` out of its live set: marks it in transit, then pushes it on the
+/// hub's stealable deque (the push publishes the mark, and every write the
+/// hub made to the greenlet, to whichever hub pops or steals it), then
+/// `notify` (`IdleRuntime::notify_one`: it is stealable work).
+#[inline]
+pub fn release_to<T: Migrant>(fresh: &LocalQueue<T>, task: T, notify: impl FnOnce()) {
+    task.set_in_transit();
+    fresh.push(task);
+    notify();
+}
+
+/// *in transit -> owned by `hub`* (see the module docs), by the hub that took
+/// `task` off a deque: makes `hub` the owner unless it already is. Returns
+/// whether the owner changed. The caller then puts the greenlet in its live
+/// set (which ends "in transit").
+///
+/// # Safety
+///
+/// The caller has `task` dequeued and it is in transit.
+#[inline]
+pub unsafe fn adopt_by<T: Migrant>(task: &T, hub: &T::Hub) -> bool {
+    debug_assert!(
+        task.in_transit(),
+        "migrate: adopting a greenlet that is not in transit"
+    );
+    if task.owned_by(hub) {
+        return false;
+    }
+    // SAFETY: the caller has it dequeued.
+    unsafe { task.migrate_to(hub) };
+    true
+}
+
+impl Migrant for TaskRef {
+    type Hub = Arc<HubRemote>;
+
+    #[inline]
+    fn set_in_transit(&self) {
+        self.header().live_slot.store(IN_TRANSIT, LIVE_ORDER);
+    }
+
+    #[inline]
+    fn in_transit(&self) -> bool {
+        self.header().live_slot.load(LIVE_ORDER) == IN_TRANSIT
+    }
+
+    #[inline]
+    fn owned_by(&self, hub: &Arc<HubRemote>) -> bool {
+        self.header().owner().is_some_and(|o| ptr::eq(o, &**hub))
+    }
+
+    #[inline]
+    unsafe fn migrate_to(&self, hub: &Arc<HubRemote>) {
+        // SAFETY: forwarded from the caller (the same contract).
+        unsafe { self.header().migrate_to(hub.clone()) };
+    }
+}
 
 impl HubContext {
     /// Queues a started greenlet of this hub that became runnable: on the
@@ -90,33 +173,28 @@ impl HubContext {
             removed.is_some(),
             "greenhub: released a greenlet it did not own"
         );
-        task.header().live_slot.store(IN_TRANSIT, LIVE_ORDER);
-        self.fresh.push(task);
-        self.shared.notify_one();
+        release_to(&self.fresh, task, || self.shared.notify_one());
     }
 
     /// Whether the started, migratable greenlet `task` is in transit, to
     /// be adopted before it runs.
     #[inline]
     pub(super) fn in_transit(task: &TaskRef) -> bool {
-        task.header().live_slot.load(LIVE_ORDER) == IN_TRANSIT
+        Migrant::in_transit(task)
     }
 
     /// *in transit -> owned by this hub* (see the module docs).
     pub(super) fn adopt(&self, task: &TaskRef) {
-        let header = task.header();
-        let ours = header.owner().is_some_and(|o| ptr::eq(o, &*self.remote));
-        if !ours {
-            // SAFETY: we dequeued the greenlet; nobody else reads or writes
-            // its owner while it is in transit (module docs).
-            unsafe { header.migrate_to(self.remote.clone()) };
+        // SAFETY: we dequeued the greenlet, in transit; nobody else reads or
+        // writes its owner while it is in transit (module docs).
+        if unsafe { adopt_by(task, &self.remote) } {
             bump(&self.remote.stats.migrated);
         }
         self.live.borrow_mut().insert(task.clone());
         if self.is_shutting_down() {
             // It was in no live set when this hub swept them: kill it now,
             // it unwinds at its blocking point.
-            header.state.kill();
+            task.header().state.kill();
         }
     }
 

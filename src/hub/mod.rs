@@ -48,12 +48,12 @@ pub(crate) mod idle;
 pub(crate) mod inbox;
 mod io;
 pub(crate) mod live;
-mod migrate;
+pub(crate) mod migrate;
 pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod remote;
-mod run;
-mod search;
+pub(crate) mod run;
+pub(crate) mod search;
 mod shutdown;
 
 use std::cell::{Cell, RefCell};

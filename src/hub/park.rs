@@ -25,7 +25,10 @@
 //! is ordered before its queue check. Either the hub sees `NOTIFIED` and does
 //! not block, or the unparker sees `PARKED` and writes the waker: no lost
 //! wake-up. A waker written after the hub already returned only causes one
-//! spurious poll wake-up later. Model-checked in `tests/loom_idle.rs`.
+//! spurious poll wake-up later. Model-checked in `tests/loom_idle.rs`, and
+//! in `tests/loom_park.rs`, `tests/loom_kill.rs` and `tests/loom_migrate.rs`,
+//! whose hubs wait for their inbox with [`ParkState::park_with`] and whose
+//! wakers hand greenlets over with `Inbox::push_and_unpark`.
 
 use crate::loom::{AtomicUsize, Ordering::*};
 
@@ -45,24 +48,59 @@ impl Default for ParkState {
 impl ParkState {
     /// The hub, before blocking. Returns `false` if a notification was
     /// pending (consumed): the hub must not block.
+    #[inline]
     pub fn prepare_park(&self) -> bool {
         match self.0.compare_exchange(EMPTY, PARKED, AcqRel, Acquire) {
             Ok(_) => true,
-            Err(_) => {
-                self.0.swap(EMPTY, AcqRel);
+            Err(found) => {
+                // Only the hub itself moves the token to `PARKED`, and its
+                // `finish_park` always moved it back.
+                debug_assert_eq!(
+                    found, NOTIFIED,
+                    "ParkState: the hub found its token PARKED before parking (finish_park skipped?)"
+                );
+                let prev = self.0.swap(EMPTY, AcqRel);
+                debug_assert_eq!(
+                    prev, NOTIFIED,
+                    "ParkState: a NOTIFIED token changed under the hub to something else"
+                );
                 false
             }
         }
     }
 
     /// The hub, after blocking (or deciding not to).
+    #[inline]
     pub fn finish_park(&self) {
         self.0.swap(EMPTY, AcqRel);
     }
 
     /// Anyone, after publishing work for the hub. Returns `true` if the hub
     /// is (about to be) blocked and the caller must wake its poller.
+    #[inline]
     pub fn unpark(&self) -> bool {
         self.0.swap(NOTIFIED, AcqRel) == PARKED
+    }
+
+    /// The hub's whole park: `block` (its poller: `epoll_wait` with the next
+    /// timer as timeout) runs only if no notification is pending, and any
+    /// notification is consumed afterwards. The hub checks its queues after
+    /// this returns.
+    #[inline]
+    pub fn park_with(&self, block: impl FnOnce()) {
+        if self.prepare_park() {
+            block();
+        }
+        self.finish_park();
+    }
+
+    /// The unparker's whole step, after it published the work: `wake` (the
+    /// write to the poller's eventfd `mio::Waker`) runs only if the hub is,
+    /// or is about to be, blocked.
+    #[inline]
+    pub fn unpark_with(&self, wake: impl FnOnce()) {
+        if self.unpark() {
+            wake();
+        }
     }
 }

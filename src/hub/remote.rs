@@ -96,21 +96,29 @@ impl HubRemote {
     /// queue, which is never stolen, and starts them there.
     pub(crate) fn try_push(&self, task: TaskRef) -> Result<(), TaskRef> {
         self.pending.fetch_add(1, SeqCst);
-        if let Err(task) = self.inbox.push(task) {
+        if let Err(task) = self
+            .inbox
+            .push_and_unpark(task, &self.park, || self.wake_poller())
+        {
             self.pending.fetch_sub(1, SeqCst);
             return Err(task);
         }
-        self.unpark();
         Ok(())
     }
 
     /// Ends the hub's park, if it is parked (see `park.rs`).
+    #[inline]
     pub(crate) fn unpark(&self) {
-        if self.park.unpark() {
-            // An error means the eventfd counter is saturated, i.e. a wake-up
-            // is already pending.
-            let _ = self.waker.wake();
-        }
+        self.park.unpark_with(|| self.wake_poller());
+    }
+
+    /// Writes the poller's waker (the unparker's half of `park.rs`, once it
+    /// found the hub `PARKED`).
+    #[inline]
+    fn wake_poller(&self) {
+        // An error means the eventfd counter is saturated, i.e. a wake-up is
+        // already pending.
+        let _ = self.waker.wake();
     }
 
     /// Asks the hub to cancel one of its timers (from another hub's thread).

@@ -8,10 +8,57 @@ use corosensei::CoroutineResult;
 
 use super::HubContext;
 use crate::error::JoinError;
+use crate::greenlet::state::State;
 use crate::greenlet::task::{HubRef, StackInfo, Suspend, TaskRef};
 use crate::inspect::counters::bump;
 use crate::runtime::shared::Mode;
 use crate::stack::guard_size;
+
+/// How one resume of a greenlet came back to its hub.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Resumed {
+    /// It suspended with `Suspend::Yield`.
+    Yield,
+    /// It suspended with `Suspend::Park` (it found no `NOTIFIED` token).
+    Park,
+    /// Its closure returned (or unwound).
+    Return,
+}
+
+/// Where a greenlet stands once its hub is done running it for now.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ran {
+    /// It yielded: the hub queues it again.
+    Yielded,
+    /// It is `PARKED`: the first waker to move it out pushes it to its hub.
+    Parked,
+    /// It finished: the hub completes it.
+    Returned,
+}
+
+/// The hub's half of the park protocol (`greenlet/state.rs`): resumes the
+/// greenlet (`resume`) until it yields, parks for good or returns. After a
+/// `Suspend::Park` the hub makes the final CAS `SCHEDULED -> PARKED`
+/// ([`State::park_commit`]), now that the greenlet's registers are saved; if
+/// a wake-up raced in since the greenlet looked for a token, the CAS consumes
+/// it instead and the hub resumes the greenlet again at once.
+/// `run_task` runs every greenlet through this, and so do the loom models
+/// (`tests/loom_park.rs`, `loom_kill.rs`, `loom_migrate.rs`).
+#[inline(always)]
+pub fn run_until_suspended(state: &State, mut resume: impl FnMut() -> Resumed) -> Ran {
+    loop {
+        match resume() {
+            Resumed::Yield => return Ran::Yielded,
+            Resumed::Park => {
+                if state.park_commit() {
+                    return Ran::Parked;
+                }
+                // A wake-up raced with the park: run it again now.
+            }
+            Resumed::Return => return Ran::Returned,
+        }
+    }
+}
 
 impl HubContext {
     /// Runs `task` until it yields, parks or finishes.
@@ -39,7 +86,7 @@ impl HubContext {
         } else if MIGRATABLE && Self::in_transit(&task) {
             self.adopt(&task);
         }
-        loop {
+        let ran = run_until_suspended(&header.state, || {
             // SAFETY: we dequeued the greenlet, so we are its owning hub
             // with exclusive use of the slot; the borrow ends before the slot
             // is touched again below.
@@ -68,28 +115,23 @@ impl HubContext {
                 self.note_suspend(&task);
             }
             match result {
-                CoroutineResult::Yield(Suspend::Yield) => {
-                    if MIGRATABLE {
-                        self.requeue_migratable(task);
-                    } else {
-                        self.ready.borrow_mut().push_back(task);
-                    }
-                    // Only M:N keeps unstarted greenlets apart (see `yielded`).
-                    self.yielded.set(self.shared.mode == Mode::Steal);
-                    return;
-                }
-                CoroutineResult::Yield(Suspend::Park) => {
-                    if header.state.park_commit() {
-                        bump(&self.remote.stats.parks);
-                        return;
-                    }
-                    // A wake-up raced with the park: run it again now.
-                }
-                CoroutineResult::Return(()) => {
-                    self.finish(&task);
-                    return;
-                }
+                CoroutineResult::Yield(Suspend::Yield) => Resumed::Yield,
+                CoroutineResult::Yield(Suspend::Park) => Resumed::Park,
+                CoroutineResult::Return(()) => Resumed::Return,
             }
+        });
+        match ran {
+            Ran::Yielded => {
+                if MIGRATABLE {
+                    self.requeue_migratable(task);
+                } else {
+                    self.ready.borrow_mut().push_back(task);
+                }
+                // Only M:N keeps unstarted greenlets apart (see `yielded`).
+                self.yielded.set(self.shared.mode == Mode::Steal);
+            }
+            Ran::Parked => bump(&self.remote.stats.parks),
+            Ran::Returned => self.finish(&task),
         }
     }
 

@@ -4,12 +4,214 @@
 //! hub has stayed idle for a while.
 
 use crate::inspect::counters::{add, bump, set};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use super::{ACQUIRE, HubContext};
+use super::HubContext;
+use super::idle::IdleRuntime;
+use super::inbox::Inbox;
+use super::queue::LocalQueue;
 use crate::greenlet::task::TaskRef;
-use crate::runtime::shared::Mode;
+use crate::runtime::shared::Shared;
 use crate::stack::pool::TRIM_AFTER;
+
+/// What a hub's queues hold.
+type Item<H> = <<H as SearchHub>::Runtime as IdleRuntime>::Item;
+
+/// One hub as the search and sleep steps see it. `HubContext` implements
+/// it, and so do the loom models' hubs (`tests/loom_idle.rs`): the provided
+/// methods are the steps themselves, run unchanged by both.
+pub trait SearchHub {
+    /// The runtime the hub belongs to.
+    type Runtime: IdleRuntime;
+    /// The runtime the hub belongs to.
+    fn runtime(&self) -> &Self::Runtime;
+    /// The hub's index in its runtime.
+    fn index(&self) -> usize;
+    /// The hub's stealable deque of unstarted greenlets.
+    fn fresh(&self) -> &LocalQueue<Item<Self>>;
+    /// The hub's inbox (greenlets woken from other threads).
+    fn inbox(&self) -> &Inbox<Item<Self>>;
+    /// Whether the hub counts in `Idle::searching`.
+    fn searching(&self) -> &Cell<bool>;
+    /// Where a steal starts looking (reduced modulo the number of hubs):
+    /// random in the runtime, so that thieves spread over the victims.
+    fn steal_start(&self) -> usize;
+
+    /// Runs `steal`, a steal from hub `victim` into `fresh`, with the hub's
+    /// bookkeeping around it (statistics).
+    #[inline]
+    fn count_steal(
+        &self,
+        victim: usize,
+        steal: impl FnOnce() -> Option<Item<Self>>,
+    ) -> Option<Item<Self>> {
+        let _ = victim;
+        steal()
+    }
+
+    /// Step 2 of the loop, beyond the hub's own queues: in M:N mode
+    /// [`search_stealable`](Self::search_stealable), else a greenlet from the
+    /// injector. A hub that finds work leaves the search.
+    #[inline]
+    fn search_shared(&self) -> Option<Item<Self>> {
+        let rt = self.runtime();
+        if rt.steals() {
+            return SearchHub::search_stealable(self);
+        }
+        let found = rt.injector().pop();
+        if found.is_some() {
+            SearchHub::leave_search(self);
+        }
+        found
+    }
+
+    /// Step 2 of the loop in M:N mode: a batch from the injector (no
+    /// search permit needed), else, holding a search permit (at most half
+    /// of the hubs search at once), a batch stolen from another hub. A hub
+    /// that finds work leaves the search.
+    #[inline]
+    fn search_stealable(&self) -> Option<Item<Self>> {
+        let rt = self.runtime();
+        let found = match rt.injector().steal_into(self.fresh()) {
+            Some(task) => Some(task),
+            None => {
+                if !self.searching().get() {
+                    if !rt.idle().try_start_search() {
+                        return None;
+                    }
+                    self.searching().set(true);
+                }
+                SearchHub::steal(self)
+            }
+        };
+        if found.is_some() {
+            SearchHub::leave_search(self);
+        }
+        found
+    }
+
+    /// Steals a batch of unstarted greenlets from another hub, trying each
+    /// from [`steal_start`](Self::steal_start) on.
+    #[inline]
+    fn steal(&self) -> Option<Item<Self>> {
+        let rt = self.runtime();
+        let n = rt.num_hubs();
+        if n < 2 {
+            return None;
+        }
+        let start = self.steal_start() % n;
+        for k in 0..n {
+            let victim = (start + k) % n;
+            if victim == self.index() {
+                continue;
+            }
+            if let Some(stealer) = rt.stealer(victim) {
+                if let Some(task) = self.count_steal(victim, || stealer.steal_into(self.fresh())) {
+                    return Some(task);
+                }
+            }
+        }
+        None
+    }
+
+    /// Stops counting as a searcher; the last searcher to find work hands
+    /// the search on if more stealable work is visible (`idle.rs`).
+    #[inline]
+    fn leave_search(&self) {
+        let rt = self.runtime();
+        if self.searching().replace(false) && rt.idle().end_search() && rt.has_stealable_work() {
+            rt.notify_one();
+        }
+    }
+
+    /// Step 3 of the loop: the idle protocol's "going to sleep" (`idle.rs`).
+    /// Announces the sleep, re-checks every source, and runs `park` (block
+    /// until woken) only if they are all empty. Returns whether it parked;
+    /// either way the hub then looks for work again, as a searcher if a
+    /// notifier counted it as one.
+    #[inline]
+    fn go_to_sleep(&self, park: impl FnOnce()) -> bool {
+        let rt = self.runtime();
+        let idle = rt.idle();
+        idle.announce_sleep(self.index(), self.searching().replace(false));
+        // Re-check every source (the sleeper's half of the Dekker pair).
+        let mut started = false;
+        let work = !self.inbox().is_empty()
+            || !rt.injector().is_empty()
+            || rt.shutting_down()
+            || (rt.steals() && rt.has_stealable_work() && {
+                started = idle.try_start_search();
+                started
+            });
+        if work {
+            let notified = !idle.cancel_sleep(self.index());
+            if started && notified {
+                // Counted twice (by us and by the notifier): keep one.
+                idle.end_search();
+            }
+            self.searching().set(started || notified);
+            return false;
+        }
+        park();
+        if !idle.cancel_sleep(self.index()) {
+            // A notifier took us off the sleeper list and counted us as a
+            // searcher.
+            self.searching().set(true);
+        }
+        true
+    }
+}
+
+impl SearchHub for HubContext {
+    type Runtime = Shared;
+
+    #[inline]
+    fn runtime(&self) -> &Shared {
+        &self.shared
+    }
+
+    #[inline]
+    fn index(&self) -> usize {
+        self.index
+    }
+
+    #[inline]
+    fn fresh(&self) -> &LocalQueue<TaskRef> {
+        &self.fresh
+    }
+
+    #[inline]
+    fn inbox(&self) -> &Inbox<TaskRef> {
+        &self.remote.inbox
+    }
+
+    #[inline]
+    fn searching(&self) -> &Cell<bool> {
+        &self.searching
+    }
+
+    #[inline]
+    fn steal_start(&self) -> usize {
+        self.next_rand() as usize
+    }
+
+    #[inline]
+    fn count_steal(
+        &self,
+        victim: usize,
+        steal: impl FnOnce() -> Option<TaskRef>,
+    ) -> Option<TaskRef> {
+        let before = self.fresh.len();
+        let task = steal()?;
+        let stats = &self.remote.stats;
+        let n = 1 + self.fresh.len().saturating_sub(before) as u64;
+        bump(&stats.steals);
+        add(&stats.stolen, n);
+        add(&stats.stolen_from[victim], n);
+        Some(task)
+    }
+}
 
 impl HubContext {
     /// Looks for work beyond the local queues (step 2 of the loop).
@@ -21,68 +223,7 @@ impl HubContext {
         if let Some(task) = self.ready.borrow_mut().pop_front() {
             return Some(task);
         }
-        let found = match self.shared.mode {
-            Mode::Steal => {
-                // The injector needs no search permit; stealing from other
-                // hubs does (at most half of the hubs search at once).
-                let injected = self.shared.injector.steal_into(&self.fresh);
-                if injected.is_some() {
-                    injected
-                } else {
-                    if !self.searching.get() {
-                        if !self.shared.idle.try_start_search() {
-                            return None;
-                        }
-                        self.searching.set(true);
-                    }
-                    self.steal()
-                }
-            }
-            Mode::Pinned | Mode::Single => self.shared.injector.pop(),
-        };
-        if found.is_some() {
-            self.leave_search();
-        }
-        found
-    }
-
-    /// Steals a batch of unstarted greenlets from a random other hub.
-    fn steal(&self) -> Option<TaskRef> {
-        let hubs = &self.shared.hubs;
-        let n = hubs.len();
-        if n < 2 {
-            return None;
-        }
-        let start = (self.next_rand() % n as u64) as usize;
-        for k in 0..n {
-            let victim = (start + k) % n;
-            if victim == self.index {
-                continue;
-            }
-            if let Some(stealer) = &hubs[victim].stealer {
-                let before = self.fresh.len();
-                if let Some(task) = stealer.steal_into(&self.fresh) {
-                    let stats = &self.remote.stats;
-                    let n = 1 + self.fresh.len().saturating_sub(before) as u64;
-                    bump(&stats.steals);
-                    add(&stats.stolen, n);
-                    add(&stats.stolen_from[victim], n);
-                    return Some(task);
-                }
-            }
-        }
-        None
-    }
-
-    /// Stops counting as a searcher; the last searcher to find work hands
-    /// the search on if more stealable work is visible (`idle.rs`).
-    fn leave_search(&self) {
-        if self.searching.replace(false)
-            && self.shared.idle.end_search()
-            && self.shared.has_stealable_work()
-        {
-            self.shared.notify_one();
-        }
+        SearchHub::search_shared(self)
     }
 
     fn next_rand(&self) -> u64 {
@@ -95,47 +236,29 @@ impl HubContext {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    /// Step 3 of the loop: the idle protocol's "going to sleep".
+    /// Step 3 of the loop: the idle protocol's "going to sleep"
+    /// ([`SearchHub::go_to_sleep`]), parked in the poller until the next
+    /// timer; a hub whose stack cache holds pages to give back sleeps the
+    /// grace period only, and trims the cache if it is still idle then.
     pub(super) fn sleep(&self) {
-        let idle = &self.shared.idle;
-        idle.announce_sleep(self.index, self.searching.replace(false));
-        // Re-check every source (the sleeper's half of the Dekker pair).
-        let mut started = false;
-        let work = !self.remote.inbox.is_empty()
-            || !self.shared.injector.is_empty()
-            || self.shared.shutdown.load(ACQUIRE)
-            || (self.shared.mode == Mode::Steal && self.shared.has_stealable_work() && {
-                started = idle.try_start_search();
-                started
-            });
-        if work {
-            let notified = !idle.cancel_sleep(self.index);
-            if started && notified {
-                // Counted twice (by us and by the notifier): keep one.
-                idle.end_search();
+        let slept = SearchHub::go_to_sleep(self, || {
+            let timeout = self.timer_timeout();
+            let trim = self.stacks.borrow().needs_trim() && timeout.is_none_or(|t| t >= TRIM_AFTER);
+            if trim {
+                // Sleep the grace period only; still idle after it, trim
+                // below and go back to sleep through the main loop.
+                let start = Instant::now();
+                self.park(Some(TRIM_AFTER));
+                if start.elapsed() >= TRIM_AFTER && self.has_no_local_work() {
+                    self.stacks.borrow_mut().trim();
+                }
+            } else {
+                self.park(timeout);
             }
-            self.searching.set(started || notified);
-            return;
+        });
+        if slept {
+            self.fire_timers();
         }
-        let timeout = self.timer_timeout();
-        let trim = self.stacks.borrow().needs_trim() && timeout.is_none_or(|t| t >= TRIM_AFTER);
-        if trim {
-            // Sleep the grace period only; still idle after it, trim below
-            // and go back to sleep through the main loop.
-            let start = Instant::now();
-            self.park(Some(TRIM_AFTER));
-            if start.elapsed() >= TRIM_AFTER && self.has_no_local_work() {
-                self.stacks.borrow_mut().trim();
-            }
-        } else {
-            self.park(timeout);
-        }
-        if !idle.cancel_sleep(self.index) {
-            // A notifier took us off the sleeper list and counted us as a
-            // searcher.
-            self.searching.set(true);
-        }
-        self.fire_timers();
     }
 
     /// Nothing queued for this hub (woken greenlets, inbox or new spawns).
@@ -156,11 +279,7 @@ impl HubContext {
             &self.remote.stats.stacks_cached,
             self.stacks.borrow().cached() as u64,
         );
-        let park = &self.remote.park;
-        if park.prepare_park() {
-            self.poll(timeout);
-        }
-        park.finish_park();
+        self.remote.park.park_with(|| self.poll(timeout));
         self.coarse.set(crate::greenlet::trace::coarse_now());
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crate::blocking::pool::BlockingPool;
 use crate::error::JoinError;
 use crate::greenlet::task::TaskRef;
-use crate::hub::idle::Idle;
-use crate::hub::queue::Injector;
+use crate::hub::idle::{Idle, IdleRuntime};
+use crate::hub::queue::{Injector, Stealer};
 use crate::hub::remote::HubRemote;
 use crate::inspect::counters::Outside;
 use crate::loom::{AtomicBool, AtomicUsize, Ordering::*, fence};
@@ -71,19 +71,9 @@ impl Shared {
     }
 
     /// Wakes a sleeping hub if no hub is searching (see `hub/idle.rs`).
+    #[inline]
     pub(crate) fn notify_one(&self) {
-        if let Some(i) = self.idle.hub_to_notify() {
-            self.hubs[i].unpark();
-        }
-    }
-
-    /// Whether any queue that a searching hub could take from is non-empty.
-    pub(crate) fn has_stealable_work(&self) -> bool {
-        !self.injector.is_empty()
-            || self
-                .hubs
-                .iter()
-                .any(|h| h.stealer.as_ref().is_some_and(|s| !s.is_empty()))
+        IdleRuntime::notify_one(self);
     }
 
     /// Cancels every greenlet still in the injector (shutdown).
@@ -111,5 +101,44 @@ impl Shared {
         for hub in self.hubs.iter() {
             hub.unpark();
         }
+    }
+}
+
+impl IdleRuntime for Shared {
+    type Item = TaskRef;
+
+    #[inline]
+    fn idle(&self) -> &Idle {
+        &self.idle
+    }
+
+    #[inline]
+    fn injector(&self) -> &Injector<TaskRef> {
+        &self.injector
+    }
+
+    #[inline]
+    fn num_hubs(&self) -> usize {
+        self.hubs.len()
+    }
+
+    #[inline]
+    fn stealer(&self, hub: usize) -> Option<&Stealer<TaskRef>> {
+        self.hubs[hub].stealer.as_ref()
+    }
+
+    #[inline]
+    fn steals(&self) -> bool {
+        self.mode == Mode::Steal
+    }
+
+    #[inline]
+    fn shutting_down(&self) -> bool {
+        self.shutdown.load(Acquire)
+    }
+
+    #[inline]
+    fn unpark_hub(&self, hub: usize) {
+        self.hubs[hub].unpark();
     }
 }

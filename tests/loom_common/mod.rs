@@ -1,22 +1,55 @@
 //! What the loom models of hub hand-offs share (`loom_park`, `loom_kill`,
-//! `loom_migrate`): a loom thread standing in for a hub that waits for its
-//! inbox.
+//! `loom_migrate`): a hub's remote half (inbox and park token), the hub
+//! waiting for its inbox, and a waker handing it a greenlet.
+//!
+//! The protocol steps are greenhub's own (`Inbox`, `ParkState::park_with`,
+//! `Inbox::push_and_unpark`); the glue here is only what stands in for the
+//! hub's poller: loom's thread park, which, like the eventfd-backed
+//! `mio::Waker`, is sticky (an unpark before the park still ends it).
+
+#![allow(dead_code)]
 
 use std::collections::VecDeque;
 
-use greenhub::__private::Inbox;
+use greenhub::__private::{Inbox, ParkState};
 use loom::thread;
 
-/// The hub (a loom thread, whose park stands in for the hub's poller, sticky
-/// like the eventfd-backed `mio::Waker`) blocks until its inbox has
-/// something, then drains it; returns how many items it held.
-pub fn wait_inbox(inbox: &Inbox<usize>) -> usize {
-    let mut ready = VecDeque::new();
-    loop {
-        let n = inbox.drain_into(&mut ready);
-        if n > 0 {
-            return n;
+/// What other threads may touch of a hub (`HubRemote`, less the shutdown
+/// counter and the poller's registry).
+pub struct Remote {
+    pub inbox: Inbox<usize>,
+    pub park: ParkState,
+}
+
+impl Remote {
+    pub fn new() -> Remote {
+        Remote {
+            inbox: Inbox::new(),
+            park: ParkState::default(),
         }
-        thread::park();
+    }
+
+    /// The hub (a loom thread) blocks until its inbox has something, then
+    /// drains it; returns how many items it held. Its park is the real
+    /// [`ParkState::park_with`], blocking in loom's thread park.
+    pub fn wait_inbox(&self) -> usize {
+        let mut ready = VecDeque::new();
+        loop {
+            let n = self.inbox.drain_into(&mut ready);
+            if n > 0 {
+                return n;
+            }
+            self.park.park_with(thread::park);
+        }
+    }
+
+    /// A thread other than the hub hands it a greenlet (`HubRemote::push`,
+    /// as `hub::schedule` does for a greenlet it moved out of `PARKED`):
+    /// the real [`Inbox::push_and_unpark`], whose poller wake-up is loom's
+    /// `Thread::unpark` of `hub`.
+    pub fn push(&self, item: usize, hub: &thread::Thread) {
+        self.inbox
+            .push_and_unpark(item, &self.park, || hub.unpark())
+            .expect("inbox closed");
     }
 }
