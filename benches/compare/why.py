@@ -37,7 +37,7 @@ WHY = {
             "the others.",
     "mixed": "In default M:N mode only greenlets that have never run can be stolen (`fresh`, a crossbeam "
              "deque); a started greenlet belongs to the hub that first ran it, and a greenlet woken by its "
-             "timer goes back to that hub (the soundness rule, DESIGN.md §2.1). So the 8 tasks are split "
+             "timer goes back to that hub (docs/ARCHITECTURE.md, 'The soundness rule'). So the 8 tasks are split "
              "between the 2 hubs once, by whoever grabbed them first, and an uneven split (e.g. 5/3) stays "
              "for the whole run while one hub idles through its sleeps. Pinned mode hands each task spawned "
              "from outside to a free hub, which happens to split them evenly here. The fix is the `unsafe` "

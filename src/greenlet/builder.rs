@@ -72,12 +72,13 @@ impl Builder {
     /// Lets the greenlet move to another hub after it has started (M:N
     /// runtimes only; pinned and single-threaded runtimes ignore it).
     ///
-    /// By default a greenlet stays on the hub that first ran it (DESIGN.md
-    /// §2.1). That is what keeps the safe API sound, but a hub busy with
-    /// CPU-bound work then holds on to its other greenlets while another hub
-    /// idles: only greenlets that never ran can be stolen. A migratable
-    /// greenlet that is woken (or yields) goes to its hub's stealable queue
-    /// instead, and an idle hub may take it and resume it on its own thread.
+    /// By default a greenlet stays on the hub that first ran it
+    /// (docs/ARCHITECTURE.md, 'The soundness rule'). That is what keeps the
+    /// safe API sound, but a hub busy with CPU-bound work then holds on to its
+    /// other greenlets while another hub idles: only greenlets that never ran
+    /// can be stolen. A migratable greenlet that is woken (or yields) goes to
+    /// its hub's stealable queue instead, and an idle hub may take it and
+    /// resume it on its own thread.
     ///
     /// Not available to greenlets that call [`crate::spawn_local`] (it
     /// returns an error there, see [`Builder::spawn_local`]). A greenlet
@@ -192,7 +193,8 @@ impl Builder {
         });
         if migratable {
             // Its `!Send` closure may share state (an `Rc`) with the caller,
-            // which could move to another thread (DESIGN.md §2.2).
+            // which could move to another thread (docs/ARCHITECTURE.md,
+            // 'The soundness rule', the migration opt-in).
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "greenhub::spawn_local called from a migratable greenlet: its !Send closure \

@@ -11,11 +11,12 @@
 //! | `PARKED`    | no              | no; referenced by wait lists | nobody: the first waker wins |
 //! | `COMPLETE`  | never again     | no                           | nobody (the stack is freed)  |
 //!
-//! DESIGN.md §3 lists separate `QUEUED` and `RUNNING` states. They are merged
-//! here into `SCHEDULED` because no other thread can tell them apart or acts
-//! differently on them: a waker that finds a greenlet queued or running only
-//! leaves a token (`NOTIFIED`). Merging them removes two atomic read-modify-
-//! writes from every switch (dequeue and yield touch no atomics at all).
+//! The textbook protocol has separate `QUEUED` and `RUNNING` states (see
+//! docs/ARCHITECTURE.md, 'Rejected designs'). They are merged here into
+//! `SCHEDULED` because no other thread can tell them apart or acts differently
+//! on them: a waker that finds a greenlet queued or running only leaves a
+//! token (`NOTIFIED`). Merging them removes two atomic read-modify-writes
+//! from every switch (dequeue and yield touch no atomics at all).
 //!
 //! Transitions, and who may make them:
 //!

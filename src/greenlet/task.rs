@@ -8,9 +8,10 @@
 //!
 //! An unstarted greenlet is only its boxed closure: no stack, no coroutine.
 //! The hub that first runs it (possibly one that stole it) takes a pooled
-//! stack, builds the coroutine and becomes its owner for good (DESIGN.md §2.1:
-//! a started greenlet never changes thread), unless the greenlet was spawned
-//! with the `unsafe` migration opt-in (`hub::migrate`).
+//! stack, builds the coroutine and becomes its owner for good
+//! (docs/ARCHITECTURE.md, 'The soundness rule': a started greenlet never
+//! changes thread), unless the greenlet was spawned with the `unsafe`
+//! migration opt-in (`hub::migrate`).
 
 use std::cell::UnsafeCell as StdUnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
@@ -45,8 +46,9 @@ pub(crate) enum Suspend {
 }
 
 /// What a hub passes to a greenlet each time it resumes it: the hub itself
-/// (DESIGN.md §2.3: the runtime does not rely on thread-locals across a
-/// switch; code after a suspend uses this pointer, not a cached TLS read).
+/// (docs/ARCHITECTURE.md, 'Thread-locals across a switch': the runtime does
+/// not rely on thread-locals across a switch; code after a suspend uses this
+/// pointer, not a cached TLS read).
 #[derive(Clone, Copy)]
 pub(crate) struct HubRef(NonNull<HubContext>);
 

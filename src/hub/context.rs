@@ -3,9 +3,10 @@
 //! One thread-local pointer per OS thread: set to the hub's context for the
 //! life of a hub thread, null everywhere else. It is read only through the
 //! `#[inline(never)]` accessors below, so the compiler cannot keep a stale
-//! thread-local address in a register across a greenlet switch (DESIGN.md
-//! §2.3; llvm/llvm-project#98479). Code that has just resumed from a suspend
-//! uses the hub pointer it was resumed with instead.
+//! thread-local address in a register across a greenlet switch
+//! (docs/ARCHITECTURE.md, 'Thread-locals across a switch';
+//! llvm/llvm-project#98479). Code that has just resumed from a suspend uses
+//! the hub pointer it was resumed with instead.
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};

@@ -1,8 +1,9 @@
 //! Migratable greenlets: how a started greenlet moves between the hubs of an
 //! M:N runtime, for those spawned with the `unsafe` opt-in
 //! (`greenlet::Builder::migratable`, `Builder::migratable`; the promise the
-//! caller makes is in their `# Safety` sections). Every other started
-//! greenlet stays on its hub (DESIGN.md §2.1) and never comes here.
+//! caller makes is in their `# Safety` sections). Every other started greenlet
+//! stays on its hub (docs/ARCHITECTURE.md, 'The soundness rule') and never
+//! comes here.
 //!
 //! # States
 //!

@@ -7,10 +7,11 @@
 //! greenhub's use of the queues (who pops, who steals, each greenlet runs
 //! once), while the deque's own correctness stays crossbeam's job.
 //!
-//! Only greenlets that have never run are put here (DESIGN.md §2.1): moving
-//! them to another thread moves nothing but their `Send` closure. The one
-//! exception is a started greenlet spawned with the `unsafe` migration
-//! opt-in, queued here "in transit" by its hub (`hub::migrate`).
+//! Only greenlets that have never run are put here (docs/ARCHITECTURE.md, 'The
+//! soundness rule'): moving them to another thread moves nothing but their
+//! `Send` closure. The one exception is a started greenlet spawned with the
+//! `unsafe` migration opt-in, queued here "in transit" by its hub
+//! (`hub::migrate`).
 
 /// At most this many greenlets move in one steal.
 pub const STEAL_LIMIT: usize = 32;

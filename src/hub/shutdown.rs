@@ -6,8 +6,9 @@
 //! 1. **Kills** every live greenlet (`Phase::Draining`) once it runs out of
 //!    work, or at its next fairness tick if it never does (greenlets that
 //!    yield forever). Parked ones are woken; all of them unwind from their
-//!    blocking point with their destructors run (DESIGN.md §2.6). Unstarted greenlets popped from now on are cancelled
-//!    without running, and new spawns are cancelled at once.
+//!    blocking point with their destructors run (docs/ARCHITECTURE.md, 'Kill,
+//!    timeout and panic'). Unstarted greenlets popped from now on are
+//!    cancelled without running, and new spawns are cancelled at once.
 //! 2. **Runs** whatever becomes runnable: unwinding greenlets may wake others
 //!    (on this or another hub) or sleep in a destructor.
 //! 3. When it has nothing runnable, no inbox items and no timers, it is
