@@ -188,6 +188,51 @@ pub use runtime::{Builder, Handle, Runtime, run};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use time::{Elapsed, timeout, timeout_at};
 
+// The Markdown documentation outside src/ (README.md, CONTRIBUTING.md, docs/**/*.md), included so
+// that `cargo test` compiles (and, unless marked `no_run`, runs) every Rust code block in it. One
+// hidden module per file; a new Markdown file with code gets its own line here.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../CONTRIBUTING.md")]
+mod contributing_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/ARCHITECTURE.md")]
+mod architecture_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/benchmarks.md")]
+mod benchmarks_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/coordinating.md")]
+mod guide_coordinating_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/from-threads.md")]
+mod guide_from_threads_doctests {}
+// Its example calls `patch::enable`, which exists only with the feature:
+// `cargo test --features patch --doc guide_patching` compiles it.
+#[cfg(all(doctest, feature = "patch"))]
+#[doc = include_str!("../docs/guide/patching.md")]
+mod guide_patching_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/servers.md")]
+mod guide_servers_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/inspect.md")]
+mod guide_inspect_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/async.md")]
+mod guide_async_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/raw.md")]
+mod guide_raw_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/stacks.md")]
+mod guide_stacks_doctests {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/shutdown.md")]
+mod guide_shutdown_doctests {}
+
 /// The scheduler's protocol types, exposed for the loom models in
 /// `tests/loom_*.rs` only. Not part of the API.
 #[cfg(loom)]
