@@ -125,15 +125,12 @@
 //!
 //! ## Known limits
 //!
-//! - A greenlet that blocks inside a destructor while it unwinds (from a
-//!   panic or a kill) is supported, but while it is suspended there
-//!   `std::thread::panicking()` is `true` for the other greenlets of its hub
-//!   (std counts panics per OS thread). A greenlet of that hub that is
-//!   killed meanwhile, and whose own unwinding state cannot be told, has its
-//!   kill deferred (never lost) until no greenlet of the hub is mid-unwind.
-//! - With `panic = "abort"`, killing a greenlet or shutting down a runtime
-//!   with greenlets still blocked aborts the process (unwinding is how they
-//!   stop).
+//! Linux only. The full list (unwinding and `std::thread::panicking()`,
+//! `panic = "abort"`, the run-info dump, migratable greenlets, `patch`,
+//! `no_switch`) is in the README's *Known limits* section; the one that most
+//! often surprises: while a greenlet is suspended inside a destructor during
+//! unwinding, `std::thread::panicking()` is `true` for the other greenlets of
+//! its hub (std counts panics per OS thread).
 
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(

@@ -7,9 +7,10 @@
 //!
 //! - On a greenlet the wait parks the greenlet. The fd is registered with the
 //!   poller of the hub the greenlet runs on the first time it waits (a started
-//!   greenlet never changes hub, so its sockets' events arrive where it runs);
-//!   other greenlets, on any hub, may wait on it too: the registered hub wakes
-//!   them through their own hubs.
+//!   greenlet stays on its hub unless it opted into migration, so its
+//!   sockets' events usually arrive where it runs); other greenlets, on any
+//!   hub, may wait on it too, and so may a migrated greenlet: the registered
+//!   hub wakes them through their own hubs.
 //! - Off a greenlet the wait is a plain `poll(2)` on the fd, so sockets behave
 //!   like std's on ordinary threads, with or without a runtime.
 //!
