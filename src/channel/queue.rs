@@ -30,7 +30,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::trace::WaitKind;
-use crate::loom::WaitLock as Mutex;
+use crate::loom::{WaitLock as Mutex, WaitLockGuard as MutexGuard};
 use crate::sync::Mutex as ParkingMutex;
 use crate::sync::waitlist::{Granted, WaitList, Waited, wait, wait_granted, wake_all};
 
@@ -352,23 +352,7 @@ impl<T> Queue<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(QueueFull(item));
         }
-        match wait_granted(
-            &self.state,
-            st,
-            |s| &mut s.putters,
-            Some(item),
-            deadline,
-            WaitKind::QueuePut,
-        ) {
-            // The getter moved our item in and counted it.
-            Granted::Done(_) => Ok(()),
-            Granted::TimedOut(_, item) => Err(QueueFull(item.expect("greenhub: item missing"))),
-            Granted::Interrupted(st, item, interrupt) => {
-                drop(st);
-                drop(item);
-                interrupt.raise()
-            }
-        }
+        self.wait_as_putter(st, item, deadline)
     }
 
     /// Takes an item, waiting while the queue is empty.
@@ -433,21 +417,7 @@ impl<T> Queue<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
-        match wait_granted(
-            &self.state,
-            st,
-            |s| &mut s.getters,
-            None,
-            deadline,
-            WaitKind::QueueGet,
-        ) {
-            Granted::Done(item) => Some(item.expect("greenhub: getter woken without item")),
-            Granted::TimedOut(..) => None,
-            Granted::Interrupted(st, _, interrupt) => {
-                drop(st);
-                interrupt.raise()
-            }
-        }
+        self.wait_as_getter(st, deadline)
     }
 
     /// `put_until` for a priority queue: the heap lock, then the spin lock;
@@ -486,6 +456,18 @@ impl<T> Queue<T> {
         // Let the next put or get in only once we hold the spin lock: a get
         // that makes room then finds us among the putters.
         drop(h);
+        self.wait_as_putter(st, item, deadline)
+    }
+
+    /// Waits among the putters (the lock `st` held) until a getter moves
+    /// `item` in, `deadline` passes (the item comes back) or an interrupt.
+    /// The lock is released before the item is dropped or returned.
+    fn wait_as_putter(
+        &self,
+        st: MutexGuard<'_, State<T>>,
+        item: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), QueueFull<T>> {
         match wait_granted(
             &self.state,
             st,
@@ -503,6 +485,26 @@ impl<T> Queue<T> {
             Granted::Interrupted(st, item, interrupt) => {
                 drop(st);
                 drop(item);
+                interrupt.raise()
+            }
+        }
+    }
+
+    /// Waits among the getters (the lock `st` held) until a putter hands an
+    /// item over, `deadline` passes or an interrupt.
+    fn wait_as_getter(&self, st: MutexGuard<'_, State<T>>, deadline: Option<Instant>) -> Option<T> {
+        match wait_granted(
+            &self.state,
+            st,
+            |s| &mut s.getters,
+            None,
+            deadline,
+            WaitKind::QueueGet,
+        ) {
+            Granted::Done(item) => Some(item.expect("greenhub: getter woken without item")),
+            Granted::TimedOut(..) => None,
+            Granted::Interrupted(st, _, interrupt) => {
+                drop(st);
                 interrupt.raise()
             }
         }
@@ -557,21 +559,7 @@ impl<T> Queue<T> {
         }
         // As in `put_priority`: a put that follows finds us among the getters.
         drop(h);
-        match wait_granted(
-            &self.state,
-            st,
-            |s| &mut s.getters,
-            None,
-            deadline,
-            WaitKind::QueueGet,
-        ) {
-            Granted::Done(item) => Some(item.expect("greenhub: getter woken without item")),
-            Granted::TimedOut(..) => None,
-            Granted::Interrupted(st, _, interrupt) => {
-                drop(st);
-                interrupt.raise()
-            }
-        }
+        self.wait_as_getter(st, deadline)
     }
 
     /// Marks one item taken with `get` as processed. When every item put so
