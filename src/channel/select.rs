@@ -81,7 +81,7 @@
 //! use greenhub::channel::{RecvCase, SelectCase};
 //! let (_tx, rx) = greenhub::channel::unbounded::<u8>();
 //! let mut case = RecvCase::new(&rx);
-//! case.link(todo!(), 0);
+//! case.link(&(), 0);
 //! ```
 //!
 //! ...and the sealed trait itself cannot be imported (its module is

@@ -45,8 +45,10 @@
 //! switching engine of its context, while its raw greenlet is not running.
 
 use std::cell::Cell;
+use std::ptr::NonNull;
 
 use crate::greenlet::local::LocalMap;
+use crate::greenlet::task::RawTask;
 use crate::greenlet::wait::AmbientCell;
 use crate::hub::context;
 
@@ -111,9 +113,20 @@ thread_local! {
 /// per-stack state existed.
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&StackState) -> R) -> Option<R> {
-    match context::current_raw() {
-        // SAFETY: the hub holds an `Arc` to the running greenlet while it
-        // runs; only the greenlet itself (that is, us) touches the state.
+    with_state_of(context::current_raw(), f)
+}
+
+/// [`with_current`] for a caller that has already looked up its greenlet
+/// (`context::current_raw()`), so the lookup is not made twice.
+#[inline]
+pub(crate) fn with_state_of<R>(
+    task: Option<NonNull<dyn RawTask>>,
+    f: impl FnOnce(&StackState) -> R,
+) -> Option<R> {
+    match task {
+        // SAFETY: `task` is the running greenlet (the caller's own lookup);
+        // the hub holds an `Arc` to it while it runs, and only the greenlet
+        // itself (that is, the caller) touches the state.
         Some(task) => Some(f(&unsafe { task.as_ref() }.header().stack)),
         None => THREAD_STACK.try_with(|t| f(&t.0)).ok(),
     }
@@ -226,7 +239,14 @@ pub fn no_switch<R>(f: impl FnOnce() -> R) -> R {
 /// Whether the caller is inside a [`no_switch`] scope.
 #[inline]
 pub(crate) fn switch_forbidden() -> bool {
-    with_current(StackState::switch_forbidden).unwrap_or(false)
+    switch_forbidden_for(context::current_raw())
+}
+
+/// [`switch_forbidden`] for a caller that has already looked up its
+/// greenlet (`task`: `context::current_raw()`).
+#[inline]
+pub(crate) fn switch_forbidden_for(task: Option<NonNull<dyn RawTask>>) -> bool {
+    with_state_of(task, StackState::switch_forbidden).unwrap_or(false)
 }
 
 /// The panic message of a switch attempted inside [`no_switch`].

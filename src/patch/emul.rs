@@ -42,7 +42,8 @@ pub(crate) fn set_errno(e: c_int) {
 /// unpatched (which switches nothing).
 #[inline]
 pub(crate) fn on_greenlet() -> bool {
-    context::current_raw().is_some() && !crate::greenlet::stack_state::switch_forbidden()
+    let task = context::current_raw();
+    task.is_some() && !crate::greenlet::stack_state::switch_forbidden_for(task)
 }
 
 /// The errno that ends a hooked socket call cut short by `i`: `ECANCELED`

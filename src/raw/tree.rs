@@ -145,7 +145,12 @@ thread_local! {
 /// thread (the registry is thread-local, so that is enough). A plain thread
 /// never becomes a hub thread, so trees of context 0 need no check.
 fn context_key() -> u64 {
-    match context::current_raw() {
+    context_key_of(context::current_raw())
+}
+
+/// [`context_key`] for a caller that has already looked up its greenlet.
+fn context_key_of(task: Option<std::ptr::NonNull<dyn crate::greenlet::task::RawTask>>) -> u64 {
+    match task {
         // SAFETY: the hub holds the running greenlet alive while it runs.
         Some(task) => unsafe { task.as_ref() }.header().id.as_u64(),
         None => 0,
@@ -250,10 +255,12 @@ impl<V: 'static> Tree<V> {
     /// Inside a `greenhub::no_switch` scope (before anything changed).
     #[inline]
     fn check_context(&self) -> Result<(), SwitchError> {
-        if stack_state::switch_forbidden() {
+        // One lookup of the running greenlet for both checks.
+        let task = context::current_raw();
+        if stack_state::switch_forbidden_for(task) {
             panic!("{}", stack_state::NO_SWITCH_MSG);
         }
-        if self.ctx != 0 && self.ctx != context_key() {
+        if self.ctx != 0 && self.ctx != context_key_of(task) {
             return Err(SwitchError::WrongContext);
         }
         let sp = stack_pointer();
