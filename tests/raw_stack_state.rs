@@ -18,14 +18,6 @@ use std::time::{Duration, Instant};
 use greenhub::Builder;
 use greenhub::raw::{Generator, GeneratorState, RawGreenlet};
 
-fn modes() -> Vec<(&'static str, Builder)> {
-    vec![
-        ("single", Builder::new().single_threaded()),
-        ("pinned", Builder::new().pinned().hubs(2)),
-        ("mn", Builder::new().hubs(2)),
-    ]
-}
-
 /// The sequence of `ambient_thread`: a generator suspended inside its own
 /// `timeout` frame, resumed (and finished) from inside the caller's frame,
 /// then its stack reused and overwritten. A later sleep outside every frame
@@ -70,7 +62,7 @@ fn generator_frames_do_not_leak_on_a_thread() {
 
 #[test]
 fn generator_frames_do_not_leak_in_a_greenlet() {
-    for (mode, b) in modes() {
+    for (mode, b) in common::mode_builders() {
         let rt = b.build().unwrap();
         rt.block_on(move || {
             for fill in [0u8, 0xff] {
@@ -111,7 +103,7 @@ fn a_generators_own_frame_fires_inside_it_only() {
 
 #[test]
 fn an_outer_timeout_bounds_a_blocked_generator() {
-    for (mode, b) in modes() {
+    for (mode, b) in common::mode_builders() {
         let rt = b.build().unwrap();
         rt.block_on(move || {
             let dropped = std::rc::Rc::new(Cell::new(false));
@@ -207,7 +199,7 @@ fn a_raw_greenlet_suspended_in_with_outlives_its_hub_greenlets_locals() {
 
 #[test]
 fn raw_greenlets_and_generators_have_their_own_locals() {
-    for (mode, b) in modes() {
+    for (mode, b) in common::mode_builders() {
         let rt = b.build().unwrap();
         rt.block_on(move || {
             COUNT.with(|c| c.set(10));
@@ -288,7 +280,7 @@ fn panic_message(r: Result<(), Box<dyn std::any::Any + Send>>) -> String {
 
 #[test]
 fn no_switch_turns_a_switch_into_a_clear_panic() {
-    for (mode, b) in modes() {
+    for (mode, b) in common::mode_builders() {
         let rt = b.build().unwrap();
         rt.block_on(move || {
             // Calls that complete without switching are fine.

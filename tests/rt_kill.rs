@@ -19,14 +19,6 @@ use greenhub::{Builder, JoinHandle};
 
 const FOREVER: Duration = Duration::from_secs(3600);
 
-fn modes() -> Vec<(&'static str, Builder)> {
-    vec![
-        ("single", Builder::new().single_threaded()),
-        ("pinned", Builder::new().pinned().hubs(2)),
-        ("mn", Builder::new().hubs(2)),
-    ]
-}
-
 /// Waits (from a greenlet or a thread) until `c` reaches `n`.
 fn wait_for(c: &AtomicUsize, n: usize) {
     while c.load(Ordering::SeqCst) < n {
@@ -70,7 +62,7 @@ fn victim(
 #[test]
 fn kill_blocked_greenlets_runs_destructors() {
     with_deadline("kill_blocked_greenlets", 60, || {
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             for how in [Block::Sleep, Block::Park, Block::ParkTimeout] {
                 let rt = builder.clone().build().unwrap();
                 let started = Arc::new(AtomicUsize::new(0));
@@ -111,7 +103,7 @@ fn kill_blocked_greenlets_runs_destructors() {
 #[test]
 fn kill_joining_greenlet() {
     with_deadline("kill_joining_greenlet", 60, || {
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             let rt = builder.build().unwrap();
             let drops = Arc::new(AtomicUsize::new(0));
             let d = drops.clone();
@@ -224,7 +216,10 @@ fn kill_unstarted_greenlet_never_runs() {
     with_deadline("kill_unstarted_greenlet", 60, || {
         // Single-threaded and pinned: the spawner does not block between
         // spawn and kill, so the greenlet cannot have started.
-        for (mode, builder) in modes().into_iter().take(2) {
+        for (mode, builder) in common::mode_builders()
+            .into_iter()
+            .filter(|(m, _)| *m != "mn")
+        {
             let rt = builder.build().unwrap();
             let ran = Arc::new(AtomicUsize::new(0));
             let drops = Arc::new(AtomicUsize::new(0));
@@ -396,7 +391,7 @@ fn catch_unwind_cannot_keep_a_killed_greenlet_alive() {
             Join,
             SleepZero,
         }
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             for next in [
                 Next::Yield,
                 Next::Sleep,
@@ -538,7 +533,7 @@ const STARTED_TOTAL: usize = BLOCKED_TOTAL - 10;
 #[test]
 fn shutdown_kills_blocked_greenlets_and_stops_hub_threads() {
     with_deadline("shutdown_kills_blocked_greenlets", 60, || {
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             // Thread names are cut to 15 bytes: keep "<prefix>-<index>" short.
             let prefix = format!("{SHUTDOWN_PREFIX}{}", &mode[..1]);
             assert_eq!(threads_named(&prefix), 0);
@@ -617,7 +612,7 @@ impl Drop for StuckDrop {
 #[test]
 fn kill_waits_for_a_destructor_that_sleeps() {
     with_deadline("kill_waits_for_sleeping_destructor", 60, || {
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             let rt = builder.build().unwrap();
             let done = Arc::new(AtomicUsize::new(0));
             let d = done.clone();
@@ -647,7 +642,7 @@ fn kill_waits_for_a_destructor_that_sleeps() {
 #[test]
 fn shutdown_waits_for_a_destructor_that_sleeps() {
     with_deadline("shutdown_waits_for_sleeping_destructor", 60, || {
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             let rt = builder.build().unwrap();
             let done = Arc::new(AtomicUsize::new(0));
             let started = Arc::new(AtomicUsize::new(0));
@@ -672,7 +667,7 @@ fn shutdown_waits_for_a_destructor_that_sleeps() {
 #[test]
 fn shutdown_with_a_destructor_blocked_forever_terminates() {
     with_deadline("shutdown_with_destructor_blocked_forever", 60, || {
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             let prefix = format!("gstk{}", &mode[..1]);
             let rt = builder.thread_name(prefix.clone()).build().unwrap();
             let entered = Arc::new(AtomicUsize::new(0));
@@ -798,7 +793,7 @@ fn child_shutdown_thread_count() {
         return;
     }
     let before = common::thread_count();
-    for (mode, builder) in modes() {
+    for (mode, builder) in common::mode_builders() {
         let rt = builder.build().unwrap();
         // Debug builds also start the blocking monitor's thread (one per
         // process, gone with the last runtime: checked below).

@@ -18,18 +18,11 @@ use greenhub::net::{TcpListener, TcpStream, UdpSocket};
 use greenhub::server::{DatagramServer, StreamServer};
 
 /// single-threaded, M:N with 2 hubs, pinned with 2 hubs.
-fn modes() -> Vec<(&'static str, Builder)> {
-    vec![
-        ("single", Builder::new().single_threaded()),
-        ("mn", Builder::new().hubs(2)),
-        ("pinned", Builder::new().pinned().hubs(2)),
-    ]
-}
 
 /// Runs `body(mode)` as the main greenlet of a runtime of each mode.
 fn each_mode(what: &'static str, body: fn(&'static str)) {
     with_deadline(what, 120, move || {
-        for (mode, builder) in modes() {
+        for (mode, builder) in common::mode_builders() {
             builder.build().unwrap().block_on(move || body(mode));
         }
     });
@@ -269,7 +262,10 @@ fn panicking_handler_does_not_stop_server() {
 #[test]
 fn per_hub_accepts_on_both_hubs() {
     with_deadline("per_hub_accepts_on_both_hubs", 120, || {
-        for (mode, builder) in modes().into_iter().skip(1) {
+        for (mode, builder) in common::mode_builders()
+            .into_iter()
+            .filter(|(m, _)| *m != "single")
+        {
             builder.build().unwrap().block_on(move || {
                 let threads = Arc::new(Mutex::new(HashSet::new()));
                 let t2 = threads.clone();

@@ -17,13 +17,6 @@ use common::with_deadline;
 use greenhub::sync::{Mutex, RwLock};
 use greenhub::{Builder, JoinHandle};
 
-fn modes() -> Vec<(&'static str, Builder)> {
-    vec![
-        ("single", Builder::new().single_threaded()),
-        ("mn", Builder::new().hubs(2)),
-    ]
-}
-
 fn single<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     Builder::new()
         .single_threaded()
@@ -45,7 +38,7 @@ fn assert_killed<T: std::fmt::Debug>(h: JoinHandle<T>) {
 #[test]
 fn mutex_excludes_under_contention() {
     with_deadline("mutex_contention", 60, || {
-        for (mode, b) in modes() {
+        for (mode, b) in common::mode_builders() {
             let n = b.build().unwrap().block_on(|| {
                 let m = Arc::new(Mutex::new(0usize));
                 let hs: Vec<_> = (0..16)
@@ -96,7 +89,7 @@ fn mutex_fifo_handoff_without_barging() {
 #[test]
 fn mutex_with_plain_threads() {
     with_deadline("mutex_threads", 60, || {
-        for (mode, b) in modes() {
+        for (mode, b) in common::mode_builders() {
             let rt = b.build().unwrap();
             let m = Arc::new(Mutex::new(0usize));
             // A thread holds the lock while greenlets queue for it.
@@ -179,7 +172,7 @@ fn mutex_killed_and_timed_out_waiters() {
 #[test]
 fn mutex_handoff_racing_timeout_never_leaks() {
     with_deadline("mutex_race", 120, || {
-        for (mode, b) in modes() {
+        for (mode, b) in common::mode_builders() {
             let rt = b.build().unwrap();
             let m = Arc::new(Mutex::new(0usize));
             let mut granted = 0;
@@ -253,7 +246,7 @@ fn rwlock_fifo_batches_readers_and_blocks_barging() {
 #[test]
 fn rwlock_contention_threads_kills_and_timeouts() {
     with_deadline("rwlock_mixed", 60, || {
-        for (mode, b) in modes() {
+        for (mode, b) in common::mode_builders() {
             let l = Arc::new(RwLock::new((0usize, 0usize)));
             let l2 = l.clone();
             b.build().unwrap().block_on(move || {

@@ -64,10 +64,10 @@ impl HubContext {
     /// Runs `task` until it yields, parks or finishes.
     #[inline]
     pub(super) fn run_task(&self, task: TaskRef) {
-        // Two copies of the loop: the migration checks cost a greenlet that
-        // stays put 17-25 instructions per switch (callgrind, `switch`
-        // workload, about 10%) when they were branches in one loop; here it
-        // pays one load and one branch.
+        // Two copies of the loop, so that a greenlet that stays put does not
+        // pay for the migration checks on every switch (as branches in one
+        // loop they were a visible share of a switch: figures in
+        // benches/compare/PROFILE.md); here it pays one load and one branch.
         if task.header().migratable {
             self.run_task_as::<true>(task)
         } else {

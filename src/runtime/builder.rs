@@ -347,7 +347,7 @@ impl Builder {
         };
         // An M:N runtime with one hub has nobody to steal from: its
         // stealable deque would only cost atomics and fences on every spawn
-        // and pop (about 20% of a spawn+join in the comparison suite). It
+        // and pop (a large share of a spawn+join, see PROFILE.md). It
         // runs as one pinned hub, which schedules the same greenlets in the
         // same FIFO order through a plain queue.
         if self.mode == Mode::Steal && n == 1 {

@@ -23,8 +23,8 @@
 //! wake up again thousands of times a second (one hub wakes greenlets, the
 //! other runs them), and every `madvise(MADV_DONTNEED)` of a multi-threaded
 //! process flushes the TLBs of the other cores with an IPI. Trimming on every
-//! idle made waking 100,000 parked greenlets across two hubs cost about
-//! 5 µs per greenlet (`benches/idle.rs`), almost all of it in those IPIs.
+//! idle made waking many parked greenlets across two hubs several times
+//! slower (`benches/idle.rs`), almost all of it in those IPIs.
 
 use std::io;
 
@@ -41,8 +41,8 @@ pub(crate) const RELEASE_BATCH: usize = 256;
 /// neighbours in a slab, so that when they overflow the cache later their
 /// pages go back with one `madvise` per run. Without it two hubs allocating
 /// at once interleave slots and every release is a syscall of its own (with
-/// a TLB-flush IPI to the other core): waking and joining 100,000 parked
-/// greenlets across two hubs cost about 5 µs per greenlet instead of 1.
+/// a TLB-flush IPI to the other core), which made waking and joining parked
+/// greenlets across two hubs several times slower (`benches/idle.rs`).
 pub(crate) const REFILL_BATCH: usize = 32;
 /// How long a hub stays idle before it trims its cache.
 pub(crate) const TRIM_AFTER: std::time::Duration = std::time::Duration::from_millis(10);

@@ -14,11 +14,10 @@
 //! stays one memory mapping, and Linux's `vm.max_map_count` (65530 by default)
 //! no longer caps the number of greenlets. A new slab's guards go in with one
 //! `process_madvise` call where the kernel accepts `MADV_GUARD_INSTALL` there
-//! for the calling process (the 6.18 kernel this was measured on does; the
-//! version that started to is not checked here), instead of one `madvise`
-//! per stack: skynet with 100,000
-//! leaves (11,111 greenlets suspended at once) makes 186 calls instead of
-//! 11,160, and spawning and parking a million greenlets takes 11% less time. Elsewhere the guard is a
+//! for the calling process (probed at run time, not by kernel version),
+//! instead of one `madvise` per stack: one syscall per slab rather than per
+//! greenlet, which matters when many greenlets are suspended at once
+//! (figures in benches/compare/PROFILE.md). Elsewhere the guard is a
 //! `mprotect(PROT_NONE)` range, which splits the mapping: two mappings per
 //! stack. In that mode the allocator budgets mappings itself and refuses a new
 //! slab with an `io::Error` naming `vm.max_map_count` before the process runs

@@ -163,11 +163,14 @@ pub fn run_child(name: &str, envs: &[(&str, &str)], secs: u64) -> Output {
     }
 }
 
-/// Builders for the two scheduling modes every toolbox test runs in:
-/// single-threaded (one hub) and M:N with two hubs.
+/// Builders for the three scheduling modes every behaviour test runs in, by
+/// name: `single` (one hub), `pinned` (two hubs, no stealing) and `mn` (two
+/// hubs that steal unstarted greenlets: the default mode). The one list of
+/// modes for the whole suite, so that mode coverage is the same everywhere.
 pub fn mode_builders() -> Vec<(&'static str, greenhub::Builder)> {
     vec![
         ("single", greenhub::Builder::new().single_threaded()),
+        ("pinned", greenhub::Builder::new().pinned().hubs(2)),
         ("mn", greenhub::Builder::new().hubs(2)),
     ]
 }

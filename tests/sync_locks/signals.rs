@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use greenhub::sync::{Barrier, Condvar, Mutex, WaitGroup};
 
-use super::{assert_killed, modes, settle, single, with_deadline};
+use super::{assert_killed, settle, single, with_deadline};
 
 #[test]
 fn condvar_producer_consumer_all_modes() {
     with_deadline("condvar_pc", 60, || {
-        for (mode, b) in modes() {
+        for (mode, b) in super::common::mode_builders() {
             let sum = b.build().unwrap().block_on(|| {
                 let s = Arc::new((Mutex::new(VecDeque::<usize>::new()), Condvar::new()));
                 let consumers: Vec<_> = (0..3)
@@ -84,7 +84,7 @@ fn condvar_fifo_notify_one_skips_killed_waiter() {
 #[test]
 fn condvar_notify_all_timeout_and_threads() {
     with_deadline("condvar_all", 60, || {
-        for (mode, b) in modes() {
+        for (mode, b) in super::common::mode_builders() {
             let s = Arc::new((Mutex::new(false), Condvar::new()));
             let woken = Arc::new(AtomicUsize::new(0));
             // A plain thread waits too; a greenlet notifies it.
@@ -122,7 +122,7 @@ fn condvar_notify_all_timeout_and_threads() {
 #[test]
 fn barrier_one_leader_per_generation() {
     with_deadline("barrier_gens", 60, || {
-        for (mode, b) in modes() {
+        for (mode, b) in super::common::mode_builders() {
             let leaders = b.build().unwrap().block_on(|| {
                 const N: usize = 4;
                 const ROUNDS: usize = 6;
@@ -189,7 +189,7 @@ fn barrier_killed_or_timed_out_party_withdraws() {
 #[test]
 fn wait_group_all_modes_threads_and_kills() {
     with_deadline("wait_group", 60, || {
-        for (mode, b) in modes() {
+        for (mode, b) in super::common::mode_builders() {
             let wg = Arc::new(WaitGroup::new());
             // Greenlets finish work a plain thread waits for.
             wg.add(8);
