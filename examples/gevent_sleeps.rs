@@ -4,7 +4,7 @@
 //! concurrently and take about as long as the longest one.
 //!
 //! Run it with `cargo run --example gevent_sleeps`. The test
-//! `tests/examples.rs` runs [`run`] and checks that the concurrent run takes
+//! `tests/examples_run.rs` runs [`run`] and checks that the concurrent run takes
 //! far less than the sum of the sleeps.
 
 use std::sync::{Arc, Mutex};

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Run it with `cargo run --example gevent_switch`. The test
-//! `tests/examples.rs` runs [`run`] and checks the lines.
+//! `tests/examples_run.rs` runs [`run`] and checks the lines.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,7 +10,7 @@
 //! Run it with `cargo run --example signals` and press Ctrl-C (or
 //! `kill -TERM <pid>` from another terminal) within two seconds;
 //! `cargo run --example signals -- 10` runs for ten seconds. The test
-//! `tests/examples.rs` runs [`run`] twice: once stopped by a SIGTERM it
+//! `tests/examples_run.rs` runs [`run`] twice: once stopped by a SIGTERM it
 //! sends to itself, once by its time limit.
 
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 //! slot. When every slot has a healthy worker, the demo stops the supervisor,
 //! which hands back the live workers, and kills them.
 //!
-//! Run it with `cargo run --example supervisor`. The test `tests/examples.rs`
+//! Run it with `cargo run --example supervisor`. The test `tests/examples_run.rs`
 //! runs [`run`] and checks the respawn count and the survivors.
 
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 //!
 //! The `.stderr` files are rustc's exact output: after a toolchain upgrade or
 //! a change to a bound, regenerate them with
-//! `TRYBUILD=overwrite cargo test --test compile_fail` and review the diff.
+//! `TRYBUILD=overwrite cargo test --test types_compile_fail` and review the diff.
 
 #[test]
 fn compile_fail() {
