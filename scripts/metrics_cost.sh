@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What greenhub's always-on counters (src/inspect/counters.rs) cost: runs the
+# What greenhub's always-on counters (src/hub/stats.rs) cost: runs the
 # greenhub rows of the spawn+join and switch benchmarks with the counters
 # (the normal build) and without them (`--cfg greenhub_no_metrics`, which
 # turns every increment into nothing), alternating ROUNDS times, and prints

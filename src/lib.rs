@@ -154,6 +154,7 @@ pub mod io;
 mod loom;
 #[cfg(not(loom))]
 pub mod net;
+mod offload;
 #[cfg(all(feature = "patch", not(loom), target_os = "linux", target_env = "gnu"))]
 pub mod patch;
 #[cfg(not(loom))]
@@ -175,6 +176,7 @@ mod time;
 compile_error!("the `patch` feature interposes glibc: it needs a Linux glibc target");
 
 pub use error::JoinError;
+pub use greenlet::timeout::{Elapsed, timeout, timeout_at};
 pub use greenlet::{
     Greenlet, GreenletId, JoinHandle, current, joinall, no_switch, park, sleep, spawn, spawn_local,
     yield_now,
@@ -183,7 +185,6 @@ pub use greenlet::{
 pub use pool::scope;
 pub use runtime::{Builder, Handle, Runtime, run};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
-pub use time::{Elapsed, timeout, timeout_at};
 
 // The Markdown documentation outside src/ (README.md, CONTRIBUTING.md, docs/**/*.md), included so
 // that `cargo test` compiles (and, unless marked `no_run`, runs) every Rust code block in it. One
@@ -244,8 +245,8 @@ pub mod __private {
     pub use crate::hub::migrate::{Migrant, adopt_by, release_to};
     pub use crate::hub::park::ParkState;
     pub use crate::hub::queue::{Injector, LocalQueue, Stealer};
+    pub use crate::hub::readiness::{Direction, ScheduledIo};
     pub use crate::hub::run::{Ran, Resumed, run_until_suspended};
     pub use crate::hub::search::SearchHub;
-    pub use crate::inspect::watch::RunningSlot;
-    pub use crate::io::scheduled::{Direction, ScheduledIo};
+    pub use crate::hub::watch::RunningSlot;
 }

@@ -3,7 +3,7 @@
 //! Dekker pair between a poster and a hub going to sleep) together with the
 //! hub parker of `src/hub/park.rs` (`prepare_park`/`finish_park` vs.
 //! `unpark`), as `src/hub/mod.rs` composes them (`run`, `next_local`,
-//! `search`, `leave_search`, `sleep`, `park`) and as `src/runtime/shared.rs`
+//! `search`, `leave_search`, `sleep`, `park`) and as `src/hub/shared.rs`
 //! and `src/hub/remote.rs` post work (`inject`, `notify_one`,
 //! `HubRemote::push`/`unpark`).
 //!

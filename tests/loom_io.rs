@@ -1,4 +1,4 @@
-//! Loom models of the IO readiness protocol (src/io/scheduled.rs): a
+//! Loom models of the IO readiness protocol (src/hub/readiness.rs): a
 //! greenlet that tried a syscall, got `WouldBlock` and waits for the next
 //! edge, against the hub dispatching that edge. Loom threads stand in for
 //! the greenlets and the hub; an `AtomicBool` stands in for the kernel's

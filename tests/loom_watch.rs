@@ -1,4 +1,4 @@
-//! Loom model of the running-greenlet slot (src/inspect/watch.rs): a hub
+//! Loom model of the running-greenlet slot (src/hub/watch.rs): a hub
 //! that publishes the greenlet it resumes and later frees it, against an
 //! observer (the blocking monitor) that reads the published greenlet's
 //! header.

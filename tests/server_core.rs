@@ -17,8 +17,6 @@ use greenhub::Builder;
 use greenhub::net::{TcpListener, TcpStream, UdpSocket};
 use greenhub::server::{DatagramServer, StreamServer};
 
-/// single-threaded, M:N with 2 hubs, pinned with 2 hubs.
-
 /// Runs `body(mode)` as the main greenlet of a runtime of each mode.
 fn each_mode(what: &'static str, body: fn(&'static str)) {
     with_deadline(what, 120, move || {

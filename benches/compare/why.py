@@ -32,7 +32,7 @@ WHY = {
             "tokio's workers share one IO driver that any idle worker polls. The migration opt-in does not "
             "help here (greenhub-migrate's p99 is no better): it moves woken greenlets, but the wake-up itself "
             "waits for the owning hub's poll. Fixing it needs idle hubs to poll a busy hub's events (a "
-            "shared or stealable poller), which changes the lifetime rule of `io/scheduled.rs`; not done. "
+            "shared or stealable poller), which changes the lifetime rule of `hub/readiness.rs`; not done. "
             "The HTTP figures are also the noisiest here (see min–max), so the ratio is less certain than "
             "the others.",
     "mixed": "In default M:N mode only greenlets that have never run can be stolen (`fresh`, a crossbeam "

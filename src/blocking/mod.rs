@@ -2,14 +2,12 @@
 //! calling greenlet until it returns (gevent's `threadpool`, tokio's
 //! `spawn_blocking`).
 //!
-//! Each runtime has one bounded pool (`pool.rs`), sized with
+//! Each runtime has one bounded pool (`src/offload.rs`), sized with
 //! [`Builder::max_blocking_threads`](crate::Builder::max_blocking_threads)
 //! and [`Builder::blocking_keep_alive`](crate::Builder::blocking_keep_alive).
 //! [`unblock`] hands the closure to it and waits for the result on a
 //! rendezvous channel, so the wait is an ordinary greenhub blocking call: it
 //! parks the greenlet, honours [`timeout`](crate::timeout) and kills.
-
-pub(crate) mod pool;
 
 use std::panic::{self, AssertUnwindSafe};
 

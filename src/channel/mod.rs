@@ -49,7 +49,7 @@ pub use queue::{Queue, QueueFull, TaskDoneError};
 #[doc(hidden)]
 pub use select::{__select, RecvCase, SelectCase, SendCase};
 
-use crate::greenlet::trace::WaitKind;
+use crate::greenlet::runinfo::WaitKind;
 use crate::sync::waitlist::{Granted, wait_granted, wake_all};
 
 /// A channel that holds up to `cap` values; a send waits while it is full.

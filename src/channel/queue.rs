@@ -29,7 +29,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::trace::WaitKind;
+use crate::greenlet::runinfo::WaitKind;
 use crate::loom::{WaitLock as Mutex, WaitLockGuard as MutexGuard};
 use crate::sync::Mutex as ParkingMutex;
 use crate::sync::waitlist::{Granted, WaitList, Waited, wait, wait_granted, wake_all};

@@ -130,7 +130,7 @@ use std::time::Instant;
 
 use super::chan::{RecvReq, Selector, SendReq};
 use super::{Receiver, RecvError, SendError, Sender};
-use crate::greenlet::trace::{WaitKind, WaitOn};
+use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::wait::{Interrupt, Wake, park_until};
 use crate::sync::waitlist::Node;
 

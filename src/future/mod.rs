@@ -63,7 +63,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::greenlet::no_switch;
-use crate::greenlet::trace::{WaitKind, WaitOn};
+use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::wait::{Wake as Woke, park_until};
 use crate::greenlet::waiter::Waiter;
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use crate::greenlet::GreenletId;
 use crate::greenlet::JoinHandle;
+use crate::greenlet::runinfo::{RunRecord, coarse_now};
 use crate::greenlet::task::{Header, Task, TaskRef};
-use crate::greenlet::trace::{Trace, coarse_now};
+use crate::hub::shared::{Mode, Shared};
+use crate::hub::stats::{Outside, bump};
 use crate::hub::{HubContext, context};
-use crate::inspect::counters::{Outside, bump};
 use crate::loom::Ordering::Relaxed;
-use crate::runtime::shared::{Mode, Shared};
 use crate::stack::{MIN_STACK_SIZE, class_for};
 
 /// Configures a greenlet before spawning it, like `std::thread::Builder`.
@@ -329,9 +329,9 @@ impl Builder {
                 size.max(MIN_STACK_SIZE)
             }
         };
-        let trace = Trace::new(Location::caller(), parent, born);
+        let record = RunRecord::new(Location::caller(), parent, born);
         let name = self.name.map(String::into_boxed_str);
-        let header = Header::new(id, name, stack_size, true, migratable, trace);
+        let header = Header::new(id, name, stack_size, true, migratable, record);
         let task = Task::new(header, f);
         let handle = JoinHandle::new(task.clone());
         Ok((task, handle))

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
+use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::task::{Header, JoinTarget, RawTask, TaskRef};
-use crate::greenlet::trace::{WaitKind, WaitOn};
 use crate::greenlet::wait::{Wake, park_until};
 use crate::greenlet::waiter::WaiterKey;
 use crate::greenlet::{Greenlet, GreenletId};
@@ -317,7 +317,7 @@ pub fn joinall<T>(
 /// Counts a join for `inspect::Metrics`: on the caller's hub when it runs on
 /// one, else on the joined greenlet's hub (if it ever started).
 fn count_join(header: &crate::greenlet::task::Header) {
-    use crate::inspect::counters::{Outside, bump};
+    use crate::hub::stats::{Outside, bump};
     match context::hub() {
         Some(hub) => bump(&hub.remote.stats.joins),
         None => {

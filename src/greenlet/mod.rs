@@ -15,9 +15,11 @@
 //! thread" wake-up target.
 
 pub(crate) mod completion;
+pub(crate) mod runinfo;
 pub(crate) mod state;
 pub(crate) mod task;
-pub(crate) mod trace;
+#[cfg(feature = "tracing")]
+pub(crate) mod tracing;
 pub(crate) mod wait;
 pub(crate) mod waiter;
 
@@ -29,6 +31,7 @@ pub(crate) mod local;
 // Per-stack state (ambient deadline, locals, `no_switch` depth) and how raw
 // switches keep it with its stack.
 pub(crate) mod stack_state;
+pub(crate) mod timeout;
 
 use std::any::Any;
 use std::fmt;
@@ -42,8 +45,8 @@ pub use local::{AccessError, LocalKey};
 pub use stack_state::no_switch;
 
 use crate::hub::{HubContext, context};
+use runinfo::{WaitKind, WaitOn};
 use task::{HubRef, RawTask, Suspend, TaskRef};
-use trace::{WaitKind, WaitOn};
 use waiter::Waiter;
 
 /// A greenlet's unique identifier within the process.

@@ -26,9 +26,9 @@ use corosensei::{Coroutine, Yielder};
 use crate::error::JoinError;
 use crate::greenlet::GreenletId;
 use crate::greenlet::completion::Completion;
+use crate::greenlet::runinfo::RunRecord;
 use crate::greenlet::stack_state::StackState;
 use crate::greenlet::state::State;
-use crate::greenlet::trace::Trace;
 use crate::greenlet::waiter::WaiterKey;
 use crate::hub::HubContext;
 use crate::hub::remote::HubRemote;
@@ -108,8 +108,8 @@ pub(crate) struct Header {
     pub(crate) stack: StackState,
     /// Spawn site, parent, age and wait reason, for the run-info dump. Its
     /// wait cell is only touched by the greenlet and, while it is suspended,
-    /// its hub, on the same thread (see `greenlet::trace`).
-    pub(crate) trace: Trace,
+    /// its hub, on the same thread (see `greenlet::runinfo`).
+    pub(crate) record: RunRecord,
     /// The greenlet's `tracing` span, entered while it runs.
     #[cfg(feature = "tracing")]
     pub(crate) span: tracing::Span,
@@ -158,11 +158,15 @@ impl Header {
         stack_size: usize,
         join_interest: bool,
         migratable: bool,
-        trace: Trace,
+        record: RunRecord,
     ) -> Header {
         #[cfg(feature = "tracing")]
-        let span =
-            crate::inspect::trace::greenlet_span(id, name.as_deref(), trace.site, trace.parent);
+        let span = crate::greenlet::tracing::greenlet_span(
+            id,
+            name.as_deref(),
+            record.site,
+            record.parent,
+        );
         Header {
             state: State::new(join_interest),
             id,
@@ -178,7 +182,7 @@ impl Header {
             stack: StackState::new(),
             #[cfg(feature = "tracing")]
             span,
-            trace,
+            record,
         }
     }
 
@@ -437,7 +441,7 @@ where
                 }
                 Err(payload) => Err(JoinError::panic(payload)),
             };
-            crate::inspect::counters::count_outcome(&outcome);
+            crate::hub::stats::count_outcome(&outcome);
             // Greenlet-local values die here, on the greenlet's own stack and
             // thread, after the closure returned or unwound and before joiners
             // can see the outcome. Panics of their destructors are caught.

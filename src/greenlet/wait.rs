@@ -32,9 +32,9 @@ use std::panic;
 use std::ptr::NonNull;
 use std::time::Instant;
 
+use crate::greenlet::runinfo::WaitOn;
 use crate::greenlet::stack_state::{self, StackState, with_current};
 use crate::greenlet::task::{RawTask, Suspend};
-use crate::greenlet::trace::WaitOn;
 use crate::greenlet::waiter::Waiter;
 use crate::greenlet::{suspend, unwinding_now};
 use crate::hub::context;
@@ -288,9 +288,9 @@ fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>, on: WaitOn
         let until = effective(deadline, header.stack.ambient.get(), || {
             unwinding_now() == Some(false)
         });
-        header.trace.set_wait(on, until);
+        header.record.set_wait(on, until);
         #[cfg(feature = "tracing")]
-        crate::inspect::trace::park(on);
+        crate::greenlet::tracing::park(on);
         let _timer = until.map(TimerGuard::arm);
         let before = unwinding_now();
         suspend(task, Suspend::Park);

@@ -84,7 +84,7 @@ impl Waiter {
             Waiter::Greenlet(task) => {
                 if task.header().state.wake() {
                     #[cfg(feature = "tracing")]
-                    crate::inspect::trace::wake(task.header().id);
+                    crate::greenlet::tracing::wake(task.header().id);
                     crate::hub::schedule(task);
                 }
             }

@@ -72,7 +72,7 @@ pub(crate) fn current_task_ptr() -> Option<usize> {
 
 /// The header of the greenlet running on this thread, for the SIGSEGV
 /// handler: one thread-local read and two pointer loads, no allocation.
-pub(crate) fn current_header_for_signal<'a>() -> Option<&'a Header> {
+fn current_header_for_signal<'a>() -> Option<&'a Header> {
     let hub = HUB.with(|h| h.get());
     // SAFETY: see `hub`; the handler runs on the faulting thread, whose hub
     // context and current greenlet are alive while the greenlet runs.
@@ -80,6 +80,19 @@ pub(crate) fn current_header_for_signal<'a>() -> Option<&'a Header> {
     let task = hub.current()?;
     // SAFETY: the hub holds an Arc to the running greenlet.
     Some(unsafe { task.as_ref() }.header())
+}
+
+/// The [`FaultCheck`](crate::stack::overflow::FaultCheck) the hubs install:
+/// a fault at `addr` inside the running greenlet's guard region is its stack
+/// overflow. Async-signal-safe (see [`current_header_for_signal`]).
+pub(crate) fn check_stack_fault(addr: usize) {
+    if let Some(header) = current_header_for_signal() {
+        let info = header.stack_info();
+        if addr >= info.guard_lo && addr < info.guard_hi {
+            let name = header.name.as_deref();
+            crate::stack::overflow::report_and_abort(name, header.id.as_u64(), info.usable);
+        }
+    }
 }
 
 /// The id of the running greenlet, if the caller runs on one.

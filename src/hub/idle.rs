@@ -162,7 +162,7 @@ use crate::hub::queue::{Injector, Stealer};
 use crate::loom::{AtomicUsize, Mutex, Ordering::SeqCst, fence};
 
 /// The runtime as the idle protocol sees it: the queues a searching hub
-/// takes from, and how to unpark a hub. `runtime::shared::Shared`
+/// takes from, and how to unpark a hub. `hub::shared::Shared`
 /// implements it, and so do the loom models' runtimes (`tests/loom_idle.rs`),
 /// which therefore run the provided methods (posting's notification and the
 /// stealable-work check) and the steps of `search.rs` as the hubs do.

@@ -1,13 +1,13 @@
 //! The hub's side of cooperative IO: one `epoll_wait` on its poller, and
 //! turning each event into wake-ups of the greenlets waiting on that fd
-//! (`io/scheduled.rs` has the protocol).
+//! (`hub/readiness.rs` has the protocol).
 //!
 //! A hub polls when it goes to sleep (blocking until the next timer, an
 //! event or an unpark, see `search.rs`) and, while it has registered fds,
 //! without blocking every `FAIRNESS_INTERVAL` ticks of a busy loop, so IO
 //! never starves behind runnable greenlets.
 
-use crate::inspect::counters::{add, bump};
+use crate::hub::stats::{add, bump};
 use std::time::Duration;
 
 use super::HubContext;
@@ -46,8 +46,8 @@ impl HubContext {
             // only after a DEL that took the registration off (one that
             // cannot be shown off leaks the state instead), and released
             // `Arc`s are dropped only at the top of this function, before
-            // the next `epoll_wait` (io/scheduled.rs, io/registration.rs).
-            let io = unsafe { &*(token.0 as *const crate::io::scheduled::ScheduledIo) };
+            // the next `epoll_wait` (hub/readiness.rs, io/registration.rs).
+            let io = unsafe { &*(token.0 as *const crate::hub::readiness::ScheduledIo) };
             io.dispatch(event);
         }
     }

@@ -54,7 +54,7 @@ use super::HubContext;
 use super::queue::LocalQueue;
 use super::remote::HubRemote;
 use crate::greenlet::task::{IN_TRANSIT, LIVE_ORDER, TaskRef};
-use crate::inspect::counters::bump;
+use crate::hub::stats::bump;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// A started migratable greenlet, as the moves see it. `TaskRef`

@@ -51,10 +51,14 @@ pub(crate) mod live;
 pub(crate) mod migrate;
 pub(crate) mod park;
 pub(crate) mod queue;
+pub(crate) mod readiness;
 pub(crate) mod remote;
 pub(crate) mod run;
 pub(crate) mod search;
+pub(crate) mod shared;
 mod shutdown;
+pub(crate) mod stats;
+pub(crate) mod watch;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -64,11 +68,11 @@ use std::time::Instant;
 
 use crate::error::JoinError;
 use crate::greenlet::GreenletId;
+use crate::greenlet::runinfo::coarse_now;
 use crate::greenlet::task::{RawTask, TaskRef};
-use crate::greenlet::trace::coarse_now;
 use crate::greenlet::waiter::Waiter;
-use crate::inspect::counters::{add, bump};
-use crate::runtime::shared::{Mode, Shared};
+use crate::hub::shared::{Mode, Shared};
+use crate::hub::stats::{add, bump};
 use crate::stack::StackPool;
 use crate::time::heap::{TimerHeap, TimerKey};
 
@@ -113,7 +117,7 @@ pub(crate) struct HubContext {
     /// Killed greenlets that could not be unwound yet because another
     /// greenlet of this hub was suspended mid-unwind (`greenlet::wait::pending_interrupt`).
     deferred_kills: RefCell<Vec<TaskRef>>,
-    /// `greenlet::trace::coarse_now`, read every fairness tick and each time
+    /// `greenlet::runinfo::coarse_now`, read every fairness tick and each time
     /// the hub looks for work: the birth time of the greenlets spawned here
     /// (a clock read per spawn would be a visible share of spawn+join).
     coarse: Cell<u64>,

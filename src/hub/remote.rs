@@ -11,12 +11,12 @@ use crate::greenlet::task::TaskRef;
 use crate::hub::inbox::Inbox;
 use crate::hub::park::ParkState;
 use crate::hub::queue::Stealer;
-use crate::inspect::counters::HubStats;
-use crate::inspect::watch::RunningSlot;
+use crate::hub::stats::HubStats;
+use crate::hub::watch::RunningSlot;
 use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering::*};
 use std::sync::atomic::AtomicU64;
 
-use crate::io::scheduled::ScheduledIo;
+use crate::hub::readiness::ScheduledIo;
 use crate::time::heap::TimerKey;
 
 pub(crate) struct HubRemote {
@@ -30,7 +30,7 @@ pub(crate) struct HubRemote {
     /// every `FAIRNESS_INTERVAL` ticks only when there are any.
     sources: AtomicUsize,
     /// Readiness states of deregistered fds, dropped by the hub before its
-    /// next poll (see `io/scheduled.rs`, "Lifetime of a token").
+    /// next poll (see `hub/readiness.rs`, "Lifetime of a token").
     released: Mutex<Vec<Arc<ScheduledIo>>>,
     /// Timers of this hub to cancel, asked for by a migratable greenlet
     /// that armed them here and moved on (`hub::migrate`).
@@ -43,16 +43,16 @@ pub(crate) struct HubRemote {
     /// The runtime's shutdown counter: active hubs plus queued inbox items
     /// (see `hub/shutdown.rs`).
     pending: Arc<AtomicUsize>,
-    /// The hub's counters (`inspect::counters`), written by the hub only.
+    /// The hub's counters (`hub::stats`), written by the hub only.
     pub(crate) stats: HubStats,
     /// Joins of this hub's greenlets from threads off the hubs (any thread
     /// writes it, so it is not in `stats`).
     pub(crate) outside_joins: AtomicU64,
-    /// The greenlet the hub is running, for observers (`inspect::watch`).
+    /// The greenlet the hub is running, for observers (`hub::watch`).
     pub(crate) watch: RunningSlot,
     /// A run-info dump waiting for this hub's answer (`inspect::dump`).
     #[cfg(not(loom))]
-    pub(crate) dump: crate::inspect::dump::DumpSlot,
+    pub(crate) dump: crate::hub::dump::DumpSlot,
 }
 
 impl HubRemote {

@@ -10,8 +10,8 @@ use super::HubContext;
 use crate::error::JoinError;
 use crate::greenlet::state::State;
 use crate::greenlet::task::{HubRef, StackInfo, Suspend, TaskRef};
-use crate::inspect::counters::bump;
-use crate::runtime::shared::Mode;
+use crate::hub::shared::Mode;
+use crate::hub::stats::bump;
 use crate::stack::guard_size;
 
 /// How one resume of a greenlet came back to its hub.
@@ -96,7 +96,7 @@ impl HubContext {
             self.current.set(Some(NonNull::from(&*task)));
             self.panicking_at_resume.set(std::thread::panicking());
             bump(&self.remote.stats.switches);
-            // Published only for an observer (`inspect::watch`); without one
+            // Published only for an observer (`hub::watch`); without one
             // the stores would be dead work on every switch.
             let watched = self.shared.watched;
             if watched {
@@ -186,7 +186,7 @@ impl HubContext {
             .expect("greenhub: finished greenlet without a coroutine");
         self.stacks.borrow_mut().free(coro.into_stack());
         if self.shared.watched {
-            // The live set's `Arc` may be the last one (`inspect::watch`).
+            // The live set's `Arc` may be the last one (`hub::watch`).
             self.remote.watch.retire();
         }
         self.live.borrow_mut().remove(task);

@@ -3,7 +3,7 @@
 //! protocol (`idle.rs`) in the poller, and trimming the stack cache once the
 //! hub has stayed idle for a while.
 
-use crate::inspect::counters::{add, bump, set};
+use crate::hub::stats::{add, bump, set};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use super::idle::IdleRuntime;
 use super::inbox::Inbox;
 use super::queue::LocalQueue;
 use crate::greenlet::task::TaskRef;
-use crate::runtime::shared::Shared;
+use crate::hub::shared::Shared;
 use crate::stack::pool::TRIM_AFTER;
 
 /// What a hub's queues hold.
@@ -217,7 +217,7 @@ impl HubContext {
     /// Looks for work beyond the local queues (step 2 of the loop).
     pub(super) fn search(&self) -> Option<TaskRef> {
         self.fire_timers();
-        self.coarse.set(crate::greenlet::trace::coarse_now());
+        self.coarse.set(crate::greenlet::runinfo::coarse_now());
         #[cfg(not(loom))]
         self.check_dump();
         if let Some(task) = self.ready.borrow_mut().pop_front() {
@@ -280,6 +280,6 @@ impl HubContext {
             self.stacks.borrow().cached() as u64,
         );
         self.remote.park.park_with(|| self.poll(timeout));
-        self.coarse.set(crate::greenlet::trace::coarse_now());
+        self.coarse.set(crate::greenlet::runinfo::coarse_now());
     }
 }

@@ -3,61 +3,27 @@
 //!
 //! A hub's greenlet lists belong to its thread, so the dump asks each hub
 //! to describe itself: the caller posts a request in every hub's
-//! [`DumpSlot`] and unparks it; a hub answers between two greenlets (when it
-//! looks for work, and every fairness tick while busy: `hub/dump.rs`) by
-//! sending its [`HubInfo`] on a greenhub channel. The caller waits on that
+//! `DumpSlot` and unparks it; a hub answers between two greenlets (when it
+//! looks for work, and every fairness tick while busy: `hub/dump.rs`, which
+//! also defines the entries) by passing its [`HubInfo`] to the request's
+//! reply, which sends it on a greenhub channel. The caller waits on that
 //! channel, so it may itself be a greenlet, even on a single hub.
 //!
 //! A hub that does not answer in time is blocked by a greenlet (or gone).
 //! Its entry then says so, and, when the runtime's blocking monitor is on,
-//! names the greenlet that holds it (read through `watch.rs`).
+//! names the greenlet that holds it (read through `hub/watch.rs`).
 
 use std::fmt;
-use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::channel::{self, Sender};
+use crate::channel;
 use crate::greenlet::GreenletId;
-use crate::greenlet::trace::WaitKind;
+use crate::greenlet::runinfo::WaitKind;
 use crate::hub::context;
+use crate::hub::dump::{GreenletInfo, GreenletState, HubInfo, Request};
+use crate::hub::shared::Shared;
 use crate::inspect::monitor;
-use crate::runtime::shared::Shared;
-
-/// A hub's mailbox for dump requests.
-#[derive(Default)]
-pub(crate) struct DumpSlot {
-    pending: AtomicBool,
-    request: parking_lot::Mutex<Option<Arc<Request>>>,
-}
-
-/// One dump in progress.
-pub(crate) struct Request {
-    pub(crate) tx: Sender<HubInfo>,
-    /// The greenlet that asked, shown as running.
-    pub(crate) requester: Option<GreenletId>,
-}
-
-impl DumpSlot {
-    /// Whether a request waits. One relaxed load: the hub checks it often.
-    #[inline]
-    pub(crate) fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::Relaxed)
-    }
-
-    /// Takes the waiting request, if any.
-    pub(crate) fn take(&self) -> Option<Arc<Request>> {
-        let mut slot = self.request.lock();
-        self.pending.store(false, Ordering::Relaxed);
-        slot.take()
-    }
-
-    fn post(&self, req: Arc<Request>) {
-        *self.request.lock() = Some(req);
-        self.pending.store(true, Ordering::Release);
-    }
-}
 
 /// Every live greenlet of a runtime: [`Handle::run_info`](crate::Handle::run_info).
 ///
@@ -94,68 +60,6 @@ pub struct RunInfo {
     pub injected: usize,
 }
 
-/// What one hub reported.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct HubInfo {
-    /// The hub's index.
-    pub index: usize,
-    /// Whether the hub answered. A hub that does not answer within the
-    /// dump's timeout is held by a greenlet that does not yield (or has
-    /// exited); then `greenlets` holds at most that greenlet, if the
-    /// blocking monitor could name it.
-    pub answered: bool,
-    /// The hub's live greenlets, and the unstarted ones queued where they
-    /// cannot be stolen.
-    pub greenlets: Vec<GreenletInfo>,
-    /// Unstarted greenlets in the hub's stealable queue (M:N mode),
-    /// counted, not listed.
-    pub unlisted: usize,
-}
-
-/// One greenlet in a [`RunInfo`].
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct GreenletInfo {
-    /// Its id.
-    pub id: GreenletId,
-    /// Its name, if it was given one.
-    pub name: Option<String>,
-    /// What it is doing.
-    pub state: GreenletState,
-    /// Where it was spawned (the caller of `spawn`, `Builder::spawn`,
-    /// `Handle::spawn`, `Group::spawn`...).
-    pub spawned_at: &'static Location<'static>,
-    /// The greenlet that spawned it, if it was spawned by one.
-    pub parent: Option<GreenletId>,
-    /// Time since it was spawned (to a scheduler tick).
-    pub age: Duration,
-}
-
-/// What a greenlet is doing, as a [`RunInfo`] saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GreenletState {
-    /// Spawned, waiting for its first run.
-    NotStarted,
-    /// Ready to run, waiting for its turn.
-    Queued,
-    /// Running: the greenlet that asked for the dump, or the one holding a
-    /// hub that did not answer.
-    Running,
-    /// Blocked.
-    Parked {
-        /// On what kind of wait.
-        on: WaitKind,
-        /// Which object: the primitive's address, the fd, or the joined
-        /// greenlet's id (see [`WaitKind`]); 0 when there is none.
-        object: u64,
-        /// When the wait times out, if it does (its own deadline or an
-        /// enclosing [`timeout`](crate::timeout)'s).
-        until: Option<Instant>,
-    },
-}
-
 impl RunInfo {
     /// The entry of greenlet `id`, if it is live.
     ///
@@ -190,7 +94,8 @@ pub(crate) fn collect(shared: &Shared, timeout: Duration) -> RunInfo {
     let expected = shared.hubs.iter().filter(|h| !h.has_exited()).count();
     let (tx, rx) = channel::unbounded();
     let req = Arc::new(Request {
-        tx,
+        // The caller may have given up (and dropped the receiver).
+        reply: Box::new(move |info| drop(tx.send(info))),
         requester: context::current_task_id(),
     });
     for hub in shared.hubs.iter() {

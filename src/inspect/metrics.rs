@@ -1,14 +1,14 @@
 //! [`Metrics`]: a snapshot of a runtime's counters, per hub and in total.
 //!
-//! The counters themselves live in each hub (`counters.rs`) and are always
+//! The counters themselves live in each hub (`hub/stats.rs`) and are always
 //! on; a snapshot reads them (relaxed, so counters of a running runtime may
 //! be a few events apart from each other) and adds the gauges that are not
 //! counters: the offload pool's threads and queue, and the stack memory.
 
 use std::fmt;
 
-use crate::inspect::counters::{HubStats, read};
-use crate::runtime::shared::Shared;
+use crate::hub::shared::Shared;
+use crate::hub::stats::{HubStats, read};
 use crate::stack::slab::ALLOCATOR;
 
 /// A snapshot of a runtime's counters: [`Handle::metrics`](crate::Handle::metrics).

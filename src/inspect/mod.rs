@@ -46,7 +46,6 @@
 //! });
 //! ```
 
-pub(crate) mod counters;
 #[cfg(not(loom))]
 pub(crate) mod dump;
 #[cfg(not(loom))]
@@ -55,13 +54,12 @@ mod metrics;
 pub(crate) mod monitor;
 #[cfg(not(loom))]
 pub(crate) mod on_signal;
-#[cfg(feature = "tracing")]
-pub(crate) mod trace;
-pub(crate) mod watch;
 
-pub use crate::greenlet::trace::WaitKind;
+pub use crate::greenlet::runinfo::WaitKind;
 #[cfg(not(loom))]
-pub use dump::{GreenletInfo, GreenletState, HubInfo, RunInfo};
+pub use crate::hub::dump::{GreenletInfo, GreenletState, HubInfo};
+#[cfg(not(loom))]
+pub use dump::RunInfo;
 #[cfg(not(loom))]
 pub use metrics::{HubMetrics, Metrics, OffloadMetrics, StackMetrics};
 #[cfg(not(loom))]

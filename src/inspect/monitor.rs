@@ -6,7 +6,7 @@
 //! with a limit. It starts with the first such runtime and exits when the
 //! last one is dropped. Every tick (a quarter of the smallest limit, between
 //! 1 ms and 100 ms) it reads, for each hub, the switch counter and whether
-//! the hub is inside a greenlet (`watch.rs`). A hub inside a greenlet whose
+//! the hub is inside a greenlet (`hub/watch.rs`). A hub inside a greenlet whose
 //! switch counter has not moved since the monitor first saw that resume has
 //! been held by one greenlet at least that long. Past the limit the monitor
 //! names the greenlet (reading its header through the `RunningSlot`
@@ -23,11 +23,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::greenlet::GreenletId;
+use crate::greenlet::runinfo::coarse_now;
 use crate::greenlet::task::Header;
-use crate::greenlet::trace::coarse_now;
-use crate::inspect::counters::{bump, read};
+use crate::hub::shared::Shared;
+use crate::hub::stats::{bump, read};
 use crate::inspect::{GreenletInfo, GreenletState};
-use crate::runtime::shared::Shared;
 
 /// A hub held by one greenlet for longer than the runtime's
 /// [`max_blocking_time`](crate::Builder::max_blocking_time).
@@ -256,7 +256,7 @@ fn check(
             continue;
         }
         // SAFETY: `observe` keeps the header alive while the closure runs
-        // (`watch.rs`), and we hold the monitor lock, so no other observer
+        // (`hub/watch.rs`), and we hold the monitor lock, so no other observer
         // overlaps.
         let named = remote
             .watch
@@ -277,7 +277,7 @@ fn check(
 }
 
 fn named(h: &Header) -> (GreenletId, Option<String>, &'static Location<'static>) {
-    (h.id, h.name.as_deref().map(String::from), h.trace.site)
+    (h.id, h.name.as_deref().map(String::from), h.record.site)
 }
 
 /// The greenlet hub `index` of `shared` is running, for a dump that got no

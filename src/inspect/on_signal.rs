@@ -10,8 +10,8 @@ use std::io;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::hub::shared::Shared;
 use crate::inspect::{Metrics, dump};
-use crate::runtime::shared::Shared;
 use crate::signal::Signals;
 
 /// How long the dump waits for each busy hub.

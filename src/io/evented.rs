@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::registration::{Ready, Registration};
-use super::scheduled::Direction;
+use crate::hub::readiness::Direction;
 
 /// See the module docs. Drop takes the fd off its poller, then closes it.
 pub(crate) struct Evented<T: AsRawFd> {

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::registration::{self, token};
-use super::scheduled::{Direction, ScheduledIo};
 use super::sys::{block_thread, poll_fds};
-use crate::greenlet::trace::{WaitKind, WaitOn};
+use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::wait::{self, Wake};
 use crate::greenlet::waiter::Waiter;
 use crate::hub::context;
+use crate::hub::readiness::{Direction, ScheduledIo};
 
 /// Parks the calling greenlet until `fd` is readable (or has an error or a
 /// hang-up pending), or `timeout` passes. gevent's `wait_read`.

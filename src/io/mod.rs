@@ -21,7 +21,7 @@ pub(crate) mod evented;
 mod fdwait;
 #[cfg(not(loom))]
 pub(crate) mod registration;
-pub(crate) mod scheduled;
+
 #[cfg(not(loom))]
 pub(crate) mod sys;
 

@@ -59,12 +59,12 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::scheduled::{Direction, ScheduledIo};
 use super::sys::FileId;
-use crate::greenlet::trace::{WaitKind, WaitOn};
+use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::wait::{self, Interrupt, Wake};
 use crate::greenlet::waiter::Waiter;
 use crate::hub::context;
+use crate::hub::readiness::{Direction, ScheduledIo};
 use crate::hub::remote::HubRemote;
 use crate::loom::Mutex;
 

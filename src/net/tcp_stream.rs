@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::addr::{ToSocketAddrs, each_addr};
 use super::sys::fd_impls;
+use crate::hub::readiness::Direction;
 use crate::io::evented::Evented;
 use crate::io::registration::Ready;
-use crate::io::scheduled::Direction;
 
 /// A TCP connection: [`std::net::TcpStream`]'s API, cooperative.
 ///

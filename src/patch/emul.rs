@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use libc::c_int;
 
 use super::fdtable::{self, Entry};
-use crate::greenlet::trace::{WaitKind, WaitOn};
+use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::wait::{self, Interrupt, TimeoutSignal, Wake};
 use crate::hub::context;
+use crate::hub::readiness::Direction;
 use crate::io::registration::Ready;
-use crate::io::scheduled::Direction;
 use crate::io::sys;
 
 /// The calling thread's `errno`.

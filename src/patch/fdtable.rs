@@ -56,8 +56,8 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use crate::hub::readiness::Direction;
 use crate::io::registration::Registration;
-use crate::io::scheduled::Direction;
 
 /// The program's view of an open file description (shared by dups).
 #[derive(Debug, Default)]

@@ -14,7 +14,7 @@ use libc::{c_int, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use super::emul::{self, blocking, errno, set_errno};
 use super::fdtable::{self, Desc};
 use super::real;
-use crate::io::scheduled::Direction::{Read, Write};
+use crate::hub::readiness::Direction::{Read, Write};
 
 /// A symbol only this module defines, for checking that a build without the
 /// feature has no hooks (`nm`, see `.ci/run`).

@@ -11,7 +11,7 @@ use libc::{c_int, c_ulong, socklen_t};
 
 use super::fdtable::{self, Entry};
 use super::real;
-use crate::io::scheduled::Direction;
+use crate::hub::readiness::Direction;
 
 /// # Safety
 /// As `close(2)`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::JoinError;
 use crate::greenlet::JoinHandle;
-use crate::greenlet::trace::WaitKind;
+use crate::greenlet::runinfo::WaitKind;
 use crate::loom::WaitLock as Mutex;
 use crate::pool::Pool;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};

@@ -22,8 +22,8 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::process::{self, ExitStatus};
 use std::time::{Duration, Instant};
 
+use crate::hub::readiness::Direction;
 use crate::io::evented::Evented;
-use crate::io::scheduled::Direction;
 
 /// The first pause between two looks at a child without a pidfd.
 const FIRST_PAUSE: Duration = Duration::from_millis(1);

@@ -8,13 +8,13 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::blocking::pool::BlockingPool;
 use crate::hub::HubContext;
 use crate::hub::idle::Idle;
 use crate::hub::queue::{Injector, LocalQueue};
 use crate::hub::remote::HubRemote;
+use crate::hub::shared::{Mode, Shared};
 use crate::loom::{AtomicBool, AtomicUsize};
-use crate::runtime::shared::{Mode, Shared};
+use crate::offload::BlockingPool;
 use crate::runtime::{Handle, Runtime};
 use crate::stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE, class_for, overflow};
 
@@ -368,7 +368,7 @@ impl Builder {
             unsafe { crate::patch::enable()? };
         }
         let stack_size = self.stack_size.max(MIN_STACK_SIZE);
-        overflow::install();
+        overflow::install(crate::hub::context::check_stack_fault);
 
         let pending = Arc::new(AtomicUsize::new(n));
         let mut remotes = Vec::with_capacity(n);

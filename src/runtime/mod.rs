@@ -8,7 +8,6 @@
 //! left behind. [`Handle`] spawns onto a runtime from anywhere.
 
 mod builder;
-pub(crate) mod shared;
 
 use std::fmt;
 use std::io;
@@ -19,7 +18,7 @@ pub use builder::Builder;
 
 use crate::greenlet::{self, JoinHandle};
 use crate::hub::context;
-use shared::Shared;
+use crate::hub::shared::Shared;
 
 /// Starts a default runtime (M:N, one hub per CPU), runs `f` as its main
 /// greenlet, shuts the runtime down and returns `f`'s value.

@@ -15,20 +15,34 @@
 //!
 //! and aborts, as std does for threads. Any other fault is passed to the
 //! handler that was installed before ours (normally std's), or to the default
-//! action. The handler only reads a thread-local pointer and the greenlet's
-//! header and calls `write(2)` and `abort(3)`, all async-signal-safe.
+//! action.
+//!
+//! The allocator sits below the layer that runs greenlets, so it does not
+//! know which greenlet runs on a thread: the hub passes a [`FaultCheck`] to
+//! [`install`], which looks at its running greenlet's guard range and calls
+//! [`report_and_abort`] on a hit. Everything on that path only reads a
+//! thread-local pointer and the greenlet's header and calls `write(2)` and
+//! `abort(3)`, all async-signal-safe.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::sync::{Once, OnceLock};
 
 static INSTALL: Once = Once::new();
+static CHECK: OnceLock<FaultCheck> = OnceLock::new();
 static PREV_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
 static PREV_BUS: OnceLock<libc::sigaction> = OnceLock::new();
 
-/// Installs the process-wide handler (once).
-pub(crate) fn install() {
+/// Called by the handler with the fault address: if it lies in the guard of
+/// the greenlet running on this thread, reports it with [`report_and_abort`];
+/// otherwise returns. Runs in a signal handler: async-signal-safe code only.
+pub(crate) type FaultCheck = fn(addr: usize);
+
+/// Installs the process-wide handler (once), with the check that names the
+/// greenlet whose stack overflowed.
+pub(crate) fn install(check: FaultCheck) {
     INSTALL.call_once(|| {
+        let _ = CHECK.set(check);
         for (sig, slot) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
             // SAFETY: a zeroed sigaction is a valid "no handler" value; we fill
             // in the fields sigaction(2) reads.
@@ -123,13 +137,9 @@ impl Drop for AltStack {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(header) = crate::hub::context::current_header_for_signal() {
-        let info = header.stack_info();
-        if addr >= info.guard_lo && addr < info.guard_hi {
-            report(header.name.as_deref(), header.id.as_u64(), info.usable);
-            // SAFETY: abort is async-signal-safe.
-            unsafe { libc::abort() };
-        }
+    // `OnceLock::get` is one atomic load: async-signal-safe.
+    if let Some(check) = CHECK.get() {
+        check(addr);
     }
     let prev = if sig == libc::SIGSEGV {
         PREV_SEGV.get()
@@ -163,8 +173,9 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
 }
 
-/// Writes the overflow message to stderr without allocating.
-fn report(name: Option<&str>, id: u64, usable: usize) {
+/// Writes the overflow message of greenlet `id` (`usable` bytes of stack) to
+/// stderr without allocating, and aborts. Async-signal-safe.
+pub(crate) fn report_and_abort(name: Option<&str>, id: u64, usable: usize) -> ! {
     let mut buf = Buf::new();
     buf.push(b"\ngreenlet '");
     buf.push(name.unwrap_or("<unnamed>").as_bytes());
@@ -175,6 +186,8 @@ fn report(name: Option<&str>, id: u64, usable: usize) {
     buf.push(b" KiB)\nfatal runtime error: stack overflow, aborting\n");
     // SAFETY: writing our buffer to fd 2; async-signal-safe.
     unsafe { libc::write(2, buf.data.as_ptr().cast(), buf.len) };
+    // SAFETY: abort is async-signal-safe.
+    unsafe { libc::abort() }
 }
 
 struct Buf {

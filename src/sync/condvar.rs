@@ -10,7 +10,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::trace::WaitKind;
+use crate::greenlet::runinfo::WaitKind;
 use crate::loom::WaitLock as RawMutex;
 use crate::sync::mutex::MutexGuard;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};

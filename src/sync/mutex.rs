@@ -28,7 +28,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::trace::WaitKind;
+use crate::greenlet::runinfo::WaitKind;
 use crate::loom::{AtomicUsize, Ordering, WaitLock as RawMutex};
 use crate::sync::waitlist::{WaitList, Waited, wait};
 

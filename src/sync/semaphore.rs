@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::trace::WaitKind;
+use crate::greenlet::runinfo::WaitKind;
 use crate::loom::WaitLock as Mutex;
 use crate::sync::waitlist::{Granted, WaitList, wait_granted};
 

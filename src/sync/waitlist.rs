@@ -31,7 +31,7 @@ use std::marker::PhantomPinned;
 use std::ptr;
 use std::time::Instant;
 
-use crate::greenlet::trace::{WaitKind, WaitOn};
+use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::wait::{Interrupt, Wake, park_until};
 use crate::greenlet::waiter::Waiter;
 use crate::loom::{AtomicBool, Ordering, WaitLock as Mutex, WaitLockGuard as MutexGuard};

@@ -10,7 +10,7 @@
 use std::panic::Location;
 
 use crate::greenlet::GreenletId;
-use crate::greenlet::trace::WaitOn;
+use crate::greenlet::runinfo::WaitOn;
 
 /// The span of a new greenlet.
 pub(crate) fn greenlet_span(

@@ -1,6 +1,10 @@
 //! Readiness of one file descriptor, shared between the greenlets that wait
 //! on it and the hub whose poller watches it.
 //!
+//! It belongs to the hub layer: the hub's poller (`hub/io.rs`) turns each
+//! event into a [`ScheduledIo`] and wakes its waiters; the sockets and fd
+//! waits of `crate::io` own the cells and wait on them.
+//!
 //! A [`ScheduledIo`] lives in an `Arc` owned by the socket (or by a one-off
 //! fd wait); its address is the `mio::Token` under which the fd is registered
 //! (edge-triggered, read and write interest) with one hub's poller.

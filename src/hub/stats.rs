@@ -126,7 +126,7 @@ pub(crate) fn count_outcome<T>(outcome: &Result<T, crate::JoinError>) {
             }
         };
         #[cfg(feature = "tracing")]
-        crate::inspect::trace::exit(what);
+        crate::greenlet::tracing::exit(what);
         #[cfg(not(feature = "tracing"))]
         let _ = what;
     }

@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::wait::{Ambient, TimeoutSignal, with_ambient};
+use super::wait::{Ambient, TimeoutSignal, with_ambient};
 
 /// Frame ids; process-wide so a payload can never name the wrong frame.
 static NEXT_FRAME: AtomicU64 = AtomicU64::new(1);

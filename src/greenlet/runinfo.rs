@@ -88,7 +88,7 @@ impl WaitOn {
 }
 
 /// The per-greenlet record. Lives in the greenlet's `Header`.
-pub(crate) struct Trace {
+pub(crate) struct RunRecord {
     pub(crate) site: &'static Location<'static>,
     pub(crate) parent: Option<GreenletId>,
     /// Coarse monotonic time of the spawn, in nanoseconds ([`coarse_now`]).
@@ -97,14 +97,14 @@ pub(crate) struct Trace {
     until: Cell<Option<Instant>>,
 }
 
-impl Trace {
+impl RunRecord {
     /// `born` is [`coarse_now`], or a hub's recent reading of it.
     pub(crate) fn new(
         site: &'static Location<'static>,
         parent: Option<GreenletId>,
         born: u64,
-    ) -> Trace {
-        Trace {
+    ) -> RunRecord {
+        RunRecord {
             site,
             parent,
             born,

@@ -1,15 +1,19 @@
-//! State of one runtime that all its hubs and handles share.
+//! The scheduler's registry: the state of one runtime that all its hubs and
+//! handles share (the hubs' remotes, the global injector, the idle-hub
+//! protocol, the shutdown flags, the offload pool). It belongs to the hub
+//! layer, which reads it on every search for work; `runtime/` builds it and
+//! hands out `Handle`s to it.
 
 use std::sync::Arc;
 
-use crate::blocking::pool::BlockingPool;
 use crate::error::JoinError;
 use crate::greenlet::task::TaskRef;
 use crate::hub::idle::{Idle, IdleRuntime};
 use crate::hub::queue::{Injector, Stealer};
 use crate::hub::remote::HubRemote;
-use crate::inspect::counters::Outside;
+use crate::hub::stats::Outside;
 use crate::loom::{AtomicBool, AtomicUsize, Ordering::*, fence};
+use crate::offload::BlockingPool;
 
 /// How hubs share work.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -38,11 +42,11 @@ pub(crate) struct Shared {
     pub(crate) stack_size: usize,
     /// Where `blocking::unblock` runs its closures.
     pub(crate) blocking: Arc<BlockingPool>,
-    /// Spawns and joins from threads off the hubs (`inspect::counters`).
+    /// Spawns and joins from threads off the hubs (`hub::stats`).
     pub(crate) outside: Outside,
     /// Whether an observer (the blocking monitor) may read the hubs'
     /// `RunningSlot`s, so that hubs must `retire` greenlets before letting
-    /// go of them (`inspect::watch`).
+    /// go of them (`hub::watch`).
     pub(crate) watched: bool,
     /// `Builder::migratable`: every greenlet spawned with `spawn` may move
     /// between hubs once started (M:N only).
