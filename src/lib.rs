@@ -240,11 +240,11 @@ pub mod __private {
     pub use crate::greenlet::completion::Completion;
     pub use crate::greenlet::state::{Snapshot, State};
     pub use crate::greenlet::waiter::WaiterKey;
+    pub use crate::hub::doorbell::Doorbell;
     pub use crate::hub::idle::{Idle, IdleRuntime};
     pub use crate::hub::inbox::Inbox;
     pub use crate::hub::migrate::{Migrant, adopt_by, release_to};
-    pub use crate::hub::park::ParkState;
-    pub use crate::hub::queue::{Injector, LocalQueue, Stealer};
+    pub use crate::hub::queue::{Injector, StealQueue, Stealer};
     pub use crate::hub::readiness::{Direction, ScheduledIo};
     pub use crate::hub::run::{Ran, Resumed, run_until_suspended};
     pub use crate::hub::search::SearchHub;

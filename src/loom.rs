@@ -63,31 +63,31 @@ mod imp {
     /// it is released; where user code must see a consistent state (the
     /// priority queue's heap, `AsyncResult`'s clones) it runs under
     /// greenhub's own parking `sync::Mutex` instead. In debug builds each
-    /// thread counts the `WaitLock`s it holds, and a greenlet that suspends
+    /// thread counts the `SpinLock`s it holds, and a greenlet that suspends
     /// (or a thread that parks) while holding one aborts the process with
-    /// that message ([`assert_no_wait_lock`]).
+    /// that message ([`assert_no_spin_lock`]).
     #[derive(Default)]
-    pub(crate) struct WaitLock<T> {
+    pub(crate) struct SpinLock<T> {
         locked: AtomicBool,
         value: std::cell::UnsafeCell<T>,
     }
 
     // SAFETY: the lock gives one thread at a time access to `value`, so it
     // can be shared when `T` can be sent (as `std::sync::Mutex`).
-    unsafe impl<T: Send> Sync for WaitLock<T> {}
+    unsafe impl<T: Send> Sync for SpinLock<T> {}
     // SAFETY: owning the lock is owning `T`.
-    unsafe impl<T: Send> Send for WaitLock<T> {}
+    unsafe impl<T: Send> Send for SpinLock<T> {}
 
-    impl<T> WaitLock<T> {
+    impl<T> SpinLock<T> {
         pub(crate) const fn new(value: T) -> Self {
-            WaitLock {
+            SpinLock {
                 locked: AtomicBool::new(false),
                 value: std::cell::UnsafeCell::new(value),
             }
         }
 
         #[inline]
-        pub(crate) fn lock(&self) -> WaitLockGuard<'_, T> {
+        pub(crate) fn lock(&self) -> SpinLockGuard<'_, T> {
             if self
                 .locked
                 .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -97,7 +97,7 @@ mod imp {
             }
             #[cfg(debug_assertions)]
             HELD.with(|h| h.set(h.get() + 1));
-            WaitLockGuard { lock: self }
+            SpinLockGuard { lock: self }
         }
 
         #[cold]
@@ -123,18 +123,18 @@ mod imp {
         }
     }
 
-    impl<T: std::fmt::Debug> std::fmt::Debug for WaitLock<T> {
+    impl<T: std::fmt::Debug> std::fmt::Debug for SpinLock<T> {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("WaitLock").finish_non_exhaustive()
+            f.debug_struct("SpinLock").finish_non_exhaustive()
         }
     }
 
-    /// Holds a [`WaitLock`]; unlocks on drop.
-    pub(crate) struct WaitLockGuard<'a, T> {
-        lock: &'a WaitLock<T>,
+    /// Holds a [`SpinLock`]; unlocks on drop.
+    pub(crate) struct SpinLockGuard<'a, T> {
+        lock: &'a SpinLock<T>,
     }
 
-    impl<T> std::ops::Deref for WaitLockGuard<'_, T> {
+    impl<T> std::ops::Deref for SpinLockGuard<'_, T> {
         type Target = T;
         #[inline]
         fn deref(&self) -> &T {
@@ -143,7 +143,7 @@ mod imp {
         }
     }
 
-    impl<T> std::ops::DerefMut for WaitLockGuard<'_, T> {
+    impl<T> std::ops::DerefMut for SpinLockGuard<'_, T> {
         #[inline]
         fn deref_mut(&mut self) -> &mut T {
             // SAFETY: the guard proves we hold the lock, exclusively.
@@ -151,7 +151,7 @@ mod imp {
         }
     }
 
-    impl<T> Drop for WaitLockGuard<'_, T> {
+    impl<T> Drop for SpinLockGuard<'_, T> {
         #[inline]
         fn drop(&mut self) {
             self.lock.locked.store(false, Ordering::Release);
@@ -162,25 +162,25 @@ mod imp {
 
     #[cfg(debug_assertions)]
     std::thread_local! {
-        /// How many [`WaitLock`]s this thread holds (debug builds only).
+        /// How many [`SpinLock`]s this thread holds (debug builds only).
         static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
-    /// Aborts (debug builds only) if this thread holds a [`WaitLock`]:
+    /// Aborts (debug builds only) if this thread holds a [`SpinLock`]:
     /// called where a greenlet suspends and where a thread parks, since
     /// blocking under that lock can make its other users spin forever (see
-    /// [`WaitLock`]: no user code under it). An abort, not a panic: the
+    /// [`SpinLock`]: no user code under it). An abort, not a panic: the
     /// callers may have wait nodes linked on their stack, which unwinding
     /// would free while a notifier can still reach them.
     #[inline]
-    pub(crate) fn assert_no_wait_lock() {
+    pub(crate) fn assert_no_spin_lock() {
         #[cfg(debug_assertions)]
         if HELD.with(|h| h.get()) != 0 {
             wait_lock_held();
         }
     }
 
-    /// How many [`WaitLock`]s this thread holds.
+    /// How many [`SpinLock`]s this thread holds.
     #[cfg(all(test, debug_assertions))]
     pub(crate) fn wait_locks_held() -> usize {
         HELD.with(|h| h.get())
@@ -191,7 +191,7 @@ mod imp {
     #[inline(never)]
     fn wait_lock_held() -> ! {
         eprintln!(
-            "greenhub bug: blocking while holding an internal WaitLock. No user \
+            "greenhub bug: blocking while holding an internal SpinLock. No user \
              code may run under that lock (Clone, Ord, Drop, callbacks): the \
              others that take it spin until the holder runs again, forever on \
              a single-threaded hub. Aborting.\n{}",
@@ -255,12 +255,12 @@ mod imp {
 
     /// Under loom the primitives' lock is loom's mutex, so the models
     /// explore every order in which the state is locked.
-    pub(crate) type WaitLock<T> = Mutex<T>;
-    pub(crate) type WaitLockGuard<'a, T> = MutexGuard<'a, T>;
+    pub(crate) type SpinLock<T> = Mutex<T>;
+    pub(crate) type SpinLockGuard<'a, T> = MutexGuard<'a, T>;
 
     /// The debug check of the non-loom build; loom's mutex is not counted.
     #[inline]
-    pub(crate) fn assert_no_wait_lock() {}
+    pub(crate) fn assert_no_spin_lock() {}
 }
 
 pub(crate) use imp::*;
@@ -269,10 +269,10 @@ pub(crate) use imp::*;
 mod tests {
     use super::*;
 
-    /// The debug count of held `WaitLock`s follows the guards, nested too.
+    /// The debug count of held `SpinLock`s follows the guards, nested too.
     #[test]
     fn held_wait_locks_are_counted() {
-        let (a, b) = (WaitLock::new(1), WaitLock::new(2));
+        let (a, b) = (SpinLock::new(1), SpinLock::new(2));
         assert_eq!(wait_locks_held(), 0);
         let ga = a.lock();
         let gb = b.lock();
@@ -281,6 +281,6 @@ mod tests {
         assert_eq!(wait_locks_held(), 1);
         drop(gb);
         assert_eq!(wait_locks_held(), 0);
-        assert_no_wait_lock();
+        assert_no_spin_lock();
     }
 }

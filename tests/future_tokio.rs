@@ -40,7 +40,7 @@ fn thousand_tokio_sleeps_on_one_hub() {
         block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
         let start = Instant::now();
         // `spawn_local`: all of them stay on this hub, in M:N mode too.
-        let sleepers: Vec<_> = (0..1000u64)
+        let idlers: Vec<_> = (0..1000u64)
             .map(|i| {
                 greenhub::spawn_local(move || {
                     block_on(async move {
@@ -51,7 +51,7 @@ fn thousand_tokio_sleeps_on_one_hub() {
             })
             .collect();
         let ticks_before = ticks.get();
-        let results: Vec<u64> = sleepers.into_iter().map(|h| h.join().unwrap()).collect();
+        let results: Vec<u64> = idlers.into_iter().map(|h| h.join().unwrap()).collect();
         let took = start.elapsed();
         let ticks_during = ticks.get() - ticks_before;
         done.set(true);

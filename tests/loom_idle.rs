@@ -1,7 +1,7 @@
 //! Loom models of **idle-hub park vs. push** ("no stranded work"): the
-//! idle-hub protocol of `src/hub/idle.rs` (searching hubs and sleepers, the
-//! Dekker pair between a poster and a hub going to sleep) together with the
-//! hub parker of `src/hub/park.rs` (`prepare_park`/`finish_park` vs.
+//! idle-hub protocol of `src/hub/idle.rs` (searching hubs and idlers, the
+//! Dekker pair between a poster and a hub going idle) together with the
+//! hub parker of `src/hub/doorbell.rs` (`prepare_idle`/`finish_idle` vs.
 //! `unpark`), as `src/hub/mod.rs` composes them (`run`, `next_local`,
 //! `search`, `leave_search`, `sleep`, `park`) and as `src/hub/shared.rs`
 //! and `src/hub/remote.rs` post work (`inject`, `notify_one`,
@@ -12,13 +12,13 @@
 //! [`SearchHub::search_stealable`]: injector, search permit, steal,
 //! `leave_search` with its last-searcher hand-off; in pinned mode the
 //! injector) and
-//! [`SearchHub::go_to_sleep`] (step 3: announce, re-check every source,
-//! park, take itself off the sleeper list), parked with the real
-//! [`ParkState::park_with`]; work is posted with the real
-//! [`IdleRuntime::notify_one`] and `Inbox::push_and_unpark`, and hubs are
-//! unparked with the real `ParkState::unpark_with`. These are the functions
+//! [`SearchHub::go_idle`] (step 3: announce, re-check every source,
+//! park, take itself off the idler list), parked with the real
+//! [`Doorbell::idle_with`]; work is posted with the real
+//! [`IdleRuntime::notify_one`] and `Inbox::push_and_ring`, and hubs are
+//! unparked with the real `Doorbell::ring_with`. These are the functions
 //! `HubContext` runs (`src/hub/search.rs`), over the real [`Idle`],
-//! [`ParkState`], [`Inbox`], [`LocalQueue`]/[`Stealer`] and [`Injector`]:
+//! [`Doorbell`], [`Inbox`], [`StealQueue`]/[`Stealer`] and [`Injector`]:
 //! the model's `Shared` and `Hub` only implement the accessors of
 //! [`IdleRuntime`] and [`SearchHub`].
 //!
@@ -38,11 +38,11 @@
 //! Invariants asserted:
 //!
 //! - **no stranded work**: every item posted is run. If an item could sit in
-//!   a queue while every hub sleeps, the hubs would block in their drivers
+//!   a queue while every hub is idle, the hubs would block in their drivers
 //!   forever and loom reports a deadlock;
 //! - **each item runs exactly once**;
 //! - **the idle bookkeeping balances**: once every hub is done, none is on
-//!   the sleeper list and `searching` counts exactly the hubs that left
+//!   the idler list and `searching` counts exactly the hubs that left
 //!   their loop (at shutdown) while counted as searchers (a leaked count
 //!   would make every later `hub_to_notify` return `None`, stranding all
 //!   later work).
@@ -54,18 +54,18 @@
 //! Does the model bite? Each mutation below was made in `src`, then undone,
 //! and loom failed the models named:
 //!
-//! - `SearchHub::go_to_sleep` does not re-check the injector:
+//! - `SearchHub::go_idle` does not re-check the injector:
 //!   `pinned_two_idle_hubs_vs_inject` (in M:N mode `has_stealable_work`
 //!   re-checks it as well);
-//! - `go_to_sleep` does not re-check the stealable deques:
+//! - `go_idle` does not re-check the stealable deques:
 //!   `idle_hub_vs_spawn_on_busy_hub`, `two_idle_hubs_vs_two_spawns_on_busy_hub`;
-//! - no fence in `Idle::announce_sleep` (F_a), or none in
+//! - no fence in `Idle::announce_idle` (F_a), or none in
 //!   `Idle::hub_to_notify` (F_n): every model but `idle_hub_vs_inbox_push`;
 //! - no fence in `Idle::end_search` (F_l), or no hand-off by the last
 //!   searcher in `SearchHub::leave_search`: `two_idle_hubs_vs_two_busy_spawns`;
-//! - `Inbox::push_and_unpark` unparks before it pushes:
+//! - `Inbox::push_and_ring` unparks before it pushes:
 //!   `idle_hub_vs_inbox_push`;
-//! - `ParkState::prepare_park` parks even when a notification is pending:
+//! - `Doorbell::prepare_idle` parks even when a notification is pending:
 //!   every model.
 //!
 //! Each failure is a deadlock: every hub blocked in its driver with work
@@ -77,7 +77,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use greenhub::__private::{
-    Idle, IdleRuntime, Inbox, Injector, LocalQueue, ParkState, SearchHub, Stealer,
+    Doorbell, Idle, IdleRuntime, Inbox, Injector, SearchHub, StealQueue, Stealer,
 };
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use loom::sync::{Arc, Condvar, Mutex};
@@ -118,22 +118,22 @@ impl Driver {
 /// `HubRemote`: the part of a hub other threads touch.
 struct Remote {
     inbox: Inbox<usize>,
-    park: ParkState,
+    doorbell: Doorbell,
     driver: Driver,
     stealer: Option<Stealer<usize>>,
 }
 
 impl Remote {
     /// `HubRemote::unpark`.
-    fn unpark(&self) {
-        self.park.unpark_with(|| self.driver.wake());
+    fn ring(&self) {
+        self.doorbell.ring_with(|| self.driver.wake());
     }
 
     /// `HubRemote::push`: a started greenlet of this hub, woken elsewhere.
     /// (The shutdown counter `pending` is left out.)
     fn push(&self, item: usize) {
         self.inbox
-            .push_and_unpark(item, &self.park, || self.driver.wake())
+            .push_and_ring(item, &self.doorbell, || self.driver.wake())
             .expect("inbox closed");
     }
 }
@@ -187,15 +187,15 @@ impl IdleRuntime for Shared {
         self.shutdown.load(Acquire)
     }
 
-    fn unpark_hub(&self, hub: usize) {
-        self.hubs[hub].unpark();
+    fn ring_hub(&self, hub: usize) {
+        self.hubs[hub].ring();
     }
 }
 
 impl Shared {
     /// Builds the shared state (M:N mode) and each hub's deque of unstarted
     /// greenlets.
-    fn new(nhubs: usize, nitems: usize) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
+    fn new(nhubs: usize, nitems: usize) -> (Arc<Shared>, Vec<StealQueue<usize>>) {
         Shared::with_mode(nhubs, nitems, true, false)
     }
 
@@ -206,14 +206,14 @@ impl Shared {
         nitems: usize,
         steals: bool,
         busy: bool,
-    ) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
-        let fresh: Vec<LocalQueue<usize>> = (0..nhubs).map(|_| LocalQueue::new()).collect();
+    ) -> (Arc<Shared>, Vec<StealQueue<usize>>) {
+        let fresh: Vec<StealQueue<usize>> = (0..nhubs).map(|_| StealQueue::new()).collect();
         let shared = Shared {
             hubs: fresh
                 .iter()
                 .map(|q| Remote {
                     inbox: Inbox::new(),
-                    park: ParkState::default(),
+                    doorbell: Doorbell::default(),
                     driver: Driver::new(),
                     stealer: steals.then(|| q.stealer()),
                 })
@@ -241,7 +241,7 @@ impl Shared {
 
     /// `HubContext::spawn` in M:N mode, on a hub that stays busy: push to
     /// its deque, then the real `notify_one`.
-    fn spawn_on(&self, fresh: &LocalQueue<usize>, item: usize) {
+    fn spawn_on(&self, fresh: &StealQueue<usize>, item: usize) {
         fresh.push(item);
         self.notify_one();
     }
@@ -250,7 +250,7 @@ impl Shared {
     fn begin_shutdown(&self) {
         self.shutdown.store(true, SeqCst);
         for i in 0..self.hubs.len() {
-            self.unpark_hub(i);
+            self.ring_hub(i);
         }
     }
 
@@ -263,10 +263,7 @@ impl Shared {
             assert_eq!(n.load(SeqCst), 1, "item {item} ran {n:?} times");
         }
         for i in 0..self.hubs.len() {
-            assert!(
-                !self.idle.cancel_sleep(i),
-                "hub {i} left on the sleeper list"
-            );
+            assert!(!self.idle.cancel_idle(i), "hub {i} left on the idler list");
         }
         // `searching` is exactly `still_searching`: ending their searches
         // brings it to 0 (the last `end_search` sees 1), then we may start
@@ -284,7 +281,7 @@ impl Shared {
 struct Hub {
     index: usize,
     shared: Arc<Shared>,
-    fresh: LocalQueue<usize>,
+    fresh: StealQueue<usize>,
     ready: RefCell<VecDeque<usize>>,
     /// Whether this hub counts in `Idle::searching`.
     searching: Cell<bool>,
@@ -301,7 +298,7 @@ impl SearchHub for Hub {
         self.index
     }
 
-    fn fresh(&self) -> &LocalQueue<usize> {
+    fn fresh(&self) -> &StealQueue<usize> {
         &self.fresh
     }
 
@@ -320,7 +317,7 @@ impl SearchHub for Hub {
 }
 
 impl Hub {
-    fn new(index: usize, shared: &Arc<Shared>, fresh: LocalQueue<usize>) -> Hub {
+    fn new(index: usize, shared: &Arc<Shared>, fresh: StealQueue<usize>) -> Hub {
         Hub {
             index,
             shared: shared.clone(),
@@ -352,7 +349,7 @@ impl Hub {
             }
             // `HubContext::sleep` (no timers, no stack cache).
             let remote = self.remote();
-            self.go_to_sleep(|| remote.park.park_with(|| remote.driver.block()));
+            self.go_idle(|| remote.doorbell.idle_with(|| remote.driver.block()));
         }
         self.searching.get()
     }
@@ -393,7 +390,7 @@ impl Hub {
 type Join = thread::JoinHandle<bool>;
 
 /// Spawns hub `index` running its loop.
-fn spawn_hub(index: usize, shared: &Arc<Shared>, fresh: LocalQueue<usize>) -> Join {
+fn spawn_hub(index: usize, shared: &Arc<Shared>, fresh: StealQueue<usize>) -> Join {
     let hub = Hub::new(index, shared, fresh);
     thread::spawn(move || hub.run())
 }
@@ -437,7 +434,7 @@ fn idle_hub_vs_spawn_on_busy_hub() {
 
 /// The direct path: a hub going idle while another thread wakes one of its
 /// started greenlets (`hub::schedule` from another thread: push to the
-/// hub's inbox, then `ParkState::unpark` and the driver wake). Wake-ups of
+/// hub's inbox, then `Doorbell::unpark` and the driver wake). Wake-ups of
 /// started greenlets bypass `Idle`: only the hub's own sleep re-check and
 /// its parker stand between the push and a lost wake-up.
 #[test]

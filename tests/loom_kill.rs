@@ -9,8 +9,8 @@
 //! resume loop ([`run_until_suspended`]: resume, then the final CAS
 //! `park_commit`, resuming again at once if it fails) and completes it when
 //! it ends. Killers and wakers hand a greenlet they moved out of `PARKED` to
-//! the hub with the real `Inbox::push_and_unpark`, and the hub waits for its
-//! inbox with the real `ParkState::park_with` (`loom_common`; loom's sticky
+//! the hub with the real `Inbox::push_and_ring`, and the hub waits for its
+//! inbox with the real `Doorbell::idle_with` (`loom_common`; loom's sticky
 //! thread park stands in for the hub's poller and its eventfd waker).
 //!
 //! The greenlet's closure is `loop { greenhub::park() }`, woken spuriously by
@@ -35,8 +35,8 @@
 //!
 //! - `State::kill` wakes first and sets `KILLED` after;
 //! - `run_until_suspended` ignores a failed final CAS;
-//! - `Inbox::push_and_unpark` unparks before it pushes;
-//! - `ParkState::prepare_park` parks even when a notification is pending.
+//! - `Inbox::push_and_ring` unparks before it pushes;
+//! - `Doorbell::prepare_idle` parks even when a notification is pending.
 
 #![cfg(loom)]
 

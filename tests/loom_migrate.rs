@@ -5,17 +5,17 @@
 //! racing with the hub that adopts it (`Header::migrate_to`).
 //!
 //! The moves are greenhub's own steps, driven the way the runtime drives
-//! them, over the real [`State`], `Inbox`/`ParkState` (`loom_common`) and
-//! [`LocalQueue`]/[`Stealer`] (under loom, the mutex-based stand-in for
+//! them, over the real [`State`], `Inbox`/`Doorbell` (`loom_common`) and
+//! [`StealQueue`]/[`Stealer`] (under loom, the mutex-based stand-in for
 //! `crossbeam-deque`):
 //!
 //! - the greenlet has started on hub 0 and is parked there (`owner` is 0);
 //! - a waker calls [`State::wake`] and, when it returns `true`, reads `owner`
 //!   and hands the greenlet to that hub the way `hub::schedule` does from
-//!   another thread (the real `Inbox::push_and_unpark`; loom's thread park
+//!   another thread (the real `Inbox::push_and_ring`; loom's thread park
 //!   stands in for the hub's poller, as in `tests/loom_park.rs`);
 //! - hub 0 (a loom thread) waits for its inbox (the real
-//!   `ParkState::park_with`), drains it and *releases* the greenlet with the
+//!   `Doorbell::idle_with`), drains it and *releases* the greenlet with the
 //!   real [`release_to`] (`take_inbox` -> `requeue` -> `release`: mark it in
 //!   transit, push it on its own stealable deque). Then it pops its deque
 //!   (`next_local`); if it gets the greenlet back it runs it (`run_task`);
@@ -68,7 +68,7 @@
 //!   move;
 //! - `run_until_suspended` ignores a failed final CAS:
 //!   `migrate_then_park_again` (deadlock);
-//! - `Inbox::push_and_unpark` unparks before it pushes: both models (hub 0
+//! - `Inbox::push_and_ring` unparks before it pushes: both models (hub 0
 //!   never wakes; hub 1 spins until loom gives up on the branch count).
 //!
 //! In the model's glue, checking the claims about `owner`:
@@ -89,7 +89,7 @@ mod loom_common;
 use loom_common::Remote;
 
 use greenhub::__private::{
-    LocalQueue, Migrant, Ran, Resumed, State, Stealer, adopt_by, release_to, run_until_suspended,
+    Migrant, Ran, Resumed, State, StealQueue, Stealer, adopt_by, release_to, run_until_suspended,
 };
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -260,9 +260,9 @@ fn run_migrated(task: &Task, me: usize, remote: &Remote, parks: bool) {
 
 /// Hub 0: waits for the wake-up in its inbox, releases the greenlet onto
 /// its deque, then pops the deque; runs the greenlet if it got it back.
-fn hub0(g: &Arc<Greenlet>, remote: &Remote, fresh: &LocalQueue<Task>, parks: bool) {
+fn hub0(g: &Arc<Greenlet>, remote: &Remote, fresh: &StealQueue<Task>, parks: bool) {
     assert_eq!(remote.wait_inbox(), 1, "greenlet pushed twice");
-    // `release` (out of hub 0's live set, then `release_to`); nobody sleeps
+    // `release` (out of hub 0's live set, then `release_to`); no hub goes idle
     // in these models, so `notify_one` would find no hub to wake.
     release_to(fresh, Task(g.clone()), || {});
     // `next_local`: only hub 1 can have taken it since the push.
@@ -277,7 +277,7 @@ fn hub1(
     g: &Greenlet,
     remote: &Remote,
     victim: &Stealer<Task>,
-    fresh: &LocalQueue<Task>,
+    fresh: &StealQueue<Task>,
     parks: bool,
 ) {
     while !g.taken.load(SeqCst) {
@@ -295,9 +295,9 @@ fn hub1(
 fn model(nwakers: usize, parks: bool) {
     let g = Arc::new(Greenlet::parked_on_hub0());
     let remotes: Arc<Remotes> = Arc::new([Remote::new(), Remote::new()]);
-    let fresh0 = LocalQueue::new();
+    let fresh0 = StealQueue::new();
     let stealer0 = fresh0.stealer();
-    let fresh1 = LocalQueue::new();
+    let fresh1 = StealQueue::new();
     let h0 = {
         let (g, remotes) = (g.clone(), remotes.clone());
         thread::spawn(move || {

@@ -12,9 +12,9 @@
 //!   body returned, it completes the greenlet ([`State::complete`]);
 //! - waker threads call [`State::wake`] and, when it returns `true`, hand the
 //!   greenlet to the hub the way `hub::schedule` does from another thread:
-//!   the real `Inbox::push_and_unpark` onto the hub's real [`Inbox`] and
-//!   `ParkState`; the hub waits for its inbox with the real
-//!   `ParkState::park_with` (`loom_common`). The hub's poller is stood in for
+//!   the real `Inbox::push_and_ring` onto the hub's real [`Inbox`] and
+//!   `Doorbell`; the hub waits for its inbox with the real
+//!   `Doorbell::idle_with` (`loom_common`). The hub's poller is stood in for
 //!   by loom's thread park, which, like the eventfd-backed `mio::Waker`, is
 //!   sticky (an unpark before the park still ends it).
 //!
@@ -45,8 +45,8 @@
 //!
 //! - `run_until_suspended` ignores a failed final CAS (returns `Parked`
 //!   although a wake-up raced in and consumed nothing): every model;
-//! - `Inbox::push_and_unpark` unparks before it pushes: every model;
-//! - `ParkState::prepare_park` parks even when a notification is pending:
+//! - `Inbox::push_and_ring` unparks before it pushes: every model;
+//! - `Doorbell::prepare_idle` parks even when a notification is pending:
 //!   every model;
 //! - `State::wake` returns early when its load already shows `NOTIFIED`
 //!   (the bug the comment in `wake` describes): `wait_loop_vs_two_wakers`

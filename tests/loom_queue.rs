@@ -1,5 +1,5 @@
 //! Loom models of **steal vs. local pop**: a hub's deque of unstarted
-//! greenlets (`src/hub/queue.rs`: `LocalQueue`/`Stealer`, under loom the
+//! greenlets (`src/hub/queue.rs`: `StealQueue`/`Stealer`, under loom the
 //! mutex-based stand-in for `crossbeam-deque`) used as `src/hub/mod.rs` uses
 //! it — the owner spawns onto it (`HubContext::spawn`: push, then
 //! `notify_one`) and pops it (`next_local`) while searching hubs steal
@@ -10,14 +10,14 @@
 //!
 //! The owner and the thieves are loom threads. A thief loops "run my own
 //! deque, else search" and stops when a search finds nothing (where the real
-//! hub would go to sleep, which `tests/loom_idle.rs` models). Invariants
+//! hub would go idle, which `tests/loom_idle.rs` models). Invariants
 //! asserted:
 //!
 //! - **each greenlet runs exactly once** (never lost in a batch move, never
 //!   taken by two hubs), and every deque is empty at the end;
 //! - **the search permit bookkeeping balances**: at the end `searching` counts
 //!   exactly the thieves that stopped while still searching (their next step
-//!   would be `announce_sleep`, which ends the search).
+//!   would be `announce_idle`, which ends the search).
 //!
 //! (The cap on searchers, "at most half of the hubs", is a heuristic and is
 //! not asserted: `try_start_search` checks and then increments, so racing
@@ -25,7 +25,7 @@
 
 #![cfg(loom)]
 
-use greenhub::__private::{Idle, LocalQueue, Stealer};
+use greenhub::__private::{Idle, StealQueue, Stealer};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::thread;
@@ -39,8 +39,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(nhubs: usize, nitems: usize) -> (Arc<Shared>, Vec<LocalQueue<usize>>) {
-        let queues: Vec<LocalQueue<usize>> = (0..nhubs).map(|_| LocalQueue::new()).collect();
+    fn new(nhubs: usize, nitems: usize) -> (Arc<Shared>, Vec<StealQueue<usize>>) {
+        let queues: Vec<StealQueue<usize>> = (0..nhubs).map(|_| StealQueue::new()).collect();
         let shared = Shared {
             idle: Idle::new(nhubs),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
@@ -58,7 +58,7 @@ impl Shared {
         self.stealers.iter().any(|s| !s.is_empty())
     }
 
-    /// `Shared::notify_one`. No hub sleeps in these models, so it must find
+    /// `Shared::notify_one`. No hub is idle in these models, so it must find
     /// nobody to wake.
     fn notify_one(&self) {
         assert_eq!(
@@ -83,7 +83,7 @@ impl Shared {
 
 /// The owning hub: spawns `items` onto its deque (each followed by
 /// `notify_one`), then runs its deque until it is empty.
-fn owner(shared: &Shared, fresh: &LocalQueue<usize>, items: &[usize]) {
+fn owner(shared: &Shared, fresh: &StealQueue<usize>, items: &[usize]) {
     for &item in items {
         fresh.push(item);
         shared.notify_one();
@@ -97,7 +97,7 @@ fn owner(shared: &Shared, fresh: &LocalQueue<usize>, items: &[usize]) {
 /// other hubs into its own deque, `leave_search`), then run its own deque,
 /// until a search finds nothing. Returns whether it still counts as a
 /// searcher when it stops.
-fn thief(shared: &Shared, me: usize, fresh: &LocalQueue<usize>) -> bool {
+fn thief(shared: &Shared, me: usize, fresh: &StealQueue<usize>) -> bool {
     let nhubs = shared.stealers.len();
     let mut searching = false;
     loop {

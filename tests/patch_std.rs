@@ -21,10 +21,10 @@ fn fl_getfl(fd: i32) -> i32 {
 fn thousand_std_sleeps_overlap_on_one_hub() {
     let start = Instant::now();
     one_hub(|| {
-        let sleepers: Vec<_> = (0..1000)
+        let idlers: Vec<_> = (0..1000)
             .map(|_| greenhub::spawn(|| std::thread::sleep(Duration::from_millis(100))))
             .collect();
-        for h in sleepers {
+        for h in idlers {
             h.join().unwrap();
         }
     });
@@ -342,10 +342,10 @@ fn builder_switch_enables_and_checks_at_start() {
     assert!(greenhub::patch::is_enabled());
     let start = Instant::now();
     rt.block_on(|| {
-        let sleepers: Vec<_> = (0..100)
+        let idlers: Vec<_> = (0..100)
             .map(|_| greenhub::spawn(|| std::thread::sleep(Duration::from_millis(100))))
             .collect();
-        for h in sleepers {
+        for h in idlers {
             h.join().unwrap();
         }
     });

@@ -2,7 +2,7 @@
 //!
 //! Over and over, in each mode (single-threaded, M:N and pinned with two
 //! hubs), a runtime is filled with work: channel pumps that never stop,
-//! greenlets spinning on `yield_now`, sleepers, spawners that keep spawning
+//! greenlets spinning on `yield_now`, idlers, spawners that keep spawning
 //! short-lived greenlets, and greenlets blocked in every blocking primitive
 //! (`common::blockers`). After a short, varying delay the test thread shuts
 //! it down. Checked each time: the shutdown returns (under a deadline);

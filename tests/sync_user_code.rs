@@ -2,7 +2,7 @@
 //! impls that block (park their greenlet) while another greenlet of the same
 //! hub uses the same primitive.
 //!
-//! Every primitive keeps its state behind a spin lock (`WaitLock`); a user
+//! Every primitive keeps its state behind a spin lock (`SpinLock`); a user
 //! impl run under it that parks would leave every other greenlet of a
 //! single-threaded hub spinning on that lock forever (the holder never runs
 //! again). Each test runs its runtime on its own OS thread under a deadline,

@@ -26,12 +26,12 @@ use std::ptr;
 
 use crate::channel::error::{RecvError, TryRecvError, TrySendError};
 use crate::greenlet::waiter::Waiter;
-use crate::loom::{AtomicUsize, Ordering::*, WaitLock as Mutex};
+use crate::loom::{AtomicUsize, Ordering::*, SpinLock};
 use crate::sync::waitlist::WaitList;
 
 /// The shared part of a channel.
 pub(crate) struct Chan<T> {
-    pub(crate) state: Mutex<State<T>>,
+    pub(crate) state: SpinLock<State<T>>,
     pub(crate) cap: Option<usize>,
 }
 
@@ -157,7 +157,7 @@ fn live(sel: *const Selector, own: *const Selector) -> bool {
 impl<T> Chan<T> {
     pub(crate) fn new(cap: Option<usize>) -> Chan<T> {
         Chan {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 buf: VecDeque::with_capacity(cap.unwrap_or(0).min(1024)),
                 recvs: WaitList::new(),
                 sends: WaitList::new(),

@@ -9,7 +9,7 @@
 //!
 //! # The priority heap
 //!
-//! The lock is a spin lock (`WaitLock`), and no user code may run under it:
+//! The lock is a spin lock (`SpinLock`), and no user code may run under it:
 //! a user `Ord` that blocks would leave the queue's other users spinning. So
 //! a priority queue keeps its heap outside it, behind greenhub's parking
 //! [`Mutex`](crate::sync::Mutex) (the *heap lock*), and every priority put
@@ -30,7 +30,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::{WaitLock as Mutex, WaitLockGuard as MutexGuard};
+use crate::loom::{SpinLock, SpinLockGuard};
 use crate::sync::Mutex as ParkingMutex;
 use crate::sync::waitlist::{Granted, WaitList, Waited, wait, wait_granted, wake_all};
 
@@ -153,7 +153,7 @@ struct State<T> {
 /// });
 /// ```
 pub struct Queue<T> {
-    state: Mutex<State<T>>,
+    state: SpinLock<State<T>>,
     cap: Option<usize>,
     /// A priority queue's heap, behind the parking heap lock (see the
     /// module docs); `None` for FIFO and LIFO queues.
@@ -223,7 +223,7 @@ impl<T> Default for Queue<T> {
 impl<T> Queue<T> {
     fn with_store(store: Store<T>, cap: Option<usize>) -> Queue<T> {
         Queue {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 items: store,
                 getters: WaitList::new(),
                 putters: WaitList::new(),
@@ -464,7 +464,7 @@ impl<T> Queue<T> {
     /// The lock is released before the item is dropped or returned.
     fn wait_as_putter(
         &self,
-        st: MutexGuard<'_, State<T>>,
+        st: SpinLockGuard<'_, State<T>>,
         item: T,
         deadline: Option<Instant>,
     ) -> Result<(), QueueFull<T>> {
@@ -492,7 +492,11 @@ impl<T> Queue<T> {
 
     /// Waits among the getters (the lock `st` held) until a putter hands an
     /// item over, `deadline` passes or an interrupt.
-    fn wait_as_getter(&self, st: MutexGuard<'_, State<T>>, deadline: Option<Instant>) -> Option<T> {
+    fn wait_as_getter(
+        &self,
+        st: SpinLockGuard<'_, State<T>>,
+        deadline: Option<Instant>,
+    ) -> Option<T> {
         match wait_granted(
             &self.state,
             st,

@@ -294,8 +294,7 @@ impl Builder {
     /// Whether the greenlet will be migratable: asked for (here or for the
     /// whole runtime) and meaningful (an M:N runtime).
     fn wants_migration(&self, shared: &Shared) -> bool {
-        let yes =
-            !self.stay && (self.migratable || shared.migrate_all) && shared.mode == Mode::Steal;
+        let yes = !self.stay && (self.migratable || shared.migrate_all) && shared.mode == Mode::MN;
         if yes && !shared.migrating.load(Relaxed) {
             shared.migrating.store(true, Relaxed);
         }

@@ -422,7 +422,7 @@ pub fn sleep(dur: Duration) {
 /// Suspends the running greenlet `task` and returns the hub that resumed it.
 #[inline]
 fn suspend<'a>(task: &dyn RawTask, why: Suspend) -> &'a HubContext {
-    crate::loom::assert_no_wait_lock();
+    crate::loom::assert_no_spin_lock();
     // SAFETY: `task` is the running greenlet (callers got it from the hub's
     // current pointer), so we are on its stack.
     let yielder = unsafe { task.header().yielder() };

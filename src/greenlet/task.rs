@@ -89,7 +89,7 @@ pub(crate) struct Header {
     /// hub's thread was panicking then, i.e. the greenlet (or another one of
     /// that hub) is suspended mid-unwind. std counts panics per OS thread, so
     /// such a greenlet must not move (`hub::migrate`).
-    pub(crate) pinned_now: StdAtomicBool,
+    pub(crate) suspended_unwinding: StdAtomicBool,
     /// The running coroutine. Hub-owned: see `Header`'s `Sync` argument.
     coroutine: StdUnsafeCell<Option<Coro>>,
     /// The greenlet's yielder, set by the greenlet when it starts. Only the
@@ -174,7 +174,7 @@ impl Header {
             stack_size,
             owner: StdAtomicPtr::new(std::ptr::null_mut()),
             migratable,
-            pinned_now: StdAtomicBool::new(false),
+            suspended_unwinding: StdAtomicBool::new(false),
             coroutine: StdUnsafeCell::new(None),
             yielder: StdUnsafeCell::new(std::ptr::null()),
             stack_info: StdUnsafeCell::new(StackInfo::default()),

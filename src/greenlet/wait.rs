@@ -303,7 +303,7 @@ fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>, on: WaitOn
 
 #[cfg(not(loom))]
 fn park_thread_until(deadline: Option<Instant>) -> Wake {
-    crate::loom::assert_no_wait_lock();
+    crate::loom::assert_no_spin_lock();
     let ambient = with_ambient(AmbientCell::get).flatten();
     let interrupt = || match ambient {
         Some(a) if !std::thread::panicking() && Instant::now() >= a.at => {

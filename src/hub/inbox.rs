@@ -1,7 +1,7 @@
 //! A hub's inbox: greenlets woken by other threads, waiting for their hub.
 //!
 //! A started greenlet only ever runs on its own hub. When a thread other than
-//! that hub wakes it, the greenlet is pushed here and the hub is unparked; the
+//! that hub wakes it, the greenlet is pushed here and the hub's doorbell is rung; the
 //! hub moves the inbox into its ready queue when its ready queue runs dry and
 //! every 61 ticks. A mutex-protected queue is enough: remote wake-ups are
 //! already the slow path (they may end in a syscall), and the lock makes
@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 
-use crate::hub::park::ParkState;
+use crate::hub::doorbell::Doorbell;
 use crate::loom::{AtomicUsize, Mutex, Ordering::*};
 
 pub struct Inbox<T> {
@@ -47,14 +47,19 @@ impl<T> Inbox<T> {
     }
 
     /// Another thread hands `item` to the inbox's hub: queues it, then
-    /// unparks the hub (`park.rs`), running `wake` (the write to its poller's
-    /// waker) if it is parked. The push comes first: the hub's park token
+    /// rings the hub's doorbell (`doorbell.rs`), running `wake` (the write to its poller's
+    /// waker) if it is parked. The push comes first: the hub's doorbell
     /// orders it before the hub's next look at its inbox. Gives `item` back
-    /// (and unparks nobody) if the hub has shut down.
+    /// (and rings nobody) if the hub has shut down.
     #[inline]
-    pub fn push_and_unpark(&self, item: T, park: &ParkState, wake: impl FnOnce()) -> Result<(), T> {
+    pub fn push_and_ring(
+        &self,
+        item: T,
+        doorbell: &Doorbell,
+        wake: impl FnOnce(),
+    ) -> Result<(), T> {
         self.push(item)?;
-        park.unpark_with(wake);
+        doorbell.ring_with(wake);
         Ok(())
     }
 

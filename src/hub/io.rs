@@ -2,8 +2,8 @@
 //! turning each event into wake-ups of the greenlets waiting on that fd
 //! (`hub/readiness.rs` has the protocol).
 //!
-//! A hub polls when it goes to sleep (blocking until the next timer, an
-//! event or an unpark, see `search.rs`) and, while it has registered fds,
+//! A hub polls when it goes idle (blocking until the next timer, an
+//! event or a ring of its doorbell, see `search.rs`) and, while it has registered fds,
 //! without blocking every `FAIRNESS_INTERVAL` ticks of a busy loop, so IO
 //! never starves behind runnable greenlets.
 
@@ -37,7 +37,7 @@ impl HubContext {
         for event in events.iter() {
             let token = event.token();
             if token == Self::waker_token() {
-                // Only ends the poll; the park state says who woke us.
+                // Only ends the poll; the doorbell says who woke us.
                 continue;
             }
             // SAFETY: every other token is the address of a live

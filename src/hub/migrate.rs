@@ -11,7 +11,7 @@
 //!
 //! - **owned** by hub H: in H's live set (`live_slot` is its index) and
 //!   `owner` is H. It is running on H, parked, or queued in H's `ready`
-//!   (only while H shuts down or while the greenlet is `pinned_now`).
+//!   (only while H shuts down or while the greenlet is `suspended_unwinding`).
 //! - **in transit**: queued in the stealable deque (`fresh`) of the hub that
 //!   released it, in no live set (`live_slot == IN_TRANSIT`); `owner` still
 //!   names the hub that released it.
@@ -21,7 +21,7 @@
 //! - *owned by H -> in transit*: H, on its own thread, when the greenlet
 //!   becomes runnable there (a wake on H, H draining its inbox, a yield),
 //!   unless H is shutting down or the greenlet suspended mid-unwind
-//!   (`pinned_now`: std counts panics per OS thread). H takes it out of its
+//!   (`suspended_unwinding`: std counts panics per OS thread). H takes it out of its
 //!   live set, pushes it on `fresh` and wakes an idle hub to come and steal.
 //! - *in transit -> owned by K*: the hub K that pops it (K = H) or steals it,
 //!   in `run_task`, before resuming it: `owner` becomes K (the old owner's
@@ -51,7 +51,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::HubContext;
-use super::queue::LocalQueue;
+use super::queue::StealQueue;
 use super::remote::HubRemote;
 use crate::greenlet::task::{IN_TRANSIT, LIVE_ORDER, TaskRef};
 use crate::hub::stats::bump;
@@ -84,7 +84,7 @@ pub trait Migrant {
 /// hub made to the greenlet, to whichever hub pops or steals it), then
 /// `notify` (`IdleRuntime::notify_one`: it is stealable work).
 #[inline]
-pub fn release_to<T: Migrant>(fresh: &LocalQueue<T>, task: T, notify: impl FnOnce()) {
+pub fn release_to<T: Migrant>(fresh: &StealQueue<T>, task: T, notify: impl FnOnce()) {
     task.set_in_transit();
     fresh.push(task);
     notify();
@@ -164,7 +164,7 @@ impl HubContext {
         let header = task.header();
         // Unstarted greenlets may come through the inbox (`spawn_to_hub`);
         // they are in no live set and stay on `ready`.
-        header.is_started() && !header.pinned_now.load(Relaxed) && !self.is_shutting_down()
+        header.is_started() && !header.suspended_unwinding.load(Relaxed) && !self.is_shutting_down()
     }
 
     /// *owned -> in transit* (see the module docs).
@@ -200,11 +200,11 @@ impl HubContext {
     }
 
     /// After a migratable greenlet suspended: whether it may move (see
-    /// `Header::pinned_now`).
+    /// `Header::suspended_unwinding`).
     #[inline]
     pub(super) fn note_suspend(&self, task: &TaskRef) {
         task.header()
-            .pinned_now
+            .suspended_unwinding
             .store(std::thread::panicking(), Relaxed);
     }
 }

@@ -10,7 +10,7 @@
 //!   (`migrate.rs`), which idle hubs may take over.
 //! - its inbox (`inbox.rs`, in [`HubRemote`]): greenlets woken from other
 //!   threads.
-//! - timers (`time/heap.rs`), a `mio::Poll` it parks in, a stack cache
+//! - timers (`time/heap.rs`), a `mio::Poll` it blocks in, a stack cache
 //!   (`stack/pool.rs`) and the set of live greenlets (`live.rs`).
 //!
 //! # The loop
@@ -24,9 +24,9 @@
 //! 2. Out of local work: search (`search.rs`): inbox, timers, the global
 //!    injector, then (M:N only) steal a batch of unstarted greenlets from a
 //!    random other hub.
-//! 3. Nothing anywhere: go to sleep (`search.rs`) by the idle protocol
-//!    (`idle.rs`), parked in the poller (`park.rs`) until the next timer, an
-//!    IO event or a wake-up. A hub whose stack cache holds pages to give back sleeps at most
+//! 3. Nothing anywhere: go idle (`search.rs`) by the idle protocol
+//!    (`idle.rs`), blocked in the poller (`doorbell.rs`) until the next timer, an
+//!    IO event or a wake-up. A hub whose stack cache holds pages to give back stays blocked at most
 //!    `stack::pool::TRIM_AFTER` first, and trims the cache if it is still
 //!    idle then (trimming costs syscalls and TLB flushes, too much for every
 //!    short idle spell of a busy M:N runtime).
@@ -42,6 +42,7 @@
 //! Shutdown is in `shutdown.rs`.
 
 pub(crate) mod context;
+pub(crate) mod doorbell;
 #[cfg(not(loom))]
 pub(crate) mod dump;
 pub(crate) mod idle;
@@ -49,7 +50,6 @@ pub(crate) mod inbox;
 mod io;
 pub(crate) mod live;
 pub(crate) mod migrate;
-pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod readiness;
 pub(crate) mod remote;
@@ -77,7 +77,7 @@ use crate::stack::StackPool;
 use crate::time::heap::{TimerHeap, TimerKey};
 
 use self::live::LiveSet;
-use self::queue::LocalQueue;
+use self::queue::StealQueue;
 use self::remote::HubRemote;
 use self::shutdown::Phase;
 
@@ -96,7 +96,7 @@ pub(crate) struct HubContext {
     /// The greenlet being resumed right now (the hub holds its `Arc`).
     current: Cell<Option<NonNull<dyn RawTask>>>,
     ready: RefCell<VecDeque<TaskRef>>,
-    fresh: LocalQueue<TaskRef>,
+    fresh: StealQueue<TaskRef>,
     /// Reused buffer for routing the inbox when greenlets may migrate.
     inbox_batch: RefCell<VecDeque<TaskRef>>,
     timers: RefCell<TimerHeap<Waiter>>,
@@ -133,7 +133,7 @@ impl HubContext {
     pub(crate) fn new(
         index: usize,
         shared: Arc<Shared>,
-        fresh: LocalQueue<TaskRef>,
+        fresh: StealQueue<TaskRef>,
         poll: mio::Poll,
     ) -> HubContext {
         let remote = shared.hubs[index].clone();
@@ -192,7 +192,7 @@ impl HubContext {
                 }
                 continue;
             }
-            self.sleep();
+            self.wait_for_work();
         }
         self.exit();
     }
@@ -261,7 +261,7 @@ impl HubContext {
             return;
         }
         bump(&self.remote.stats.spawned);
-        if self.shared.mode == Mode::Steal && !local {
+        if self.shared.mode == Mode::MN && !local {
             self.fresh.push(task);
             self.shared.notify_one();
         } else {

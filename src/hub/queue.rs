@@ -22,15 +22,15 @@ mod imp {
     use crossbeam_deque::Steal;
 
     /// A hub's own deque (FIFO). Only its hub pushes and pops.
-    pub struct LocalQueue<T>(crossbeam_deque::Worker<T>);
-    /// Another hub's handle on a `LocalQueue`.
+    pub struct StealQueue<T>(crossbeam_deque::Worker<T>);
+    /// Another hub's handle on a `StealQueue`.
     pub struct Stealer<T>(crossbeam_deque::Stealer<T>);
     /// The global queue for work submitted from outside the hubs.
     pub struct Injector<T>(crossbeam_deque::Injector<T>);
 
-    impl<T> LocalQueue<T> {
+    impl<T> StealQueue<T> {
         pub fn new() -> Self {
-            LocalQueue(crossbeam_deque::Worker::new_fifo())
+            StealQueue(crossbeam_deque::Worker::new_fifo())
         }
         pub fn stealer(&self) -> Stealer<T> {
             Stealer(self.0.stealer())
@@ -64,7 +64,7 @@ mod imp {
     impl<T> Stealer<T> {
         /// Moves up to half of the victim's greenlets (at most
         /// `STEAL_LIMIT`) into `dest` and returns one of them.
-        pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
+        pub fn steal_into(&self, dest: &StealQueue<T>) -> Option<T> {
             retry(|| self.0.steal_batch_with_limit_and_pop(&dest.0, STEAL_LIMIT))
         }
         pub fn is_empty(&self) -> bool {
@@ -83,7 +83,7 @@ mod imp {
             retry(|| self.0.steal())
         }
         /// Moves a batch into `dest` and returns one greenlet.
-        pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
+        pub fn steal_into(&self, dest: &StealQueue<T>) -> Option<T> {
             retry(|| self.0.steal_batch_with_limit_and_pop(&dest.0, STEAL_LIMIT))
         }
         pub fn is_empty(&self) -> bool {
@@ -128,13 +128,13 @@ mod imp {
         }
     }
 
-    pub struct LocalQueue<T>(Arc<Queue<T>>);
+    pub struct StealQueue<T>(Arc<Queue<T>>);
     pub struct Stealer<T>(Arc<Queue<T>>);
     pub struct Injector<T>(Queue<T>);
 
-    impl<T> LocalQueue<T> {
+    impl<T> StealQueue<T> {
         pub fn new() -> Self {
-            LocalQueue(Arc::new(Queue::new()))
+            StealQueue(Arc::new(Queue::new()))
         }
         pub fn stealer(&self) -> Stealer<T> {
             Stealer(self.0.clone())
@@ -156,7 +156,7 @@ mod imp {
     /// Takes one greenlet and up to half of the rest out of `src`, then
     /// (with `src` unlocked, so two hubs stealing from each other cannot
     /// deadlock) moves the batch into `dest`.
-    fn take_half<T>(src: &Queue<T>, dest: &LocalQueue<T>) -> Option<T> {
+    fn take_half<T>(src: &Queue<T>, dest: &StealQueue<T>) -> Option<T> {
         let (first, batch) = src.with(|src| {
             let first = src.pop_front()?;
             let n = (src.len() / 2).min(STEAL_LIMIT - 1);
@@ -168,7 +168,7 @@ mod imp {
     }
 
     impl<T> Stealer<T> {
-        pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
+        pub fn steal_into(&self, dest: &StealQueue<T>) -> Option<T> {
             take_half(&self.0, dest)
         }
         pub fn is_empty(&self) -> bool {
@@ -186,7 +186,7 @@ mod imp {
         pub fn pop(&self) -> Option<T> {
             self.0.with(|q| q.pop_front())
         }
-        pub fn steal_into(&self, dest: &LocalQueue<T>) -> Option<T> {
+        pub fn steal_into(&self, dest: &StealQueue<T>) -> Option<T> {
             take_half(&self.0, dest)
         }
         pub fn is_empty(&self) -> bool {

@@ -53,7 +53,7 @@
 use crate::greenlet::waiter::Waiter;
 #[cfg(not(loom))]
 use crate::greenlet::waiter::WaiterKey;
-use crate::loom::{AtomicUsize, Ordering::*, WaitLock};
+use crate::loom::{AtomicUsize, Ordering::*, SpinLock};
 
 /// One direction of readiness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub enum Direction {
 #[derive(Default)]
 struct Side {
     seq: AtomicUsize,
-    waiters: WaitLock<Vec<Waiter>>,
+    waiters: SpinLock<Vec<Waiter>>,
 }
 
 impl Side {
@@ -117,7 +117,7 @@ impl ScheduledIo {
     pub(crate) fn remove_waiter(&self, dir: Direction, key: WaiterKey) {
         let mut waiters = self.side(dir).waiters.lock();
         if let Some(i) = waiters.iter().position(|w| w.key() == key) {
-            // Dropped after the lock: no destructor runs under a `WaitLock`
+            // Dropped after the lock: no destructor runs under a `SpinLock`
             // (this is the caller's own waiter, never its greenlet's last
             // reference, but nothing should depend on that).
             let removed = waiters.swap_remove(i);

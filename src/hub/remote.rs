@@ -1,15 +1,15 @@
 //! The part of a hub that other threads may touch.
 //!
 //! A hub's run loop state (`HubContext`) belongs to its thread. What other
-//! threads need (its inbox for wake-ups of its greenlets, its park token and
+//! threads need (its inbox for wake-ups of its greenlets, its doorbell and
 //! poller waker, the stealer of its deque of unstarted greenlets) lives here,
 //! behind an `Arc` that every greenlet started on this hub holds as its owner.
 
 use std::sync::Arc;
 
 use crate::greenlet::task::TaskRef;
+use crate::hub::doorbell::Doorbell;
 use crate::hub::inbox::Inbox;
-use crate::hub::park::ParkState;
 use crate::hub::queue::Stealer;
 use crate::hub::stats::HubStats;
 use crate::hub::watch::RunningSlot;
@@ -21,7 +21,7 @@ use crate::time::heap::TimerKey;
 
 pub(crate) struct HubRemote {
     pub(crate) inbox: Inbox<TaskRef>,
-    pub(crate) park: ParkState,
+    pub(crate) doorbell: Doorbell,
     waker: mio::Waker,
     /// A handle on the hub's poller (its own epoll fd), so any thread can
     /// (de)register fds, even after the hub has exited.
@@ -65,7 +65,7 @@ impl HubRemote {
     ) -> HubRemote {
         HubRemote {
             inbox: Inbox::new(),
-            park: ParkState::default(),
+            doorbell: Doorbell::default(),
             waker,
             registry,
             sources: AtomicUsize::new(0),
@@ -90,7 +90,7 @@ impl HubRemote {
         drop(self.try_push(task));
     }
 
-    /// Queues `task` in the inbox and unparks the hub, or gives the task
+    /// Queues `task` in the inbox and rings the hub's doorbell, or gives the task
     /// back if the hub has exited. Also takes *unstarted* greenlets
     /// (`Builder::spawn_to_hub`): the hub moves its inbox into its `ready`
     /// queue, which is never stolen, and starts them there.
@@ -98,7 +98,7 @@ impl HubRemote {
         self.pending.fetch_add(1, SeqCst);
         if let Err(task) = self
             .inbox
-            .push_and_unpark(task, &self.park, || self.wake_poller())
+            .push_and_ring(task, &self.doorbell, || self.wake_poller())
         {
             self.pending.fetch_sub(1, SeqCst);
             return Err(task);
@@ -106,13 +106,13 @@ impl HubRemote {
         Ok(())
     }
 
-    /// Ends the hub's park, if it is parked (see `park.rs`).
+    /// Rings the hub's doorbell: ends its wait in the poller, if it waits (see `doorbell.rs`).
     #[inline]
-    pub(crate) fn unpark(&self) {
-        self.park.unpark_with(|| self.wake_poller());
+    pub(crate) fn ring(&self) {
+        self.doorbell.ring_with(|| self.wake_poller());
     }
 
-    /// Writes the poller's waker (the unparker's half of `park.rs`, once it
+    /// Writes the poller's waker (the ringer's half of `doorbell.rs`, once it
     /// found the hub `PARKED`).
     #[inline]
     fn wake_poller(&self) {
@@ -125,9 +125,9 @@ impl HubRemote {
     pub(crate) fn cancel_timer_later(&self, key: TimerKey) {
         self.timer_cancels.lock().push(key);
         self.has_timer_cancels.store(true, Release);
-        // A hub that is parked until that timer (while shutting down, say)
+        // A hub that is idle until that timer (while shutting down, say)
         // must not wait for it.
-        self.unpark();
+        self.ring();
     }
 
     /// The cancellations asked for since the last call (hub thread only).

@@ -128,7 +128,7 @@ impl HubContext {
                     self.ready.borrow_mut().push_back(task);
                 }
                 // Only M:N keeps unstarted greenlets apart (see `yielded`).
-                self.yielded.set(self.shared.mode == Mode::Steal);
+                self.yielded.set(self.shared.mode == Mode::MN);
             }
             Ran::Parked => bump(&self.remote.stats.parks),
             Ran::Returned => self.finish(&task),

@@ -1,5 +1,5 @@
 //! A hub out of local work (steps 2 and 3 of the loop in `mod.rs`):
-//! searching the injector and other hubs, then going to sleep by the idle
+//! searching the injector and other hubs, then going idle by the idle
 //! protocol (`idle.rs`) in the poller, and trimming the stack cache once the
 //! hub has stayed idle for a while.
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::HubContext;
 use super::idle::IdleRuntime;
 use super::inbox::Inbox;
-use super::queue::LocalQueue;
+use super::queue::StealQueue;
 use crate::greenlet::task::TaskRef;
 use crate::hub::shared::Shared;
 use crate::stack::pool::TRIM_AFTER;
@@ -18,7 +18,7 @@ use crate::stack::pool::TRIM_AFTER;
 /// What a hub's queues hold.
 type Item<H> = <<H as SearchHub>::Runtime as IdleRuntime>::Item;
 
-/// One hub as the search and sleep steps see it. `HubContext` implements
+/// One hub as the search and idle steps see it. `HubContext` implements
 /// it, and so do the loom models' hubs (`tests/loom_idle.rs`): the provided
 /// methods are the steps themselves, run unchanged by both.
 pub trait SearchHub {
@@ -29,7 +29,7 @@ pub trait SearchHub {
     /// The hub's index in its runtime.
     fn index(&self) -> usize;
     /// The hub's stealable deque of unstarted greenlets.
-    fn fresh(&self) -> &LocalQueue<Item<Self>>;
+    fn fresh(&self) -> &StealQueue<Item<Self>>;
     /// The hub's inbox (greenlets woken from other threads).
     fn inbox(&self) -> &Inbox<Item<Self>>;
     /// Whether the hub counts in `Idle::searching`.
@@ -125,17 +125,17 @@ pub trait SearchHub {
         }
     }
 
-    /// Step 3 of the loop: the idle protocol's "going to sleep" (`idle.rs`).
-    /// Announces the sleep, re-checks every source, and runs `park` (block
-    /// until woken) only if they are all empty. Returns whether it parked;
+    /// Step 3 of the loop: the idle protocol's "going idle" (`idle.rs`).
+    /// Announces itself idle, re-checks every source, and runs `block` (block
+    /// until woken) only if they are all empty. Returns whether it blocked;
     /// either way the hub then looks for work again, as a searcher if a
     /// notifier counted it as one.
     #[inline]
-    fn go_to_sleep(&self, park: impl FnOnce()) -> bool {
+    fn go_idle(&self, block: impl FnOnce()) -> bool {
         let rt = self.runtime();
         let idle = rt.idle();
-        idle.announce_sleep(self.index(), self.searching().replace(false));
-        // Re-check every source (the sleeper's half of the Dekker pair).
+        idle.announce_idle(self.index(), self.searching().replace(false));
+        // Re-check every source (the idler's half of the Dekker pair).
         let mut started = false;
         let work = !self.inbox().is_empty()
             || !rt.injector().is_empty()
@@ -145,7 +145,7 @@ pub trait SearchHub {
                 started
             });
         if work {
-            let notified = !idle.cancel_sleep(self.index());
+            let notified = !idle.cancel_idle(self.index());
             if started && notified {
                 // Counted twice (by us and by the notifier): keep one.
                 idle.end_search();
@@ -153,9 +153,9 @@ pub trait SearchHub {
             self.searching().set(started || notified);
             return false;
         }
-        park();
-        if !idle.cancel_sleep(self.index()) {
-            // A notifier took us off the sleeper list and counted us as a
+        block();
+        if !idle.cancel_idle(self.index()) {
+            // A notifier took us off the idler list and counted us as a
             // searcher.
             self.searching().set(true);
         }
@@ -177,7 +177,7 @@ impl SearchHub for HubContext {
     }
 
     #[inline]
-    fn fresh(&self) -> &LocalQueue<TaskRef> {
+    fn fresh(&self) -> &StealQueue<TaskRef> {
         &self.fresh
     }
 
@@ -236,24 +236,24 @@ impl HubContext {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    /// Step 3 of the loop: the idle protocol's "going to sleep"
-    /// ([`SearchHub::go_to_sleep`]), parked in the poller until the next
-    /// timer; a hub whose stack cache holds pages to give back sleeps the
+    /// Step 3 of the loop: the idle protocol's "going idle"
+    /// ([`SearchHub::go_idle`]), blocked in the poller until the next
+    /// timer; a hub whose stack cache holds pages to give back stays idle at most the
     /// grace period only, and trims the cache if it is still idle then.
-    pub(super) fn sleep(&self) {
-        let slept = SearchHub::go_to_sleep(self, || {
+    pub(super) fn wait_for_work(&self) {
+        let slept = SearchHub::go_idle(self, || {
             let timeout = self.timer_timeout();
             let trim = self.stacks.borrow().needs_trim() && timeout.is_none_or(|t| t >= TRIM_AFTER);
             if trim {
                 // Sleep the grace period only; still idle after it, trim
-                // below and go back to sleep through the main loop.
+                // below and go idle again through the main loop.
                 let start = Instant::now();
-                self.park(Some(TRIM_AFTER));
+                self.wait_in_poller(Some(TRIM_AFTER));
                 if start.elapsed() >= TRIM_AFTER && self.has_no_local_work() {
                     self.stacks.borrow_mut().trim();
                 }
             } else {
-                self.park(timeout);
+                self.wait_in_poller(timeout);
             }
         });
         if slept {
@@ -272,14 +272,14 @@ impl HubContext {
         Some(deadline.saturating_duration_since(Instant::now()))
     }
 
-    /// Blocks in the poller until `timeout`, an event or an unpark.
-    pub(super) fn park(&self, timeout: Option<Duration>) {
-        bump(&self.remote.stats.sleeps);
+    /// Blocks in the poller until `timeout`, an event or a ring of its doorbell.
+    pub(super) fn wait_in_poller(&self, timeout: Option<Duration>) {
+        bump(&self.remote.stats.idles);
         set(
             &self.remote.stats.stacks_cached,
             self.stacks.borrow().cached() as u64,
         );
-        self.remote.park.park_with(|| self.poll(timeout));
+        self.remote.doorbell.idle_with(|| self.poll(timeout));
         self.coarse.set(crate::greenlet::runinfo::coarse_now());
     }
 }

@@ -19,7 +19,7 @@ use crate::offload::BlockingPool;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Mode {
     /// M:N: idle hubs steal unstarted greenlets from busy ones.
-    Steal,
+    MN,
     /// N hubs, no stealing: a greenlet runs on the hub it was spawned on.
     Pinned,
     /// One hub, one FIFO run queue: gevent's semantics, deterministic.
@@ -74,7 +74,7 @@ impl Shared {
         }
     }
 
-    /// Wakes a sleeping hub if no hub is searching (see `hub/idle.rs`).
+    /// Wakes a idle hub if no hub is searching (see `hub/idle.rs`).
     #[inline]
     pub(crate) fn notify_one(&self) {
         IdleRuntime::notify_one(self);
@@ -95,7 +95,7 @@ impl Shared {
         self.shutdown.store(true, SeqCst);
         self.blocking.shutdown();
         for hub in self.hubs.iter() {
-            hub.unpark();
+            hub.ring();
         }
     }
 
@@ -103,7 +103,7 @@ impl Shared {
     pub(crate) fn terminate(&self) {
         self.terminated.store(true, SeqCst);
         for hub in self.hubs.iter() {
-            hub.unpark();
+            hub.ring();
         }
     }
 }
@@ -133,7 +133,7 @@ impl IdleRuntime for Shared {
 
     #[inline]
     fn steals(&self) -> bool {
-        self.mode == Mode::Steal
+        self.mode == Mode::MN
     }
 
     #[inline]
@@ -142,7 +142,7 @@ impl IdleRuntime for Shared {
     }
 
     #[inline]
-    fn unpark_hub(&self, hub: usize) {
-        self.hubs[hub].unpark();
+    fn ring_hub(&self, hub: usize) {
+        self.hubs[hub].ring();
     }
 }

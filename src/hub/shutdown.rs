@@ -1,7 +1,7 @@
 //! Shutting a hub down: kill, unwind, and agree when nothing can progress.
 //!
 //! `Runtime::shutdown` (or drop) sets the runtime's `shutdown` flag and
-//! unparks every hub. Each hub then:
+//! rings every hub's doorbell. Each hub then:
 //!
 //! 1. **Kills** every live greenlet (`Phase::Draining`) once it runs out of
 //!    work, or at its next fairness tick if it never does (greenlets that
@@ -12,7 +12,7 @@
 //! 2. **Runs** whatever becomes runnable: unwinding greenlets may wake others
 //!    (on this or another hub) or sleep in a destructor.
 //! 3. When it has nothing runnable, no inbox items and no timers, it is
-//!    **quiescent** and parks.
+//!    **quiescent** and blocks in its poller.
 //!
 //! Termination is decided with one counter, `pending` = active hubs + queued
 //! inbox items. It starts at the number of hubs; every inbox push adds one
@@ -20,7 +20,7 @@
 //! subtracts one when it turns quiescent and adds one back (before draining
 //! anything) when it is woken. So `pending` can only reach zero when every hub
 //! is quiescent and no wake-up is in flight between hubs; the hub whose
-//! decrement reaches zero sets `terminated` and unparks the others, and all
+//! decrement reaches zero sets `terminated` and rings the others' doorbells, and all
 //! exit.
 //!
 //! A greenlet that is still parked at that point is blocked for good (in a
@@ -78,7 +78,7 @@ impl HubContext {
         if !self.timers.borrow().is_empty() {
             // A destructor sleeps: not quiescent until its timer fires.
             let timeout = self.timer_timeout();
-            self.park(timeout);
+            self.wait_in_poller(timeout);
             self.fire_timers();
             return false;
         }
@@ -89,7 +89,7 @@ impl HubContext {
                 return true;
             }
         }
-        self.park(None);
+        self.wait_in_poller(None);
         if self.shared.terminated.load(SeqCst) {
             return true;
         }

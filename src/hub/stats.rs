@@ -42,7 +42,7 @@ pub(crate) fn set(c: &AtomicU64, v: u64) {
 ///
 /// Aligned to 128 bytes (two cache lines, the unit of the adjacent-line
 /// prefetcher) so that no field of `HubRemote` that other threads write
-/// (inbox, park state) shares a line with them: a counter bump must not
+/// (inbox, doorbell) shares a line with them: a counter bump must not
 /// invalidate another core's line (false sharing here showed up directly in
 /// spawn+join in M:N mode; `scripts/metrics_cost.sh` measures the counters'
 /// cost).
@@ -69,7 +69,7 @@ pub(crate) struct HubStats {
     pub(crate) events: AtomicU64,
     pub(crate) timers_armed: AtomicU64,
     pub(crate) timers_fired: AtomicU64,
-    pub(crate) sleeps: AtomicU64,
+    pub(crate) idles: AtomicU64,
     /// Written by the blocking monitor's thread, its only writer.
     pub(crate) blocked_reports: AtomicU64,
     /// Gauge: stacks in the hub's cache, refreshed when the hub goes idle

@@ -3,7 +3,7 @@
 //!
 //! A hub's greenlet lists belong to its thread, so the dump asks each hub
 //! to describe itself: the caller posts a request in every hub's
-//! `DumpSlot` and unparks it; a hub answers between two greenlets (when it
+//! `DumpSlot` and rings its doorbell; a hub answers between two greenlets (when it
 //! looks for work, and every fairness tick while busy: `hub/dump.rs`, which
 //! also defines the entries) by passing its [`HubInfo`] to the request's
 //! reply, which sends it on a greenhub channel. The caller waits on that
@@ -100,7 +100,7 @@ pub(crate) fn collect(shared: &Shared, timeout: Duration) -> RunInfo {
     });
     for hub in shared.hubs.iter() {
         hub.dump.post(req.clone());
-        hub.unpark();
+        hub.ring();
     }
     // The hubs hold the only senders now: a hub that exits drops its copy.
     drop(req);

@@ -93,8 +93,8 @@ pub struct HubMetrics {
     pub timers_armed: u64,
     /// Timers that fired (the rest were cancelled).
     pub timers_fired: u64,
-    /// Times the hub went idle (parked in its poller).
-    pub sleeps: u64,
+    /// Times the hub went idle (blocked in its poller).
+    pub idles: u64,
     /// Times the blocking monitor reported this hub as blocked.
     pub blocked_reports: u64,
     /// Stacks in the hub's cache when it last went idle.
@@ -135,7 +135,7 @@ impl HubMetrics {
             events: read(&s.events),
             timers_armed: read(&s.timers_armed),
             timers_fired: read(&s.timers_fired),
-            sleeps: read(&s.sleeps),
+            idles: read(&s.idles),
             blocked_reports: read(&s.blocked_reports),
             stacks_cached: read(&s.stacks_cached),
         }
@@ -165,7 +165,7 @@ impl HubMetrics {
             events,
             timers_armed,
             timers_fired,
-            sleeps,
+            idles,
             blocked_reports,
             stacks_cached
         );
@@ -295,7 +295,7 @@ impl fmt::Display for Metrics {
             ("io events", |m| m.events),
             ("timers armed", |m| m.timers_armed),
             ("timers fired", |m| m.timers_fired),
-            ("sleeps", |m| m.sleeps),
+            ("idles", |m| m.idles),
             ("blocked reports", |m| m.blocked_reports),
             ("stacks cached", |m| m.stacks_cached),
         ];

@@ -12,7 +12,7 @@
 //!   [`Handle::metrics`](crate::Handle::metrics)): per hub and in total,
 //!   greenlets spawned, started, finished, panicked, killed; switches,
 //!   parks, wake-ups (local, to other hubs, through the inbox), steals and
-//!   from whom, polls and IO events, timers, sleeps, stacks; the offload
+//!   from whom, polls and IO events, timers, idles, stacks; the offload
 //!   pool's threads and queue; stack memory mapped and resident. The
 //!   counters are always on: each hub writes its own with plain stores
 //!   (`scripts/metrics_cost.sh` measures the cost).

@@ -138,10 +138,10 @@ fn probe() {
 /// unsafe { greenhub::patch::enable() }.expect("hooks in effect");
 /// let start = Instant::now();
 /// greenhub::Builder::new().single_threaded().build().unwrap().block_on(|| {
-///     let sleepers: Vec<_> = (0..10)
+///     let idlers: Vec<_> = (0..10)
 ///         .map(|_| greenhub::spawn(|| std::thread::sleep(Duration::from_millis(100))))
 ///         .collect();
-///     for h in sleepers {
+///     for h in idlers {
 ///         h.join().unwrap();
 ///     }
 /// });

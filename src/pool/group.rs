@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
 use crate::greenlet::{self, Greenlet, GreenletId, JoinHandle};
-use crate::loom::WaitLock as Mutex;
+use crate::loom::SpinLock;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// A set of greenlets that can be waited for, or killed, together: gevent's
@@ -48,7 +48,7 @@ pub struct Group {
 }
 
 struct Inner {
-    state: Mutex<State>,
+    state: SpinLock<State>,
 }
 
 struct State {
@@ -73,7 +73,7 @@ pub(crate) struct Membership {
 impl Drop for Membership {
     fn drop(&mut self) {
         let mut st = self.inner.state.lock();
-        // Dropped after the lock: no destructor runs under a `WaitLock`
+        // Dropped after the lock: no destructor runs under a `SpinLock`
         // (this handle is never the greenlet's last reference today, but the
         // last one would drop the greenlet's closure or result: user code).
         let handle = st.members.remove(&self.key);
@@ -122,7 +122,7 @@ impl Group {
     pub fn new() -> Group {
         Group {
             inner: Arc::new(Inner {
-                state: Mutex::new(State {
+                state: SpinLock::new(State {
                     members: HashMap::new(),
                     next_key: 0,
                     kills: 0,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::JoinError;
 use crate::greenlet::JoinHandle;
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::WaitLock as Mutex;
+use crate::loom::SpinLock;
 use crate::pool::Pool;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
@@ -95,7 +95,7 @@ pub struct ImapUnordered<'a, T> {
 
 /// The keys of the jobs that finished, in the order they did.
 struct Finished {
-    state: Mutex<FinishedState>,
+    state: SpinLock<FinishedState>,
 }
 
 struct FinishedState {
@@ -128,7 +128,7 @@ impl<'a, T: Send + 'static> ImapUnordered<'a, T> {
             pending: HashMap::new(),
             next_key: 0,
             done: Arc::new(Finished {
-                state: Mutex::new(FinishedState {
+                state: SpinLock::new(FinishedState {
                     keys: VecDeque::new(),
                     waiters: WaitList::new(),
                 }),

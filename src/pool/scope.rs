@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::JoinError;
 use crate::greenlet::{Greenlet, GreenletId, JoinHandle};
-use crate::loom::WaitLock as Mutex;
+use crate::loom::SpinLock;
 use crate::pool::Group;
 
 /// Runs `f` with a [`Scope`] on which it can spawn greenlets that borrow
@@ -113,7 +113,7 @@ impl Drop for WaitOnUnwind<'_> {
 }
 
 /// The result slot shared by a scoped greenlet and its handle.
-type Packet<T> = Mutex<Option<Result<T, JoinError>>>;
+type Packet<T> = SpinLock<Option<Result<T, JoinError>>>;
 
 /// What a scoped greenlet runs: `f`, its outcome stored in `packet`.
 struct Child<F, T> {
@@ -162,7 +162,7 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let packet = Arc::new(Mutex::new(None));
+        let packet = Arc::new(SpinLock::new(None));
         let child = Child {
             f,
             packet: packet.clone(),

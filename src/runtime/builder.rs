@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::hub::HubContext;
 use crate::hub::idle::Idle;
-use crate::hub::queue::{Injector, LocalQueue};
+use crate::hub::queue::{Injector, StealQueue};
 use crate::hub::remote::HubRemote;
 use crate::hub::shared::{Mode, Shared};
 use crate::loom::{AtomicBool, AtomicUsize};
@@ -84,7 +84,7 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             hubs: None,
-            mode: Mode::Steal,
+            mode: Mode::MN,
             stack_size: DEFAULT_STACK_SIZE,
             thread_name: "greenhub-hub".into(),
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
@@ -117,7 +117,7 @@ impl Builder {
     /// let _b = greenhub::Builder::new().work_stealing();
     /// ```
     pub fn work_stealing(mut self) -> Builder {
-        self.mode = Mode::Steal;
+        self.mode = Mode::MN;
         self
     }
 
@@ -350,7 +350,7 @@ impl Builder {
         // and pop (a large share of a spawn+join, see PROFILE.md). It
         // runs as one pinned hub, which schedules the same greenlets in the
         // same FIFO order through a plain queue.
-        if self.mode == Mode::Steal && n == 1 {
+        if self.mode == Mode::MN && n == 1 {
             self.mode = Mode::Pinned;
         }
         if self.max_blocking_threads == 0 {
@@ -377,8 +377,8 @@ impl Builder {
             let poll = mio::Poll::new().map_err(fd_error)?;
             let waker =
                 mio::Waker::new(poll.registry(), HubContext::waker_token()).map_err(fd_error)?;
-            let fresh = LocalQueue::new();
-            let stealer = (self.mode == Mode::Steal).then(|| fresh.stealer());
+            let fresh = StealQueue::new();
+            let stealer = (self.mode == Mode::MN).then(|| fresh.stealer());
             let registry = poll.registry().try_clone().map_err(fd_error)?;
             remotes.push(Arc::new(HubRemote::new(
                 waker,
@@ -400,8 +400,8 @@ impl Builder {
             stack_size,
             outside: Default::default(),
             watched: self.max_blocking_time.is_some(),
-            migrate_all: self.migratable && self.mode == Mode::Steal,
-            migrating: AtomicBool::new(self.migratable && self.mode == Mode::Steal),
+            migrate_all: self.migratable && self.mode == Mode::MN,
+            migrating: AtomicBool::new(self.migratable && self.mode == Mode::MN),
             blocking: Arc::new(BlockingPool::new(
                 self.max_blocking_threads,
                 self.blocking_keep_alive,
@@ -451,7 +451,7 @@ impl Builder {
 fn hub_main(
     i: usize,
     shared: Arc<Shared>,
-    fresh: LocalQueue<crate::greenlet::task::TaskRef>,
+    fresh: StealQueue<crate::greenlet::task::TaskRef>,
     poll: mio::Poll,
 ) {
     let _altstack = match overflow::AltStack::ensure() {

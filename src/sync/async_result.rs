@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::WaitLock as Mutex;
+use crate::loom::SpinLock;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// The error an [`AsyncResult`] was completed with. Cheap to clone: every
@@ -80,10 +80,10 @@ impl Error for AsyncError {
 /// });
 /// ```
 pub struct AsyncResult<T> {
-    state: Mutex<State>,
+    state: SpinLock<State>,
     /// The outcome, behind greenhub's parking mutex rather than the spin
     /// lock: `get` clones it, and a user `Clone` may block (no user code
-    /// runs under a `WaitLock`). A getter blocked in `clone` makes the other
+    /// runs under a `SpinLock`). A getter blocked in `clone` makes the other
     /// getters park on this mutex, never spin.
     outcome: crate::sync::Mutex<Option<Result<T, AsyncError>>>,
 }
@@ -109,7 +109,7 @@ impl<T> AsyncResult<T> {
     /// ```
     pub fn new() -> AsyncResult<T> {
         AsyncResult {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 done: None,
                 waiters: WaitList::new(),
             }),

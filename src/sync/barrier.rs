@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::WaitLock as RawMutex;
+use crate::loom::SpinLock;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// A meeting point for `n` greenlets or threads: std's `Barrier`.
@@ -42,7 +42,7 @@ use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 /// ```
 pub struct Barrier {
     n: usize,
-    state: RawMutex<State>,
+    state: SpinLock<State>,
 }
 
 struct State {
@@ -84,7 +84,7 @@ impl Barrier {
     pub fn new(n: usize) -> Barrier {
         Barrier {
             n: n.max(1),
-            state: RawMutex::new(State {
+            state: SpinLock::new(State {
                 arrived: 0,
                 generation: 0,
                 waiters: WaitList::new(),

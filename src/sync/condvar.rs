@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::WaitLock as RawMutex;
+use crate::loom::SpinLock;
 use crate::sync::mutex::MutexGuard;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
@@ -52,7 +52,7 @@ use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 /// });
 /// ```
 pub struct Condvar {
-    waiters: RawMutex<WaitList<()>>,
+    waiters: SpinLock<WaitList<()>>,
 }
 
 /// Whether a timed condvar wait returned because its time ran out.
@@ -98,7 +98,7 @@ impl Condvar {
     /// ```
     pub fn new() -> Condvar {
         Condvar {
-            waiters: RawMutex::new(WaitList::new()),
+            waiters: SpinLock::new(WaitList::new()),
         }
     }
 

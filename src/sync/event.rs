@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::WaitLock as Mutex;
+use crate::loom::SpinLock;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// A flag that wakes every waiter when it is set: gevent's `Event`.
@@ -37,7 +37,7 @@ use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 /// });
 /// ```
 pub struct Event {
-    state: Mutex<State>,
+    state: SpinLock<State>,
 }
 
 struct State {
@@ -59,7 +59,7 @@ impl Event {
     /// ```
     pub fn new() -> Event {
         Event {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 set: false,
                 waiters: WaitList::new(),
             }),

@@ -29,7 +29,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::{AtomicUsize, Ordering, WaitLock as RawMutex};
+use crate::loom::{AtomicUsize, Ordering, SpinLock};
 use crate::sync::waitlist::{WaitList, Waited, wait};
 
 const LOCKED: usize = 1;
@@ -85,7 +85,7 @@ const QUEUED: usize = 2;
 /// ```
 pub struct Mutex<T: ?Sized> {
     state: AtomicUsize,
-    queue: RawMutex<WaitList<Handoff>>,
+    queue: SpinLock<WaitList<Handoff>>,
     data: UnsafeCell<T>,
 }
 
@@ -112,7 +112,7 @@ impl<T> Mutex<T> {
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
             state: AtomicUsize::new(0),
-            queue: RawMutex::new(WaitList::new()),
+            queue: SpinLock::new(WaitList::new()),
             data: UnsafeCell::new(value),
         }
     }
@@ -122,7 +122,7 @@ impl<T> Mutex<T> {
     pub fn new(value: T) -> Mutex<T> {
         Mutex {
             state: AtomicUsize::new(0),
-            queue: RawMutex::new(WaitList::new()),
+            queue: SpinLock::new(WaitList::new()),
             data: UnsafeCell::new(value),
         }
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
 use crate::greenlet::waiter::Waiter;
-use crate::loom::WaitLock as RawMutex;
+use crate::loom::SpinLock;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// A reader-writer lock for greenlets and threads: std's `RwLock` API, with
@@ -46,7 +46,7 @@ use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 /// });
 /// ```
 pub struct RwLock<T: ?Sized> {
-    state: RawMutex<State>,
+    state: SpinLock<State>,
     data: UnsafeCell<T>,
 }
 
@@ -77,7 +77,7 @@ impl<T> RwLock<T> {
     /// ```
     pub fn new(value: T) -> RwLock<T> {
         RwLock {
-            state: RawMutex::new(State {
+            state: SpinLock::new(State {
                 readers: 0,
                 writer: false,
                 waiters: WaitList::new(),

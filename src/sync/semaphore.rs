@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::WaitLock as Mutex;
+use crate::loom::SpinLock;
 use crate::sync::waitlist::{Granted, WaitList, wait_granted};
 
 /// A counting semaphore: gevent's `Semaphore` and `BoundedSemaphore`.
@@ -44,7 +44,7 @@ use crate::sync::waitlist::{Granted, WaitList, wait_granted};
 /// });
 /// ```
 pub struct Semaphore {
-    state: Mutex<State>,
+    state: SpinLock<State>,
     /// `Some(n)`: a bounded semaphore, whose permits may never exceed `n`.
     bound: Option<usize>,
 }
@@ -95,7 +95,7 @@ impl Semaphore {
     /// ```
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 permits,
                 held: 0,
                 waiters: WaitList::new(),

@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
-use crate::loom::WaitLock as RawMutex;
+use crate::loom::SpinLock;
 use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 
 /// Waits for a collection of greenlets (or threads) to finish: Go's
@@ -41,7 +41,7 @@ use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 /// });
 /// ```
 pub struct WaitGroup {
-    state: RawMutex<State>,
+    state: SpinLock<State>,
 }
 
 struct State {
@@ -63,7 +63,7 @@ impl WaitGroup {
     /// ```
     pub fn new() -> WaitGroup {
         WaitGroup {
-            state: RawMutex::new(State {
+            state: SpinLock::new(State {
                 count: 0,
                 waiters: WaitList::new(),
             }),

@@ -34,7 +34,7 @@ use std::time::Instant;
 use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::wait::{Interrupt, Wake, park_until};
 use crate::greenlet::waiter::Waiter;
-use crate::loom::{AtomicBool, Ordering, WaitLock as Mutex, WaitLockGuard as MutexGuard};
+use crate::loom::{AtomicBool, Ordering, SpinLock, SpinLockGuard};
 
 /// One blocked caller. Lives on the caller's stack inside [`wait`].
 pub(crate) struct Node<T> {
@@ -314,9 +314,9 @@ pub(crate) enum Granted<'a, S, T> {
     /// Dequeued by a notifier; the outcome is in the data.
     Done(T),
     /// The deadline passed first; node removed, lock held.
-    TimedOut(MutexGuard<'a, S>, T),
+    TimedOut(SpinLockGuard<'a, S>, T),
     /// Killed or a `timeout` frame expired first; node removed, lock held.
-    Interrupted(MutexGuard<'a, S>, T, Interrupt),
+    Interrupted(SpinLockGuard<'a, S>, T, Interrupt),
 }
 
 /// Blocks the caller on the list `list(&mut *guard)` until a notifier
@@ -324,13 +324,13 @@ pub(crate) enum Granted<'a, S, T> {
 /// primitive's lock, held by the caller, which decided to wait; the lock is
 /// held again when this returns, so the caller can fix up its state.
 pub(crate) fn wait<'a, S, T>(
-    lock: &'a Mutex<S>,
-    guard: MutexGuard<'a, S>,
+    lock: &'a SpinLock<S>,
+    guard: SpinLockGuard<'a, S>,
     list: impl Fn(&mut S) -> &mut WaitList<T>,
     data: T,
     deadline: Option<Instant>,
     kind: WaitKind,
-) -> (MutexGuard<'a, S>, Waited<T>) {
+) -> (SpinLockGuard<'a, S>, Waited<T>) {
     match wait_granted(lock, guard, list, data, deadline, kind) {
         Granted::Done(data) => (lock.lock(), Waited::Done(data)),
         Granted::TimedOut(guard, data) => (guard, Waited::TimedOut(data)),
@@ -341,8 +341,8 @@ pub(crate) fn wait<'a, S, T>(
 /// [`wait`] without re-taking the lock when a notifier granted the node
 /// (one lock round trip less per wake-up, on the channels' hot path).
 pub(crate) fn wait_granted<'a, S, T>(
-    lock: &'a Mutex<S>,
-    mut guard: MutexGuard<'a, S>,
+    lock: &'a SpinLock<S>,
+    mut guard: SpinLockGuard<'a, S>,
     list: impl Fn(&mut S) -> &mut WaitList<T>,
     data: T,
     deadline: Option<Instant>,
