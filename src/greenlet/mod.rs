@@ -15,6 +15,7 @@
 //! thread" wake-up target.
 
 pub(crate) mod completion;
+pub(crate) mod reason;
 pub(crate) mod state;
 pub(crate) mod task;
 pub(crate) mod trace;
@@ -37,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use builder::Builder;
-pub use join::{JoinHandle, joinall};
+pub use join::{JoinAll, JoinHandle, Joined, joinall};
 pub use local::{AccessError, LocalKey};
 pub use stack_state::no_switch;
 
