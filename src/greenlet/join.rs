@@ -492,7 +492,10 @@ impl<T> JoinAll<T> {
     /// use std::time::Duration;
     /// greenhub::run(|| {
     ///     let hs = vec![
-    ///         greenhub::spawn(|| greenhub::sleep(Duration::from_secs(3600))),
+    ///         greenhub::spawn(|| {
+    ///             greenhub::sleep(Duration::from_secs(3600));
+    ///             "late"
+    ///         }),
     ///         greenhub::spawn(|| "first"),
     ///     ];
     ///     let joined = JoinAll::new(hs).count(1).join();
