@@ -46,12 +46,16 @@ fn reason_of(h: JoinHandle<()>) -> Option<u32> {
 fn kill_with_reason_reaches_join_and_destructors_run() {
     in_each_mode("kill_with_reason", |mode| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let d = drops.clone();
+        let started = Arc::new(AtomicBool::new(false));
+        let (d, s) = (drops.clone(), started.clone());
         let h = greenhub::spawn(move || {
             let _g = DropCounter(d);
+            s.store(true, Ordering::SeqCst);
             greenhub::sleep(FOREVER);
         });
-        greenhub::sleep(Duration::from_millis(2));
+        while !started.load(Ordering::SeqCst) {
+            greenhub::yield_now();
+        }
         h.kill_with(Reason(3));
         let err = h.join().unwrap_err();
         assert!(err.is_killed(), "{mode}");
@@ -378,6 +382,9 @@ fn joinall_count_zero_more_than_all_and_empty() {
 fn joinall_timeout_hands_back_the_unfinished() {
     in_each_mode("joinall_timeout", |mode| {
         let hs = workers(&[None, Some(0), None], None);
+        while !hs[1].is_finished() {
+            greenhub::yield_now();
+        }
         let Joined { done, pending } = JoinAll::new(hs).timeout(Duration::from_millis(20)).join();
         assert_eq!(indices(&done), [1], "{mode}");
         assert_eq!(indices(&pending), [0, 2], "{mode}");

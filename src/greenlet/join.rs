@@ -569,13 +569,18 @@ impl<T> JoinAll<T> {
                 }
             }
         }
-        while !stop(&done) {
-            let finished = waiting.take_finished();
+        let mut timed_out = false;
+        while !timed_out && !stop(&done) {
+            let mut finished = waiting.take_finished();
             if finished.is_empty() {
                 let on = WaitOn::new(WaitKind::Join, waiting.first_pending_id());
                 match park_until(deadline, on) {
                     Wake::Woken => continue,
-                    Wake::TimedOut => break,
+                    // Still take what finished up to now.
+                    Wake::TimedOut => {
+                        timed_out = true;
+                        finished = waiting.take_finished();
+                    }
                     Wake::Interrupted(i) => {
                         drop(waiting);
                         i.raise();
