@@ -1,4 +1,5 @@
-//! `JoinHandle`: waiting for a greenlet's outcome, and killing it.
+//! `JoinHandle`: waiting for a greenlet's outcome, and killing it (with or
+//! without a reason); `joinall` and `JoinAll`: waiting for several.
 
 use std::any::Any;
 use std::fmt;

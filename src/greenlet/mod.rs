@@ -11,8 +11,9 @@
 //! it blocks the thread, exactly like std.
 //!
 //! Internals: `task.rs` is the control block, `state.rs` the park/wake
-//! protocol, `completion.rs` the join protocol, `waiter.rs` the "greenlet or
-//! thread" wake-up target.
+//! protocol, `completion.rs` the join protocol, `reason.rs` the reason of
+//! `JoinHandle::kill_with`, `waiter.rs` the "greenlet or thread" wake-up
+//! target.
 
 pub(crate) mod completion;
 pub(crate) mod reason;
