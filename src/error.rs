@@ -3,9 +3,10 @@
 //! [`JoinError`] is what [`JoinHandle::join`](crate::JoinHandle::join) returns
 //! when a greenlet did not produce its value: it panicked (the payload is kept,
 //! as `std::thread::JoinHandle::join` keeps it), it was killed (or cancelled by
-//! a runtime shutdown before it could finish), or it could not be started at
-//! all (no stack could be allocated, with the `io::Error` that says which limit
-//! was hit).
+//! a runtime shutdown before it could finish; a kill with
+//! [`JoinHandle::kill_with`](crate::JoinHandle::kill_with) keeps the killer's
+//! reason), or it could not be started at all (no stack could be allocated,
+//! with the `io::Error` that says which limit was hit).
 
 use std::any::Any;
 use std::fmt;
@@ -30,7 +31,8 @@ pub struct JoinError {
 
 enum Repr {
     Panic(Box<dyn Any + Send + 'static>),
-    Killed,
+    /// Killed; with the reason given to `JoinHandle::kill_with`, if any.
+    Killed(Option<Box<dyn Any + Send + 'static>>),
     Io(io::Error),
 }
 
@@ -42,7 +44,14 @@ impl JoinError {
     }
 
     pub(crate) fn killed() -> JoinError {
-        JoinError { repr: Repr::Killed }
+        JoinError::killed_with(None)
+    }
+
+    /// Killed, with the reason given to `JoinHandle::kill_with`, if any.
+    pub(crate) fn killed_with(reason: Option<Box<dyn Any + Send + 'static>>) -> JoinError {
+        JoinError {
+            repr: Repr::Killed(reason),
+        }
     }
 
     pub(crate) fn io(err: io::Error) -> JoinError {
@@ -62,8 +71,9 @@ impl JoinError {
         matches!(self.repr, Repr::Panic(_))
     }
 
-    /// Whether the greenlet was killed (by [`JoinHandle::kill`](crate::JoinHandle::kill)
-    /// or by the shutdown of its runtime) before it returned.
+    /// Whether the greenlet was killed (by [`JoinHandle::kill`](crate::JoinHandle::kill),
+    /// [`JoinHandle::kill_with`](crate::JoinHandle::kill_with) or the shutdown
+    /// of its runtime) before it returned.
     ///
     /// ```
     /// greenhub::run(|| {
@@ -73,7 +83,49 @@ impl JoinError {
     /// });
     /// ```
     pub fn is_killed(&self) -> bool {
-        matches!(self.repr, Repr::Killed)
+        matches!(self.repr, Repr::Killed(_))
+    }
+
+    /// The reason the greenlet was killed with, if it was killed by
+    /// [`JoinHandle::kill_with`](crate::JoinHandle::kill_with) (gevent's
+    /// `kill(exception=...)`). `None` for a plain kill, a shutdown, a panic
+    /// or a start failure.
+    ///
+    /// ```
+    /// greenhub::run(|| {
+    ///     let h = greenhub::spawn(|| greenhub::sleep(std::time::Duration::from_secs(60)));
+    ///     h.kill_with("superseded");
+    ///     let err = h.join().unwrap_err();
+    ///     assert!(err.is_killed());
+    ///     assert_eq!(err.kill_reason().unwrap().downcast_ref(), Some(&"superseded"));
+    /// });
+    /// ```
+    pub fn kill_reason(&self) -> Option<&(dyn Any + Send + 'static)> {
+        match &self.repr {
+            Repr::Killed(Some(reason)) => Some(&**reason),
+            _ => None,
+        }
+    }
+
+    /// The kill reason (see [`kill_reason`](Self::kill_reason)) by value, or
+    /// the error itself if it carries none.
+    ///
+    /// ```
+    /// #[derive(Debug, PartialEq)]
+    /// struct Superseded(u32);
+    ///
+    /// greenhub::run(|| {
+    ///     let h = greenhub::spawn(|| greenhub::sleep(std::time::Duration::from_secs(60)));
+    ///     h.kill_with(Superseded(2));
+    ///     let reason = h.join().unwrap_err().try_into_kill_reason().unwrap();
+    ///     assert_eq!(*reason.downcast::<Superseded>().unwrap(), Superseded(2));
+    /// });
+    /// ```
+    pub fn try_into_kill_reason(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Killed(Some(reason)) => Ok(reason),
+            repr => Err(JoinError { repr }),
+        }
     }
 
     /// The error that kept the greenlet from starting (for example no stack
@@ -133,6 +185,13 @@ fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
+/// A kill reason in words: a string, or an `io::Error`'s message.
+fn describe_reason(reason: &(dyn Any + Send)) -> Option<String> {
+    panic_message(reason)
+        .map(String::from)
+        .or_else(|| reason.downcast_ref::<io::Error>().map(|e| e.to_string()))
+}
+
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
@@ -140,7 +199,10 @@ impl fmt::Display for JoinError {
                 Some(msg) => write!(f, "greenlet panicked: {msg}"),
                 None => f.write_str("greenlet panicked"),
             },
-            Repr::Killed => f.write_str("greenlet was killed"),
+            Repr::Killed(reason) => match reason.as_deref().map(describe_reason) {
+                Some(Some(why)) => write!(f, "greenlet was killed: {why}"),
+                _ => f.write_str("greenlet was killed"),
+            },
             Repr::Io(e) => write!(f, "greenlet could not be started: {e}"),
         }
     }
@@ -153,7 +215,11 @@ impl fmt::Debug for JoinError {
                 .debug_tuple("JoinError::Panic")
                 .field(&panic_message(p.as_ref()).unwrap_or("..."))
                 .finish(),
-            Repr::Killed => f.write_str("JoinError::Killed"),
+            Repr::Killed(None) => f.write_str("JoinError::Killed"),
+            Repr::Killed(Some(reason)) => f
+                .debug_tuple("JoinError::Killed")
+                .field(&describe_reason(&**reason).unwrap_or_else(|| "...".into()))
+                .finish(),
             Repr::Io(e) => f.debug_tuple("JoinError::Io").field(e).finish(),
         }
     }
@@ -163,15 +229,35 @@ impl std::error::Error for JoinError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.repr {
             Repr::Io(e) => Some(e),
+            Repr::Killed(Some(reason)) => reason
+                .downcast_ref::<io::Error>()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
             _ => None,
         }
     }
 }
 
+/// A start failure converts into its `io::Error`, and so does a kill whose
+/// reason ([`JoinHandle::kill_with`](crate::JoinHandle::kill_with)) is an
+/// `io::Error`; anything else into an `io::Error` of kind `Other` with the
+/// error's message.
+///
+/// ```
+/// use std::io;
+/// greenhub::run(|| {
+///     let h = greenhub::spawn(|| greenhub::sleep(std::time::Duration::from_secs(60)));
+///     h.kill_with(io::Error::new(io::ErrorKind::TimedOut, "no reply"));
+///     let err: io::Error = h.join().unwrap_err().into();
+///     assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+/// });
+/// ```
 impl From<JoinError> for io::Error {
     fn from(err: JoinError) -> io::Error {
         match err.repr {
             Repr::Io(e) => e,
+            Repr::Killed(Some(reason)) if reason.is::<io::Error>() => *reason
+                .downcast::<io::Error>()
+                .expect("greenhub: the kill reason is an io::Error"),
             repr => io::Error::other(JoinError { repr }.to_string()),
         }
     }
@@ -190,7 +276,7 @@ pub(crate) fn drop_payload_safely(payload: Box<dyn Any + Send + 'static>) {
 pub(crate) fn drop_output_safely<T>(output: Option<Result<T, JoinError>>) {
     match output {
         Some(Err(JoinError {
-            repr: Repr::Panic(payload),
+            repr: Repr::Panic(payload) | Repr::Killed(Some(payload)),
         })) => drop_payload_safely(payload),
         other => {
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(other))) {

@@ -32,6 +32,8 @@ pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
     migratable: bool,
+    /// A panic goes to `block_on` (`runtime::escalate`).
+    escalate: bool,
     /// Never migratable, whatever the runtime says (`block_on`'s greenlet).
     stay: bool,
 }
@@ -138,6 +140,42 @@ impl Builder {
     /// ```
     pub unsafe fn migratable(mut self) -> Builder {
         self.migratable = true;
+        self
+    }
+
+    /// Makes a panic of the greenlet stop the program: `escalate(true)` has
+    /// the [`block_on`](crate::Runtime::block_on) (or [`run`](crate::run))
+    /// running on its runtime kill its main greenlet and resume the panic,
+    /// with its original payload, as gevent re-raises `SystemExit` from a
+    /// greenlet in the main greenlet. To escalate a chosen error, panic with
+    /// it (`std::panic::panic_any(MyFatal)`). A kill is not a failure and
+    /// never escalates; nor does a failure to start (no stack), which `join`
+    /// reports. Off by default.
+    ///
+    /// The greenlet's own [`JoinHandle`] then reports a panic whose payload
+    /// is a copy of the original when that is a string (`&str` or `String`,
+    /// what `panic!` makes), else a `&str` saying that the payload went to
+    /// `block_on`. The first escalation wins: a second one, while the first
+    /// has not been resumed yet, stays an ordinary panic of its greenlet.
+    /// See [`Runtime::block_on`](crate::Runtime::block_on) for the rest.
+    ///
+    /// ```
+    /// let caught = std::panic::catch_unwind(|| {
+    ///     greenhub::run(|| {
+    ///         let h = greenhub::greenlet::Builder::new()
+    ///             .escalate(true)
+    ///             .spawn(|| panic!("config missing"))
+    ///             .unwrap();
+    ///         // The main greenlet is killed out of this join.
+    ///         let _ = h.join();
+    ///         unreachable!("the main greenlet was killed");
+    ///     })
+    /// });
+    /// let payload = caught.unwrap_err();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"config missing"));
+    /// ```
+    pub fn escalate(mut self, escalate: bool) -> Builder {
+        self.escalate = escalate;
         self
     }
 
@@ -330,7 +368,15 @@ impl Builder {
         };
         let record = RunRecord::new(Location::caller(), parent, born);
         let name = self.name.map(String::into_boxed_str);
-        let header = Header::new(id, name, stack_size, true, migratable, record);
+        let header = Header::new(
+            id,
+            name,
+            stack_size,
+            true,
+            migratable,
+            self.escalate,
+            record,
+        );
         let task = Task::new(header, f);
         let handle = JoinHandle::new(task.clone());
         Ok((task, handle))

@@ -11,10 +11,12 @@
 //! it blocks the thread, exactly like std.
 //!
 //! Internals: `task.rs` is the control block, `state.rs` the park/wake
-//! protocol, `completion.rs` the join protocol, `waiter.rs` the "greenlet or
-//! thread" wake-up target.
+//! protocol, `completion.rs` the join protocol, `reason.rs` the reason of
+//! `JoinHandle::kill_with`, `waiter.rs` the "greenlet or thread" wake-up
+//! target.
 
 pub(crate) mod completion;
+pub(crate) mod reason;
 pub(crate) mod runinfo;
 pub(crate) mod state;
 pub(crate) mod task;
@@ -40,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use builder::Builder;
-pub use join::{JoinHandle, joinall};
+pub use join::{JoinAll, JoinHandle, Joined, joinall};
 pub use local::{AccessError, LocalKey};
 pub use stack_state::no_switch;
 

@@ -26,6 +26,7 @@ use corosensei::{Coroutine, Yielder};
 use crate::error::JoinError;
 use crate::greenlet::GreenletId;
 use crate::greenlet::completion::Completion;
+use crate::greenlet::reason::KillReason;
 use crate::greenlet::runinfo::RunRecord;
 use crate::greenlet::stack_state::StackState;
 use crate::greenlet::state::State;
@@ -85,6 +86,11 @@ pub(crate) struct Header {
     /// Spawned with the `unsafe` migration opt-in: once started, it may be
     /// resumed by another hub of its runtime (`hub::migrate`). Immutable.
     pub(crate) migratable: bool,
+    /// Spawned with `Builder::escalate(true)`: a panic of the greenlet is
+    /// resumed by `block_on` (`runtime::escalate`). Immutable.
+    pub(crate) escalate: bool,
+    /// The reason of `JoinHandle::kill_with`, for `join` (`greenlet::reason`).
+    pub(crate) kill_reason: KillReason,
     /// Set by the owning hub each time the greenlet suspends: whether the
     /// hub's thread was panicking then, i.e. the greenlet (or another one of
     /// that hub) is suspended mid-unwind. std counts panics per OS thread, so
@@ -158,6 +164,7 @@ impl Header {
         stack_size: usize,
         join_interest: bool,
         migratable: bool,
+        escalate: bool,
         record: RunRecord,
     ) -> Header {
         #[cfg(feature = "tracing")]
@@ -174,6 +181,8 @@ impl Header {
             stack_size,
             owner: StdAtomicPtr::new(std::ptr::null_mut()),
             migratable,
+            escalate,
+            kill_reason: KillReason::new(),
             suspended_unwinding: StdAtomicBool::new(false),
             coroutine: StdUnsafeCell::new(None),
             yielder: StdUnsafeCell::new(std::ptr::null()),
@@ -437,7 +446,10 @@ where
                 Ok(value) => Ok(value),
                 Err(payload) if crate::greenlet::is_kill_payload(&*payload) => {
                     crate::error::drop_payload_safely(payload);
-                    Err(JoinError::killed())
+                    Err(JoinError::killed_with(task.header.kill_reason.take()))
+                }
+                Err(payload) if task.header.escalate => {
+                    Err(JoinError::panic(crate::hub::escalate::raise(payload)))
                 }
                 Err(payload) => Err(JoinError::panic(payload)),
             };
@@ -462,6 +474,11 @@ where
         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| drop(func))) {
             crate::error::drop_payload_safely(p);
         }
+        let err = if err.is_killed() {
+            JoinError::killed_with(self.header.kill_reason.take())
+        } else {
+            err
+        };
         // SAFETY: single store before COMPLETE.
         unsafe { self.completion.store(Err(err)) };
         // SAFETY: completes the greenlet we own.

@@ -45,6 +45,7 @@ pub(crate) mod context;
 pub(crate) mod doorbell;
 #[cfg(not(loom))]
 pub(crate) mod dump;
+pub(crate) mod escalate;
 pub(crate) mod idle;
 pub(crate) mod inbox;
 mod io;

@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     /// Set once a migratable greenlet was built for this runtime: hubs then
     /// route their inbox greenlet by greenlet (`hub::migrate`).
     pub(crate) migrating: AtomicBool,
+    /// Escalated panics on their way to `block_on` (`runtime::escalate`).
+    pub(crate) escalation: crate::hub::escalate::Escalation,
 }
 
 impl Shared {

@@ -89,7 +89,7 @@ pub struct HubMetrics {
     pub polls: u64,
     /// IO events the poller returned.
     pub events: u64,
-    /// Timers armed (sleeps, timeouts, deadlines).
+    /// Timers armed (idles, timeouts, deadlines).
     pub timers_armed: u64,
     /// Timers that fired (the rest were cancelled).
     pub timers_fired: u64,

@@ -402,6 +402,7 @@ impl Builder {
             watched: self.max_blocking_time.is_some(),
             migrate_all: self.migratable && self.mode == Mode::MN,
             migrating: AtomicBool::new(self.migratable && self.mode == Mode::MN),
+            escalation: Default::default(),
             blocking: Arc::new(BlockingPool::new(
                 self.max_blocking_threads,
                 self.blocking_keep_alive,

@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 pub use builder::Builder;
 
+use crate::error::drop_output_safely;
 use crate::greenlet::{self, JoinHandle};
 use crate::hub::context;
+use crate::hub::escalate::{Escalation, Left};
 use crate::hub::shared::Shared;
 
 /// Starts a default runtime (M:N, one hub per CPU), runs `f` as its main
@@ -29,7 +31,10 @@ use crate::hub::shared::Shared;
 /// # Panics
 ///
 /// If the runtime cannot start (see [`Builder::build`]), if `f` panics (the
-/// panic is resumed here), or if called from inside a runtime's greenlet.
+/// panic is resumed here), if a greenlet spawned with
+/// [`greenlet::Builder::escalate`](crate::greenlet::Builder::escalate)
+/// panics (see [`Runtime::block_on`]; the runtime is then shut down as after
+/// a return), or if called from inside a runtime's greenlet.
 ///
 /// ```
 /// let answer = greenhub::run(|| {
@@ -93,10 +98,39 @@ impl Runtime {
     /// Runs `f` as a greenlet on this runtime and blocks the calling thread
     /// until it returns; returns its value, or resumes its panic.
     ///
+    /// # Escalation
+    ///
+    /// When a greenlet spawned with
+    /// [`greenlet::Builder::escalate`](crate::greenlet::Builder::escalate)
+    /// panics, `f`'s greenlet is killed (it unwinds from whatever it waits
+    /// on, destructors run) and `block_on` resumes that panic, with its
+    /// original payload, even if `f` returned or panicked meanwhile. The
+    /// first escalation wins; one that arrives while no `block_on` runs
+    /// waits for the next, which resumes it without running its closure.
+    /// Other greenlets keep running until the runtime is dropped ([`run`]
+    /// drops it while the panic unwinds).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
+    /// let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     rt.block_on(|| {
+    ///         greenhub::greenlet::Builder::new()
+    ///             .escalate(true)
+    ///             .spawn(|| std::panic::panic_any(42_i32))
+    ///             .unwrap();
+    ///         greenhub::sleep(Duration::from_secs(3600)); // interrupted
+    ///     })
+    /// }));
+    /// assert_eq!(caught.unwrap_err().downcast_ref::<i32>(), Some(&42));
+    /// ```
+    ///
     /// # Panics
     ///
-    /// If `f` panics or is killed, or if called from one of greenhub's hub
-    /// threads (that would block a hub; use [`crate::spawn`] and `join`).
+    /// If `f` panics or is killed, if an escalating greenlet panics (above),
+    /// or if called from one of greenhub's hub threads (that would block a
+    /// hub; use [`crate::spawn`] and `join`).
     ///
     /// ```
     /// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
@@ -114,12 +148,39 @@ impl Runtime {
                  that would block every greenlet of the hub (spawn and join instead)"
             );
         }
+        let escalation = &self.handle.shared.escalation;
+        if let Some(payload) = escalation.take_waiting() {
+            drop(f);
+            panic::resume_unwind(payload);
+        }
         let handle = greenlet::Builder::new()
             .name("main".into())
             .stay_put()
             .spawn_on(&self.handle.shared, f)
             .unwrap_or_else(|e| panic!("greenhub: block_on: {e}"));
-        match handle.join() {
+        let mut main = Main {
+            escalation,
+            id: handle.id(),
+            left: false,
+        };
+        escalation.enter(handle.greenlet());
+        let outcome = handle.join();
+        main.left = true;
+        match escalation.leave(main.id) {
+            Left::Normal => {}
+            Left::Escalated(payload) => {
+                drop_output_safely(Some(outcome));
+                panic::resume_unwind(payload);
+            }
+            Left::Stopped => {
+                drop_output_safely(Some(outcome));
+                panic!(
+                    "greenhub: block_on: the main greenlet was killed by an escalated panic, \
+                     which another block_on of this runtime resumed"
+                );
+            }
+        }
+        match outcome {
             Ok(value) => value,
             Err(e) => match e.try_into_panic() {
                 Ok(payload) => panic::resume_unwind(payload),
@@ -176,6 +237,25 @@ impl Runtime {
     /// ```
     pub fn shutdown(self) {
         drop(self)
+    }
+}
+
+/// A `block_on`'s main greenlet, registered for escalation until it ended
+/// (or `join` unwound: a `timeout` frame around `block_on` on its thread).
+struct Main<'a> {
+    escalation: &'a Escalation,
+    id: crate::greenlet::GreenletId,
+    left: bool,
+}
+
+impl Drop for Main<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            if let Left::Escalated(payload) = self.escalation.leave(self.id) {
+                // Unwinding already: keep the panic for the next block_on.
+                self.escalation.put_back(payload);
+            }
+        }
     }
 }
 
