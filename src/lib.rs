@@ -183,7 +183,7 @@ pub use greenlet::{
 pub use pool::scope;
 pub use runtime::{Builder, Handle, Runtime, run};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
-pub use time::{Elapsed, timeout, timeout_at};
+pub use time::{Elapsed, Timeout, timeout, timeout_at, timeout_at_with, timeout_with};
 
 // The Markdown documentation outside src/ (README.md, CONTRIBUTING.md, docs/**/*.md), included so
 // that `cargo test` compiles (and, unless marked `no_run`, runs) every Rust code block in it. One

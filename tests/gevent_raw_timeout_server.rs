@@ -9,6 +9,7 @@ mod common;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
+use std::time::Duration;
 
 use greenhub::raw::{GreenletExit, RawGreenlet, SwitchError};
 
@@ -121,4 +122,180 @@ fn greenlet_that_dies_of_the_drop_kill_has_its_parent_back() {
     let me = me_slot.borrow_mut().take().unwrap();
     assert!(me.is_dead());
     assert_eq!(me.parent().unwrap(), other);
+}
+
+// ---- a timeout cancellable from inside its block (point 7) ----
+
+/// gevent's `Timeout.cancel()` inside `with Timeout(...) as t:`: after the
+/// cancel, the block blocks past the deadline and returns its value.
+#[test]
+fn timeout_cancelled_inside_its_block_never_fires() {
+    common::in_each_mode("timeout_cancel", |_mode| {
+        let log = std::sync::Mutex::new(Vec::new());
+        let r = greenhub::timeout_with(Duration::from_millis(20), |t| {
+            log.lock().unwrap().push("start");
+            greenhub::sleep(Duration::from_millis(1));
+            t.cancel();
+            assert_eq!(t.deadline(), None);
+            greenhub::sleep(Duration::from_millis(60)); // past the 20 ms
+            log.lock().unwrap().push("past the deadline");
+            7
+        });
+        assert_eq!(r, Ok(7));
+        assert_eq!(*log.lock().unwrap(), ["start", "past the deadline"]);
+        // Not cancelled: the same block is cut at its sleep.
+        let r = greenhub::timeout_with(Duration::from_millis(20), |_t| {
+            greenhub::sleep(Duration::from_secs(60));
+            7
+        });
+        assert_eq!(r, Err(greenhub::Elapsed::default()));
+    });
+}
+
+/// A cancelled inner frame leaves the outer one in force; an outer frame
+/// cancelled from inside an inner one stops firing, and the inner one still
+/// fires for itself.
+#[test]
+fn cancel_affects_only_its_own_frame() {
+    common::in_each_mode("timeout_cancel_nested", |_mode| {
+        let ms = Duration::from_millis;
+        // Inner cancelled, outer fires.
+        let r = greenhub::timeout(ms(30), || {
+            greenhub::timeout_with(ms(10), |inner| {
+                inner.cancel();
+                greenhub::sleep(Duration::from_secs(60));
+            })
+        });
+        assert!(r.is_err(), "the outer frame fires: {r:?}");
+        // Outer cancelled from the inner block: nothing fires.
+        let r = greenhub::timeout_with(ms(10), |outer| {
+            greenhub::timeout(Duration::from_secs(60), || {
+                outer.cancel();
+                greenhub::sleep(ms(40));
+                "inner done"
+            })
+        });
+        assert_eq!(r, Ok(Ok("inner done")));
+        // Outer cancelled from the inner block, whose own deadline fires.
+        let r = greenhub::timeout_with(ms(10), |outer| {
+            let inner = greenhub::timeout(ms(30), || {
+                outer.cancel();
+                greenhub::sleep(Duration::from_secs(60));
+            });
+            assert!(inner.is_err());
+            greenhub::sleep(ms(20)); // the outer 10 ms have passed: no effect
+            "outer done"
+        });
+        assert_eq!(r, Ok("outer done"));
+    });
+}
+
+/// `reset` moves the deadline later (an idle timeout) or sooner, also after
+/// a cancel (gevent's `cancel()` then `start()`).
+#[test]
+fn reset_moves_the_deadline() {
+    common::in_each_mode("timeout_reset", |_mode| {
+        let ms = Duration::from_millis;
+        let r = greenhub::timeout_with(ms(200), |t| {
+            for _ in 0..6 {
+                greenhub::sleep(ms(50));
+                t.reset(ms(200)); // 300 ms in all, each step well within 200
+            }
+            "kept alive"
+        });
+        assert_eq!(r, Ok("kept alive"));
+        let r = greenhub::timeout_with(Duration::from_secs(60), |t| {
+            t.reset(ms(5));
+            greenhub::sleep(Duration::from_secs(60));
+        });
+        assert!(r.is_err());
+        let r = greenhub::timeout_with(ms(5), |t| {
+            t.cancel();
+            greenhub::sleep(ms(10));
+            t.reset(ms(5)); // armed again
+            greenhub::sleep(Duration::from_secs(60));
+        });
+        assert!(r.is_err());
+        let at = std::time::Instant::now() + Duration::from_secs(60);
+        let r = greenhub::timeout_at_with(at, |t| {
+            assert_eq!(t.deadline(), Some(at));
+            t.reset_at(std::time::Instant::now());
+            greenhub::sleep(Duration::from_secs(60));
+        });
+        assert!(r.is_err());
+    });
+}
+
+/// A deadline that passed while the block computed (no blocking call, so
+/// nothing was cut) can still be cancelled, as in gevent, where the timer
+/// cannot fire before the greenlet yields. A cancellation that was raised
+/// and swallowed by the block is not raised again after a cancel.
+#[test]
+fn cancel_after_the_deadline_passed() {
+    common::in_each_mode("timeout_cancel_late", |_mode| {
+        let ms = Duration::from_millis;
+        let r = greenhub::timeout_with(ms(1), |t| {
+            std::thread::sleep(ms(10)); // not a greenhub blocking call
+            t.cancel();
+            greenhub::sleep(ms(5));
+            "not cut"
+        });
+        assert_eq!(r, Ok("not cut"));
+        let r = greenhub::timeout_with(ms(5), |t| {
+            let cut = catch_unwind(AssertUnwindSafe(|| {
+                greenhub::sleep(Duration::from_secs(60))
+            }));
+            assert!(cut.is_err(), "the sleep was cut");
+            t.cancel();
+            greenhub::sleep(ms(5));
+            "recovered"
+        });
+        assert_eq!(r, Ok("recovered"));
+    });
+}
+
+/// A cancellation that is unwinding cannot be taken back: a destructor that
+/// cancels the frame during the unwind does not turn `Err` into `Ok`.
+#[test]
+fn cancel_during_the_unwind_keeps_elapsed() {
+    struct CancelOnDrop<'a>(&'a greenhub::Timeout);
+    impl Drop for CancelOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+    common::in_each_mode("timeout_cancel_unwinding", |_mode| {
+        let r = greenhub::timeout_with(Duration::from_millis(5), |t| {
+            let _c = CancelOnDrop(t);
+            greenhub::sleep(Duration::from_secs(60));
+        });
+        assert!(r.is_err());
+    });
+}
+
+/// A raw generator resumed inside the block sees the frame's deadline as it
+/// is at the resume: cancelled, or moved.
+#[test]
+fn timeout_with_bounds_generators_by_its_current_deadline() {
+    common::in_each_mode("timeout_with_generator", |_mode| {
+        use greenhub::raw::Generator;
+        let ms = Duration::from_millis;
+        let mut slow: Generator<u32, ()> = Generator::new(move |co| {
+            greenhub::sleep(ms(30));
+            co.yield_(1);
+            greenhub::sleep(Duration::from_secs(60));
+            co.yield_(2);
+        });
+        let r = greenhub::timeout_with(ms(5), |t| {
+            t.cancel();
+            slow.next()
+        });
+        assert_eq!(r, Ok(Some(1)));
+        let r = greenhub::timeout_with(Duration::from_secs(60), |t| {
+            t.reset(ms(5));
+            slow.next()
+        });
+        assert!(r.is_err());
+        assert!(slow.is_complete());
+    });
 }

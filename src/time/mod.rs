@@ -6,4 +6,4 @@
 pub(crate) mod heap;
 mod timeout;
 
-pub use timeout::{Elapsed, timeout, timeout_at};
+pub use timeout::{Elapsed, Timeout, timeout, timeout_at, timeout_at_with, timeout_with};
