@@ -299,3 +299,163 @@ fn timeout_with_bounds_generators_by_its_current_deadline() {
         assert!(slow.is_complete());
     });
 }
+
+// ---- StreamServer::stop_accepting / start_accepting (point 8) ----
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use greenhub::net::TcpStream;
+use greenhub::server::StreamServer;
+
+/// Parks until `cond` holds; panics after 10 s (a liveness bound only).
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        greenhub::sleep(Duration::from_millis(2));
+    }
+}
+
+fn accepted(server: &StreamServer) -> u64 {
+    server.stats().accepted.iter().sum()
+}
+
+/// Reads the handler's whole reply, under a generous liveness bound.
+fn reply(mut c: TcpStream) -> String {
+    let r = greenhub::timeout(Duration::from_secs(10), move || {
+        let mut s = String::new();
+        c.read_to_string(&mut s).map(|_| s)
+    });
+    r.expect("no reply within 10 s").expect("read the reply")
+}
+
+/// A server whose handler answers `served` and counts its runs.
+fn counting_server(per_hub: bool, limit: Option<usize>) -> (StreamServer, Arc<AtomicUsize>) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let mut b = StreamServer::bind("127.0.0.1:0").unwrap().per_hub(per_hub);
+    if let Some(n) = limit {
+        b = b.max_connections(n);
+    }
+    let server = b
+        .serve(move |mut conn, _| {
+            r.fetch_add(1, SeqCst);
+            let _ = conn.write_all(b"served");
+        })
+        .unwrap();
+    (server, runs)
+}
+
+/// While not accepting, connections queue in the kernel (connect succeeds,
+/// no handler runs); after `start_accepting` each is served. The acceptors
+/// are parked in `accept` when the pause comes (a first client was served).
+fn pause_then_resume(per_hub: bool, limit: Option<usize>) {
+    let (server, runs) = counting_server(per_hub, limit);
+    let addr = server.local_addr();
+    assert_eq!(reply(TcpStream::connect(addr).unwrap()), "served");
+    assert!(server.is_accepting());
+
+    server.stop_accepting();
+    server.stop_accepting(); // idempotent
+    assert!(!server.is_accepting());
+    let queued: Vec<TcpStream> = (0..6).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // Nothing is taken while paused (the pause is in force once
+    // `stop_accepting` returned, on every hub); give the acceptors every
+    // chance to (wrongly) take them.
+    for _ in 0..10 {
+        greenhub::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(accepted(&server), 1, "accepted while paused");
+    assert_eq!(runs.load(SeqCst), 1);
+
+    server.start_accepting();
+    server.start_accepting(); // idempotent
+    assert!(server.is_accepting());
+    for c in queued {
+        assert_eq!(reply(c), "served");
+    }
+    assert_eq!(accepted(&server), 7);
+    assert_eq!(runs.load(SeqCst), 7);
+    // Pause and resume again: the server still serves.
+    server.stop_accepting();
+    server.start_accepting();
+    assert_eq!(reply(TcpStream::connect(addr).unwrap()), "served");
+    let report = server.stop(Duration::from_secs(5));
+    assert_eq!(report.killed, 0);
+}
+
+#[test]
+fn stop_accepting_queues_connections_until_start_accepting() {
+    common::in_each_mode("stop_accepting", |_mode| pause_then_resume(false, None));
+}
+
+#[test]
+fn stop_accepting_with_per_hub_acceptors() {
+    common::in_each_mode("stop_accepting_per_hub", |_mode| {
+        pause_then_resume(true, None);
+        // With a limit and a socket per hub, the acceptors wait for a
+        // pending connection first (another path of the accept loop).
+        pause_then_resume(true, Some(3));
+    });
+}
+
+#[test]
+fn stop_accepting_with_a_connection_limit() {
+    common::in_each_mode("stop_accepting_limit", |_mode| {
+        pause_then_resume(false, Some(2));
+    });
+}
+
+/// After `stop`, both are no-ops; `stop` of a paused server works, and
+/// resets the connections that were queued.
+#[test]
+fn stop_accepting_and_stop() {
+    common::in_each_mode("stop_accepting_and_stop", |_mode| {
+        let (server, runs) = counting_server(false, None);
+        let addr = server.local_addr();
+        server.stop_accepting();
+        let mut queued = TcpStream::connect(addr).unwrap();
+        let report = server.stop(Duration::from_secs(5));
+        assert_eq!((report.drained, report.killed), (0, 0));
+        assert_eq!(runs.load(SeqCst), 0);
+        // The queued client was never served: EOF or a reset, never data.
+        let mut buf = Vec::new();
+        match greenhub::timeout(Duration::from_secs(10), || queued.read_to_end(&mut buf)) {
+            Ok(Ok(0)) | Ok(Err(_)) => {}
+            other => panic!("the queued client got {other:?} {buf:?}"),
+        }
+        server.start_accepting();
+        server.stop_accepting();
+        server.start_accepting();
+        assert!(!server.is_accepting());
+        assert!(server.is_stopped());
+        assert!(TcpStream::connect(addr).is_err());
+    });
+}
+
+/// `stop_accepting` and `start_accepting` from a plain thread.
+#[test]
+fn stop_accepting_from_a_plain_thread() {
+    common::in_each_mode("stop_accepting_thread", |_mode| {
+        let (server, runs) = counting_server(false, None);
+        let addr = server.local_addr();
+        let s2 = server.clone();
+        std::thread::spawn(move || s2.stop_accepting())
+            .join()
+            .unwrap();
+        let queued = TcpStream::connect(addr).unwrap();
+        for _ in 0..10 {
+            greenhub::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(runs.load(SeqCst), 0);
+        let s2 = server.clone();
+        std::thread::spawn(move || s2.start_accepting())
+            .join()
+            .unwrap();
+        assert_eq!(reply(queued), "served");
+        until("the handler ran", || runs.load(SeqCst) == 1);
+        server.stop(Duration::from_secs(5));
+    });
+}

@@ -82,13 +82,7 @@ impl Ambient {
             let a = unsafe { p.as_ref() };
             if let Some(at) = a.at.get() {
                 if best.is_none_or(|(b, _)| at <= b.at) {
-                    best = Some((
-                        Deadline {
-                            at,
-                            frame: a.frame,
-                        },
-                        p,
-                    ));
+                    best = Some((Deadline { at, frame: a.frame }, p));
                 }
             }
             next = a.prev;
@@ -136,15 +130,7 @@ impl AmbientCell {
             // the earliest in force for the resumer when it was stored, and
             // the resumer's frames cannot change while it waits for us.
             let a = unsafe { p.as_ref() };
-            a.at.get().map(|at| {
-                (
-                    Deadline {
-                        at,
-                        frame: a.frame,
-                    },
-                    p,
-                )
-            })
+            a.at.get().map(|at| (Deadline { at, frame: a.frame }, p))
         });
         match (own, outer) {
             (Some(o), Some(u)) => Some(if u.0.at < o.0.at { u } else { o }),

@@ -156,7 +156,10 @@ impl TcpListener {
     /// The server's pause: `guard` holds a lock across the syscall (which
     /// never switches greenlets), so once the pausing side has taken that
     /// lock and changed its answer, no accept is in flight.
-    pub(crate) fn accept_guarded(&self, mut guard: impl FnMut(Accept<'_>) -> Option<Accepted>) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    pub(crate) fn accept_guarded(
+        &self,
+        mut guard: impl FnMut(Accept<'_>) -> Option<Accepted>,
+    ) -> io::Result<Option<(TcpStream, SocketAddr)>> {
         let backing_off = self.backing_off.load(Relaxed);
         if backing_off {
             self.pause_after_errors();

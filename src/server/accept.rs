@@ -93,7 +93,10 @@ impl Gate {
         opened.set();
         let mut distinct: Vec<Weak<TcpListener>> = Vec::new();
         for l in listeners {
-            if !distinct.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(l))) {
+            if !distinct
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(l)))
+            {
                 distinct.push(Arc::downgrade(l));
             }
         }

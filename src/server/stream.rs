@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::common::{Core, Placement};
 use super::accept::{self, Gate};
+use super::common::{Core, Placement};
 use super::{ServerStats, StopReport};
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 use crate::runtime::Handle;
