@@ -176,7 +176,7 @@ mod time;
 compile_error!("the `patch` feature interposes glibc: it needs a Linux glibc target");
 
 pub use error::JoinError;
-pub use greenlet::timeout::{Elapsed, timeout, timeout_at};
+pub use greenlet::timeout::{Elapsed, Timeout, timeout, timeout_at, timeout_at_with, timeout_with};
 pub use greenlet::{
     Greenlet, GreenletId, JoinHandle, current, joinall, no_switch, park, sleep, spawn, spawn_local,
     yield_now,

@@ -30,10 +30,16 @@
 //! that runs its family (the main greenlet of its tree, waiting in the
 //! `switch` or `resume` that runs the tree), as an *outer* deadline: a
 //! `timeout` around `gen.next()` bounds the blocking calls made inside the
-//! generator. It is a pointer to that code's innermost frame, valid while
-//! the child runs because the code is suspended inside that frame until the
-//! child hands control back (the root loop of `raw::tree` runs on its
-//! stack), and it is cleared before the child's state is saved again. When
+//! generator. It is a pointer to the frame whose deadline is in force for
+//! that code when it resumes the child (one of its own frames, or its own
+//! outer one), valid while the child runs because the code is suspended
+//! inside that frame until the child hands control back (the root loop of
+//! `raw::tree` runs on its stack), and it is cleared before the child's
+//! state is saved again. It is taken afresh at every resume, so a deadline
+//! that the resumer cancelled or moved (`Timeout`) counts from the next
+//! resume on; while the child runs, the resumer's frames cannot change
+//! (their `&Timeout` handles are on the resumer's stack, and a child's
+//! closure is `'static`). When
 //! the outer deadline is the one that expires, the child unwinds with a
 //! payload its own frames do not claim; the switching engine raises it in
 //! the child's parent, and from there it reaches the frame that set it.
@@ -155,9 +161,11 @@ impl<'a> Entered<'a> {
         if let Some(a) = unsafe { active.as_ref() } {
             let outer = if inherit { a.ambient.in_force() } else { None };
             a.swap(saved);
-            // SAFETY: `outer` is the resumer's innermost frame, and the
-            // resumer stays suspended inside it until this `Entered` drops:
-            // it is the code that resumes the child and waits for it.
+            // SAFETY: `outer` is the frame in force for the resumer (on
+            // its stack, or its own outer frame, on a stack that encloses
+            // it), and the resumer stays suspended inside it until this
+            // `Entered` drops: it is the code that resumes the child and
+            // waits for it.
             unsafe { a.ambient.set_outer(outer) };
         }
         Entered { saved, active }

@@ -20,9 +20,12 @@
 //! a greenlet, and every blocking call inside `f` parks with that deadline as
 //! well as its own. When the ambient deadline is what ends a park, the
 //! blocking call unwinds with a payload naming the `timeout` frame that set
-//! it, and that frame's `catch_unwind` turns it into `Err(Elapsed)`. Nested
-//! frames keep only the earliest deadline in force, so each frame fires for
-//! itself; a frame that catches another frame's payload re-raises it.
+//! it, and that frame's `catch_unwind` turns it into `Err(Elapsed)`. The
+//! frames of one stack form a chain, and the earliest deadline among them is
+//! the one in force, so each frame fires for itself; a frame that catches
+//! another frame's payload re-raises it. A frame's deadline may change while
+//! it runs (`timeout_with`'s `Timeout::cancel` and `reset`): it is read
+//! afresh by every blocking call, never copied into another frame.
 //!
 //! [`timeout`]: crate::timeout
 
@@ -39,18 +42,60 @@ use crate::greenlet::waiter::Waiter;
 use crate::greenlet::{suspend, unwinding_now};
 use crate::hub::context;
 
-/// The deadline of the innermost `timeout` frame in force, and which frame
-/// set it.
-#[derive(Clone, Copy, Debug)]
+/// One `timeout` frame's deadline record, living in that frame (it is the
+/// inside of the public [`Timeout`](crate::Timeout) handle). Frames of one
+/// stack form a chain, innermost first, through `prev`.
 pub(crate) struct Ambient {
+    /// The frame's deadline; `None` once cancelled
+    /// ([`Timeout::cancel`](crate::Timeout::cancel)). Changed only by the
+    /// code of the frame's own block, through its `&Timeout`.
+    pub(crate) at: Cell<Option<Instant>>,
+    /// The frame's id, which its timeout payload names.
+    pub(crate) frame: u64,
+    /// The enclosing frame on the same stack, if any. It encloses this one,
+    /// so it outlives it: the whole chain from a live frame is alive.
+    pub(crate) prev: Option<NonNull<Ambient>>,
+}
+
+/// The deadline in force, and which frame set it (a snapshot).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
     pub(crate) at: Instant,
     pub(crate) frame: u64,
 }
 
+impl Ambient {
+    /// The earliest deadline among `first` and the frames enclosing it, and
+    /// the frame that set it; on a tie the outer frame wins, so that it
+    /// fires for itself.
+    ///
+    /// # Safety
+    ///
+    /// `first` points at a live frame (then so do all its `prev`s).
+    unsafe fn earliest(first: NonNull<Ambient>) -> Option<(Deadline, NonNull<Ambient>)> {
+        let mut best: Option<(Deadline, NonNull<Ambient>)> = None;
+        let mut next = Some(first);
+        while let Some(p) = next {
+            // SAFETY: the caller's promise: the chain from a live frame is
+            // alive; only shared references are made (the fields that
+            // change are `Cell`s).
+            let a = unsafe { p.as_ref() };
+            if let Some(at) = a.at.get() {
+                if best.is_none_or(|(b, _)| at <= b.at) {
+                    best = Some((Deadline { at, frame: a.frame }, p));
+                }
+            }
+            next = a.prev;
+        }
+        best
+    }
+}
+
 /// Where a stack keeps its ambient deadline (see `greenlet::stack_state`): a
-/// pointer to the [`Ambient`] of its innermost `timeout` frame in force,
-/// which lives in that frame, and, for a raw greenlet while it runs, one to
-/// the frame in force where it was resumed from (its *outer* deadline).
+/// pointer to the [`Ambient`] of its innermost `timeout` frame, which lives
+/// in that frame (the enclosing ones are reached through its chain), and,
+/// for a raw greenlet while it runs, one to the frame in force where it was
+/// resumed from (its *outer* deadline).
 pub(crate) struct AmbientCell {
     own: Cell<Option<NonNull<Ambient>>>,
     outer: Cell<Option<NonNull<Ambient>>>,
@@ -64,35 +109,45 @@ impl AmbientCell {
         }
     }
 
-    /// Whether no deadline is in force.
+    /// Whether no frame is open (its deadline may still be cancelled when
+    /// one is).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.own.get().is_none() && self.outer.get().is_none()
     }
 
-    /// The frame whose deadline is in force (the earlier of the stack's own
-    /// and its outer one), if any.
+    /// The deadline in force (the earliest of the stack's own frames and its
+    /// outer one) and the frame that set it, if any.
     #[inline]
-    pub(crate) fn in_force(&self) -> Option<NonNull<Ambient>> {
-        match (self.own.get(), self.outer.get()) {
-            // SAFETY: both point at live frames (see `set` and `set_outer`).
-            (Some(o), Some(u)) => Some(if unsafe { u.as_ref().at < o.as_ref().at } {
-                u
-            } else {
-                o
-            }),
-            (o, u) => o.or(u),
-        }
-    }
-
-    /// The deadline in force, if any.
-    #[inline]
-    pub(crate) fn get(&self) -> Option<Ambient> {
+    fn earliest(&self) -> Option<(Deadline, NonNull<Ambient>)> {
         // SAFETY: a pointer is only stored by `set`, whose caller keeps the
         // `Ambient` alive until it stores the previous pointer back, or by
         // `set_outer`, whose caller keeps it alive until it clears it; only
         // the owning stack's context reads the cell.
-        self.in_force().map(|p| unsafe { *p.as_ptr() })
+        let own = self.own.get().and_then(|p| unsafe { Ambient::earliest(p) });
+        let outer = self.outer.get().and_then(|p| {
+            // SAFETY: as above. Only the outer frame itself counts: it was
+            // the earliest in force for the resumer when it was stored, and
+            // the resumer's frames cannot change while it waits for us.
+            let a = unsafe { p.as_ref() };
+            a.at.get().map(|at| (Deadline { at, frame: a.frame }, p))
+        });
+        match (own, outer) {
+            (Some(o), Some(u)) => Some(if u.0.at < o.0.at { u } else { o }),
+            (o, u) => o.or(u),
+        }
+    }
+
+    /// The frame whose deadline is in force, if any.
+    #[inline]
+    pub(crate) fn in_force(&self) -> Option<NonNull<Ambient>> {
+        self.earliest().map(|(_, p)| p)
+    }
+
+    /// The deadline in force, if any.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<Deadline> {
+        self.earliest().map(|(d, _)| d)
     }
 
     /// The stack's own innermost frame (what a new frame restores).
@@ -219,7 +274,7 @@ fn pending_interrupt_slow(
 
 fn interrupt_now(
     killed: bool,
-    ambient: Option<Ambient>,
+    ambient: Option<Deadline>,
     before: Option<bool>,
 ) -> Option<Interrupt> {
     match unwinding_now().or(before) {
@@ -260,7 +315,7 @@ fn interrupt_now(
 /// ago; dropping it then would park with no deadline at all, for ever.
 fn effective(
     deadline: Option<Instant>,
-    ambient: Option<Ambient>,
+    ambient: Option<Deadline>,
     raisable: impl FnOnce() -> bool,
 ) -> Option<Instant> {
     let ambient = ambient

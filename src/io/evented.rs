@@ -88,6 +88,12 @@ impl<T: AsRawFd> Evented<T> {
         self.reg.seq(dir)
     }
 
+    /// Wakes the greenlets waiting to read, to retry (see
+    /// `Registration::wake`).
+    pub(crate) fn wake_readers(&self) {
+        self.reg.wake(Direction::Read);
+    }
+
     pub(crate) fn timeouts(&self) -> &Timeouts {
         &self.timeouts
     }

@@ -251,6 +251,14 @@ impl Registration {
         self.io.seq(dir)
     }
 
+    /// Wakes whoever waits for `dir` as an event would: they retry their
+    /// syscall (a spurious wake-up, which every waiter tolerates). For a
+    /// caller that changed what that syscall's closure decides (a server
+    /// that stops accepting).
+    pub(crate) fn wake(&self, dir: Direction) {
+        self.io.fire(dir);
+    }
+
     /// Takes the fd off its poller (before it is closed or given away) and
     /// wakes whoever still waits on it.
     pub(crate) fn deregister(&mut self, fd: RawFd) {

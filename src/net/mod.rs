@@ -22,7 +22,7 @@
 mod addr;
 mod common;
 pub(crate) mod sys;
-mod tcp_listener;
+pub(crate) mod tcp_listener;
 mod tcp_stream;
 mod udp;
 pub mod unix;

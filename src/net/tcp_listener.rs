@@ -66,6 +66,11 @@ pub struct TcpListener {
     backoff: Mutex<Backoff>,
 }
 
+/// The `accept(2)` call that [`TcpListener::accept_guarded`]'s guard runs.
+pub(crate) type Accept<'a> = &'a mut dyn FnMut() -> Accepted;
+/// What it returns: the new connection's fd and the peer's address.
+pub(crate) type Accepted = io::Result<(std::os::fd::OwnedFd, SocketAddr)>;
+
 #[derive(Default)]
 struct Backoff {
     /// The pause after the last resource error (zero: none pending).
@@ -138,19 +143,46 @@ impl TcpListener {
     /// });
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let accepted = self.accept_guarded(|sys| Some(sys()))?;
+        Ok(accepted.expect("greenhub: an unguarded accept gave up"))
+    }
+
+    /// [`accept`](Self::accept) whose every `accept(2)` runs inside `guard`:
+    /// `guard(sys)` either calls `sys` and returns its result, or returns
+    /// `None`, and then this returns `Ok(None)` without accepting. A
+    /// greenlet parked here waiting for a connection re-asks `guard` when
+    /// woken by [`wake_acceptors`](Self::wake_acceptors).
+    ///
+    /// The server's pause: `guard` holds a lock across the syscall (which
+    /// never switches greenlets), so once the pausing side has taken that
+    /// lock and changed its answer, no accept is in flight.
+    pub(crate) fn accept_guarded(
+        &self,
+        mut guard: impl FnMut(Accept<'_>) -> Option<Accepted>,
+    ) -> io::Result<Option<(TcpStream, SocketAddr)>> {
         let backing_off = self.backing_off.load(Relaxed);
         if backing_off {
             self.pause_after_errors();
         }
         let fd = self.io.fd();
-        match self.io.read_with(|_| sys::accept_inet(fd)) {
+        let mut refused = false;
+        let r = self.io.read_with(|_| {
+            guard(&mut || sys::accept_inet(fd)).unwrap_or_else(|| {
+                refused = true;
+                Err(io::Error::other("accept refused by its guard"))
+            })
+        });
+        if refused {
+            return Ok(None);
+        }
+        match r {
             Ok((owned, peer)) => {
                 if backing_off {
                     *self.backoff.lock() = Backoff::default();
                     self.backing_off.store(false, Relaxed);
                 }
                 let std = std::net::TcpStream::from(owned);
-                Ok((TcpStream::from_evented(Evented::new(std)), peer))
+                Ok(Some((TcpStream::from_evented(Evented::new(std)), peer)))
             }
             Err(e) => {
                 if sys::is_resource_error(&e) {
@@ -162,6 +194,12 @@ impl TcpListener {
                 Err(e)
             }
         }
+    }
+
+    /// Wakes the greenlets parked in [`accept_guarded`](Self::accept_guarded)
+    /// on this listener, so that they ask their guard again.
+    pub(crate) fn wake_acceptors(&self) {
+        self.io.wake_readers();
     }
 
     /// Sleeps out the back-off after a resource error, if one is pending.

@@ -38,9 +38,16 @@
 //!   it quietly, its parent's `switch` then returns [`SwitchError::Exit`].
 //!   A throw into an unstarted greenlet kills it without running it.
 //! - Switching to a dead greenlet switches to its nearest live ancestor.
+//!   Throwing [`GreenletExit`] into a dead greenlet (killing it again) is
+//!   a no-op in it: it answers as if it had just ended with it, so its
+//!   nearest live ancestor (the caller, usually) gets
+//!   [`SwitchError::Exit`], as from the first kill. Any other error thrown
+//!   into a dead greenlet is raised in that ancestor.
 //! - Dropping the last handle to a suspended greenlet throws
 //!   [`GreenletExit`] into it (its destructors run), as greenlet's
-//!   garbage collection does.
+//!   garbage collection does. During that kill its parent is the code that
+//!   dropped the handle, so the outcome comes back there; afterwards its own
+//!   parent is restored (it matters if it caught the exit and lives on).
 //!
 //! # The value type
 //!
@@ -349,7 +356,10 @@ impl<V: 'static> RawGreenlet<V> {
     /// pending `switch`: it unwinds, running destructors, unless it catches
     /// the panic. Its parent then gets the outcome as from a `switch` (the
     /// caller receives it here if it is the parent). Throwing into an
-    /// unstarted greenlet kills it without running it.
+    /// unstarted greenlet kills it without running it. Throwing
+    /// [`GreenletExit`] into a dead greenlet does nothing to it and returns
+    /// `Err(SwitchError::Exit)` to its nearest live ancestor; any other
+    /// `error` thrown into a dead greenlet is raised in that ancestor.
     ///
     /// # Errors
     ///
@@ -374,12 +384,18 @@ impl<V: 'static> RawGreenlet<V> {
 
     /// Throws [`GreenletExit`] into this greenlet (see [`RawGreenlet::throw`]).
     ///
+    /// Killing a dead greenlet is a no-op that answers as the first kill
+    /// did: `Err(SwitchError::Exit)`, delivered to its nearest live ancestor
+    /// (the caller when that is the caller), as greenlet's `throw()` into a
+    /// dead greenlet returns `GreenletExit`.
+    ///
     /// ```
     /// use greenhub::raw::{RawGreenlet, SwitchError};
     ///
     /// let g = RawGreenlet::new(|x: i32| x);
     /// assert_eq!(g.kill(), Err(SwitchError::Exit));
     /// assert!(g.is_dead());
+    /// assert_eq!(g.kill(), Err(SwitchError::Exit)); // already dead: no-op
     /// ```
     pub fn kill(&self) -> Result<V, SwitchError> {
         self.throw(GreenletExit)
@@ -533,12 +549,25 @@ impl<V: 'static> Drop for RawGreenlet<V> {
             node: self.node.tree.current(),
             counted: false,
         };
+        let own_parent = self.node.parent.borrow().clone();
         if self.set_parent(&me).is_err() {
             // Only if the caller descends from it: then it is not
             // unreachable. Leave it.
             return;
         }
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.kill())) {
+        let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.kill()));
+        // Its own parent is back once the kill returned here, whether it
+        // died or caught the exit and lived on (greenlet's
+        // `ParentIsCurrentGuard`). Checked like any `set_parent`: should the
+        // old parent have become its descendant meanwhile, it keeps the
+        // current one rather than form a cycle.
+        if let Some(node) = own_parent {
+            let _ = self.set_parent(&RawGreenlet {
+                node,
+                counted: false,
+            });
+        }
+        match killed {
             Ok(Ok(value)) => drop(value),
             // Exit: the normal end. WrongContext: the node's own drop
             // unwinds it in place once its memory goes.

@@ -298,6 +298,14 @@ impl<V: 'static> Tree<V> {
         payload: Box<dyn Any + Send>,
     ) -> Result<V, SwitchError> {
         self.check_context()?;
+        if target.status.get() == Status::Dead && payload.is::<GreenletExit>() {
+            // greenlet's `throw` into a dead greenlet: the exit is eaten by
+            // it, which answers as if it had just ended with it. The switch
+            // then goes on as one to a dead greenlet: its nearest live
+            // ancestor gets the exit.
+            drop(payload);
+            return self.transfer(target, Delivery::Exit);
+        }
         self.raise.set(Some(payload));
         self.transfer(target, Delivery::Raise)
     }

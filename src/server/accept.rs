@@ -1,6 +1,6 @@
 //! The acceptor side of [`StreamServer`](super::StreamServer): making its
-//! listening sockets (an `SO_REUSEPORT` group, or one socket shared) and the
-//! loop each acceptor greenlet runs.
+//! listening sockets (an `SO_REUSEPORT` group, or one socket shared), the
+//! loop each acceptor greenlet runs, and the [`Gate`] that pauses them.
 //!
 //! # `SO_REUSEPORT` groups
 //!
@@ -25,10 +25,14 @@ use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+use parking_lot::RwLock;
 
 use super::common::{Core, Errors};
+use crate::net::tcp_listener::{Accept, Accepted};
 use crate::net::{TcpListener, TcpStream};
+use crate::sync::Event;
 
 /// `n` listeners for the first of `addrs` that binds, and whether each is
 /// its own socket (an `SO_REUSEPORT` group) rather than one shared.
@@ -63,9 +67,85 @@ pub(super) fn shared(listener: TcpListener, n: usize) -> Vec<Arc<TcpListener>> {
     (0..n).map(|_| one.clone()).collect()
 }
 
+/// Whether the acceptors of one server accept
+/// ([`StreamServer::stop_accepting`](super::StreamServer::stop_accepting)).
+///
+/// `open` is the authority: every `accept(2)` of an acceptor runs under its
+/// read lock after checking it (`TcpListener::accept_guarded`), and the
+/// syscall never switches greenlets, so the lock is held for one syscall at
+/// a time. Closing takes the write lock: once `close` returns, no accept is
+/// in flight and none starts until `open`. Acceptors parked in `accept` are
+/// then woken to find it closed; they wait on `opened` instead, without
+/// holding a handler slot, while connections queue in the kernel.
+pub(super) struct Gate {
+    open: RwLock<bool>,
+    /// Set while open: where closed acceptors wait.
+    opened: Event,
+    /// The listeners, to wake their acceptors. Weak: `stop` closes them by
+    /// killing the acceptors, which own them.
+    listeners: Vec<Weak<TcpListener>>,
+}
+
+impl Gate {
+    /// An open gate for `listeners` (the same one may come several times).
+    pub(super) fn new(listeners: &[Arc<TcpListener>]) -> Gate {
+        let opened = Event::new();
+        opened.set();
+        let mut distinct: Vec<Weak<TcpListener>> = Vec::new();
+        for l in listeners {
+            if !distinct
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(l)))
+            {
+                distinct.push(Arc::downgrade(l));
+            }
+        }
+        Gate {
+            open: RwLock::new(true),
+            opened,
+            listeners: distinct,
+        }
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        *self.open.read()
+    }
+
+    /// Stops accepting; returns once no accept is in flight.
+    pub(super) fn close(&self) {
+        // Cleared first, so that an acceptor that finds `open` false below
+        // finds `opened` cleared too, and waits.
+        self.opened.clear();
+        *self.open.write() = false;
+        for l in self.listeners.iter().filter_map(Weak::upgrade) {
+            l.wake_acceptors();
+        }
+    }
+
+    /// Accepts again.
+    pub(super) fn open(&self) {
+        *self.open.write() = true;
+        self.opened.set();
+    }
+
+    /// Parks an acceptor while closed.
+    fn wait_open(&self) {
+        if !self.is_open() {
+            self.opened.wait();
+        }
+    }
+
+    /// Runs `accept(2)` if open (see the type's docs).
+    fn admit(&self, sys: Accept<'_>) -> Option<Accepted> {
+        let open = self.open.read();
+        if *open { Some(sys()) } else { None }
+    }
+}
+
 /// One acceptor: until killed by `stop` (or the runtime's shutdown).
 pub(super) fn run<F>(
     core: &Core,
+    gate: &Gate,
     index: usize,
     listener: &TcpListener,
     handler: &Arc<F>,
@@ -80,6 +160,7 @@ pub(super) fn run<F>(
         let _ = listener.set_nonblocking(true);
     }
     loop {
+        gate.wait_open();
         if pending_first {
             if let Err(e) = crate::io::wait_readable(listener.as_raw_fd(), None) {
                 errors.record(core, &e, false);
@@ -87,13 +168,15 @@ pub(super) fn run<F>(
             }
         }
         let slot = core.reserve();
-        match listener.accept() {
-            Ok((stream, peer)) => {
+        match listener.accept_guarded(|sys| gate.admit(sys)) {
+            Ok(Some((stream, peer))) => {
                 errors.reset();
                 core.took(index);
                 let handler = handler.clone();
                 core.spawn_handler(slot, move || handler(stream, peer));
             }
+            // Closed: the connection stays queued; wait until reopened.
+            Ok(None) => drop(slot),
             Err(e) if pending_first && e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 drop(slot);

@@ -187,6 +187,11 @@ impl Core {
         }
     }
 
+    /// Whether no `stop` has begun.
+    pub(super) fn is_running(&self) -> bool {
+        matches!(*self.state.lock(), State::Running)
+    }
+
     pub(super) fn is_stopped(&self) -> bool {
         self.stopped.is_set()
     }

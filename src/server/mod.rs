@@ -32,7 +32,10 @@
 //! Running --stop(timeout)--> Stopping --all handlers gone--> Stopped
 //! ```
 //!
-//! - **Running**: workers take work and spawn handlers.
+//! - **Running**: workers take work and spawn handlers. A stream server may
+//!   be paused in this state ([`StreamServer::stop_accepting`]): its
+//!   acceptors take nothing, its sockets stay open and new clients wait in
+//!   the kernel's backlog, until [`StreamServer::start_accepting`].
 //! - **Stopping**, entered by the first caller of `stop`, who then does the
 //!   whole stop: it kills the workers and waits for them, which closes the
 //!   listening sockets (new clients are refused; a datagram socket closes

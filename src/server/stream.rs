@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::accept::{self, Gate};
 use super::common::{Core, Placement};
-use super::{ServerStats, StopReport, accept};
+use super::{ServerStats, StopReport};
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 use crate::runtime::Handle;
 
@@ -61,6 +62,7 @@ use crate::runtime::Handle;
 #[derive(Clone)]
 pub struct StreamServer {
     core: Arc<Core>,
+    gate: Arc<Gate>,
     local_addr: SocketAddr,
 }
 
@@ -205,6 +207,88 @@ impl StreamServer {
         self.core.stop(timeout)
     }
 
+    /// Stops taking connections without closing the listening sockets
+    /// (gevent's `stop_accepting()`): new clients' `connect` still succeeds,
+    /// and they wait in the kernel's listen backlog until
+    /// [`start_accepting`](Self::start_accepting) (or are refused once the
+    /// backlog is full; `stop` closes the sockets and resets them). Running
+    /// handlers go on. When it returns, no acceptor is taking a connection
+    /// and none will until `start_accepting`, on every hub (`per_hub`).
+    ///
+    /// Idempotent; callable from any greenlet or thread. Once `stop` has
+    /// begun, it does nothing.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// use greenhub::net::TcpStream;
+    /// use greenhub::server::StreamServer;
+    ///
+    /// greenhub::run(|| {
+    ///     let server = StreamServer::bind("127.0.0.1:0")
+    ///         .unwrap()
+    ///         .serve(|mut conn, _| {
+    ///             std::io::Write::write_all(&mut conn, b"hi").unwrap();
+    ///         })
+    ///         .unwrap();
+    ///     server.stop_accepting();
+    ///     let mut client = TcpStream::connect(server.local_addr()).unwrap(); // queued
+    ///     greenhub::sleep(Duration::from_millis(20));
+    ///     assert_eq!(server.stats().accepted, [0]);
+    ///
+    ///     server.start_accepting(); // the queued client is served now
+    ///     let mut reply = String::new();
+    ///     client.read_to_string(&mut reply).unwrap();
+    ///     assert_eq!(reply, "hi");
+    ///     server.stop(Duration::from_secs(5));
+    /// });
+    /// ```
+    pub fn stop_accepting(&self) {
+        if self.core.is_running() {
+            self.gate.close();
+        }
+    }
+
+    /// Takes connections again after
+    /// [`stop_accepting`](Self::stop_accepting), starting with those queued
+    /// meanwhile (gevent's `start_accepting()`). Idempotent; callable from
+    /// any greenlet or thread. Once `stop` has begun, it does nothing: a
+    /// stopped server does not restart.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let s = greenhub::server::StreamServer::bind("127.0.0.1:0").unwrap().serve(|_, _| ()).unwrap();
+    /// s.stop_accepting();
+    /// assert!(!s.is_accepting());
+    /// s.start_accepting();
+    /// s.start_accepting(); // no-op
+    /// assert!(s.is_accepting());
+    /// s.stop(std::time::Duration::ZERO);
+    /// assert!(!s.is_accepting());
+    /// s.start_accepting(); // no-op after stop
+    /// assert!(!s.is_accepting());
+    /// # });
+    /// ```
+    pub fn start_accepting(&self) {
+        if self.core.is_running() {
+            self.gate.open();
+        }
+    }
+
+    /// Whether the server takes connections: neither paused by
+    /// [`stop_accepting`](Self::stop_accepting) nor stopped.
+    ///
+    /// ```
+    /// # greenhub::run(|| {
+    /// let s = greenhub::server::StreamServer::bind("127.0.0.1:0").unwrap().serve(|_, _| ()).unwrap();
+    /// assert!(s.is_accepting());
+    /// # s.stop(std::time::Duration::ZERO);
+    /// # });
+    /// ```
+    pub fn is_accepting(&self) -> bool {
+        self.core.is_running() && self.gate.is_open()
+    }
+
     /// Parks the caller until the server has stopped (a `stop` from
     /// elsewhere has returned).
     ///
@@ -244,6 +328,7 @@ impl fmt::Debug for StreamServer {
         f.debug_struct("StreamServer")
             .field("local_addr", &self.local_addr)
             .field("connections", &self.connections())
+            .field("accepting", &self.is_accepting())
             .field("stopped", &self.is_stopped())
             .finish()
     }
@@ -356,11 +441,16 @@ impl StreamBuilder {
         // on an idle socket could starve a connection queued on another.
         let pending_first = own && n > 1 && core.is_limited();
         let handler = Arc::new(handler);
+        let gate = Arc::new(Gate::new(&listeners));
         for (i, listener) in listeners.into_iter().enumerate() {
-            let (core2, handler) = (core.clone(), handler.clone());
-            let run = move || accept::run(&core2, i, &listener, &handler, pending_first);
+            let (core2, gate2, handler) = (core.clone(), gate.clone(), handler.clone());
+            let run = move || accept::run(&core2, &gate2, i, &listener, &handler, pending_first);
             core.start_worker(&handle, placement, i, format!("server-accept-{i}"), run)?;
         }
-        Ok(StreamServer { core, local_addr })
+        Ok(StreamServer {
+            core,
+            gate,
+            local_addr,
+        })
     }
 }
