@@ -61,7 +61,7 @@ fn dump_shows_what_each_greenlet_waits_for() {
         let r = info.greenlet(receiver_id).unwrap();
         assert_eq!(r.name.as_deref(), Some("receiver"));
         assert_eq!(r.parent, Some(me));
-        assert!(r.spawned_at.file().ends_with("inspect.rs"));
+        assert!(r.spawned_at.file().ends_with("inspect_dump.rs"));
         assert_eq!(r.spawned_at.line(), line, "{mode}");
         assert_eq!(parked_on(&info, receiver_id).0, WaitKind::ChannelRecv);
         let (on, _, until) = parked_on(&info, sleeper.id());
