@@ -198,8 +198,12 @@ impl<T> Sender<T> {
         let value = match st.try_send(self.chan.cap, value) {
             Ok(woken) => {
                 drop(st);
-                if let Some(w) = woken {
-                    w.wake();
+                match woken {
+                    // Rendezvous: the receiver runs now, the sender after it
+                    // (gevent's `Channel`).
+                    Some(w) if self.chan.cap == Some(0) => crate::greenlet::wake_and_yield_to(w),
+                    Some(w) => w.wake(),
+                    None => {}
                 }
                 return Ok(());
             }
