@@ -10,7 +10,7 @@
 //! `wait` yet (`notifying`), and a caller that finds the flag set while that
 //! count is not zero waits on a second list (`late`). The last woken waiter
 //! to come back wakes the late ones (counting them in turn), so they run
-//! after it.
+//! after it; the next `set`, if it comes first, wakes them as well.
 //!
 //! Every woken waiter comes back: its node was granted, and a granted wait
 //! returns `Done` even when the waiter was killed or timed out meanwhile
@@ -54,9 +54,13 @@ impl Broadcast {
     }
 
     /// The flag was just set: dequeues every waiter, to be woken after the
-    /// lock is released.
+    /// lock is released. Late waiters still queued from an earlier `set`
+    /// go too (first): they are then woken after the waiters they queued
+    /// behind, which were woken before, and a flag set again and again
+    /// while woken waiters are still coming back cannot hold them for ever.
     pub(crate) fn wake_all(&mut self) -> Vec<Waiter> {
-        let woken = self.waiters.drain(|_| {});
+        let mut woken = self.late.drain(|_| {});
+        woken.extend(self.waiters.drain(|_| {}));
         self.notifying += woken.len();
         woken
     }
