@@ -79,7 +79,7 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 /// A channel without a buffer: each send waits until a receiver takes its
-/// value (Go's unbuffered channel).
+/// value (Go's unbuffered channel, gevent's `Channel`).
 ///
 /// ```
 /// greenhub::run(|| {
@@ -87,6 +87,35 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 ///     let h = greenhub::spawn(move || tx.send(1).unwrap()); // waits for recv
 ///     assert_eq!(rx.recv().unwrap(), 1);
 ///     h.join().unwrap();
+/// });
+/// ```
+///
+/// A send to a receiver that already waits, on the same hub, switches to
+/// it at once: the receiver runs next and the sender continues after it,
+/// as in gevent (a plain wake-up across hubs or threads, and inside
+/// [`no_switch`](crate::no_switch)).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+///
+/// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
+/// rt.block_on(|| {
+///     let (tx, rx) = greenhub::channel::rendezvous();
+///     let log = Arc::new(Mutex::new(Vec::new()));
+///     let log2 = log.clone();
+///     let receiver = greenhub::spawn(move || {
+///         for v in rx.iter() {
+///             log2.lock().unwrap().push(v);
+///         }
+///     });
+///     greenhub::yield_now(); // the receiver waits in `recv`
+///     for v in ["hello", "world"] {
+///         tx.send(v).unwrap();
+///         log.lock().unwrap().push("sent");
+///     }
+///     drop(tx);
+///     receiver.join().unwrap();
+///     assert_eq!(*log.lock().unwrap(), ["hello", "sent", "world", "sent"]);
 /// });
 /// ```
 pub fn rendezvous<T>() -> (Sender<T>, Receiver<T>) {
@@ -198,8 +227,12 @@ impl<T> Sender<T> {
         let value = match st.try_send(self.chan.cap, value) {
             Ok(woken) => {
                 drop(st);
-                if let Some(w) = woken {
-                    w.wake();
+                match woken {
+                    // Rendezvous: the receiver runs now, the sender after it
+                    // (gevent's `Channel`).
+                    Some(w) if self.chan.cap == Some(0) => crate::greenlet::wake_and_yield_to(w),
+                    Some(w) => w.wake(),
+                    None => {}
                 }
                 return Ok(());
             }

@@ -32,7 +32,7 @@ pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
     migratable: bool,
-    /// A panic goes to `block_on` (`runtime::escalate`).
+    /// A panic goes to `block_on` (`hub::escalate`).
     escalate: bool,
     /// Never migratable, whatever the runtime says (`block_on`'s greenlet).
     stay: bool,

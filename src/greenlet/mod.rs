@@ -339,6 +339,46 @@ pub fn yield_now() {
     }
 }
 
+/// Wakes `waiter`, which the running caller has just handed something to
+/// (a rendezvous send), and, when it is a greenlet of the caller's own hub,
+/// switches to it at once: it goes to the front of the run queue and the
+/// caller to the back, so it runs next and the caller resumes after it
+/// (gevent's `Channel` order; Go's `runnext`, which also makes ping-pong
+/// cheap). Anywhere else (a plain thread on either side, another hub, a
+/// migratable greenlet, inside `no_switch`, a killed or unwinding caller) it
+/// is a plain wake-up.
+///
+/// Never raises: what was handed over stays handed over, and a kill or an
+/// expired `timeout` frame that arrives while the caller is switched out is
+/// raised at its next blocking point (the wait lists' rule for a grant).
+pub(crate) fn wake_and_yield_to(waiter: Waiter) {
+    let target = match waiter {
+        Waiter::Greenlet(task) => task,
+        other => return other.wake(),
+    };
+    let Some(me) = context::current_raw() else {
+        return Waiter::Greenlet(target).wake();
+    };
+    // SAFETY: the hub holds an `Arc` to the running greenlet, and a started
+    // greenlet stays alive (in its hub's live set) while it is suspended.
+    let me = unsafe { me.as_ref() };
+    let header = me.header();
+    if header.state.load().is_killed()
+        || header.stack.switch_forbidden()
+        || std::thread::panicking()
+    {
+        return Waiter::Greenlet(target).wake();
+    }
+    if !target.header().state.wake() {
+        return;
+    }
+    #[cfg(feature = "tracing")]
+    crate::greenlet::tracing::wake(target.header().id);
+    if crate::hub::schedule_next(target) {
+        suspend(me, Suspend::Yield);
+    }
+}
+
 /// Blocks the calling greenlet until its token is made available by
 /// [`Greenlet::unpark`], like `std::thread::park` (and on a plain thread it is
 /// `std::thread::park`). May return spuriously: call it in a loop that checks

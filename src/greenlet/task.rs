@@ -87,7 +87,7 @@ pub(crate) struct Header {
     /// resumed by another hub of its runtime (`hub::migrate`). Immutable.
     pub(crate) migratable: bool,
     /// Spawned with `Builder::escalate(true)`: a panic of the greenlet is
-    /// resumed by `block_on` (`runtime::escalate`). Immutable.
+    /// resumed by `block_on` (`hub::escalate`). Immutable.
     pub(crate) escalate: bool,
     /// The reason of `JoinHandle::kill_with`, for `join` (`greenlet::reason`).
     pub(crate) kill_reason: KillReason,

@@ -381,6 +381,28 @@ impl HubContext {
 
 const ACQUIRE: crate::loom::Ordering = crate::loom::Ordering::Acquire;
 
+/// [`schedule`] for a hand-off (`greenlet::wake_and_yield_to`): when the
+/// caller runs on `task`'s owning hub, puts it at the front of the ready
+/// queue, to run next, and returns `true` (the caller then yields). A
+/// migratable greenlet, or one of another hub, is scheduled normally.
+pub(crate) fn schedule_next(task: TaskRef) -> bool {
+    let header = task.header();
+    if !header.migratable {
+        if let Some(hub) = context::hub() {
+            let owner = header
+                .owner()
+                .expect("greenhub: woke a greenlet that never started");
+            if std::ptr::eq(Arc::as_ptr(&hub.remote), owner) {
+                bump(&hub.remote.stats.wakes_local);
+                hub.ready.borrow_mut().push_front(task);
+                return true;
+            }
+        }
+    }
+    schedule(task);
+    false
+}
+
 /// Pushes a started greenlet that was just moved `PARKED -> SCHEDULED` to
 /// its owning hub: straight onto the ready queue when the caller is that hub,
 /// else through the hub's inbox.

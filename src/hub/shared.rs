@@ -54,7 +54,7 @@ pub(crate) struct Shared {
     /// Set once a migratable greenlet was built for this runtime: hubs then
     /// route their inbox greenlet by greenlet (`hub::migrate`).
     pub(crate) migrating: AtomicBool,
-    /// Escalated panics on their way to `block_on` (`runtime::escalate`).
+    /// Escalated panics on their way to `block_on` (`hub::escalate`).
     pub(crate) escalation: crate::hub::escalate::Escalation,
 }
 

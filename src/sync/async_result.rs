@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
 use crate::loom::SpinLock;
-use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
+use crate::sync::broadcast::{Broadcast, wait_for};
+use crate::sync::waitlist::wake_all;
 
 /// The error an [`AsyncResult`] was completed with. Cheap to clone: every
 /// waiter gets the same error.
@@ -62,6 +63,10 @@ impl Error for AsyncError {
 /// `set` is refused and hands the value back (gevent lets a second `set`
 /// overwrite; here a waiter can never see two different outcomes).
 ///
+/// Like [`Event`](crate::sync::Event), a `wait` or `get` that finds it
+/// completed while the waiters woken by the completion have not run yet
+/// waits its turn behind them (gevent's order).
+///
 /// ```
 /// use std::sync::Arc;
 ///
@@ -91,7 +96,7 @@ pub struct AsyncResult<T> {
 struct State {
     /// `Some(successful)` once completed (the outcome is stored first).
     done: Option<bool>,
-    waiters: WaitList<()>,
+    waiters: Broadcast,
 }
 
 impl<T> Default for AsyncResult<T> {
@@ -111,7 +116,7 @@ impl<T> AsyncResult<T> {
         AsyncResult {
             state: SpinLock::new(State {
                 done: None,
-                waiters: WaitList::new(),
+                waiters: Broadcast::new(),
             }),
             outcome: crate::sync::Mutex::new(None),
         }
@@ -165,7 +170,7 @@ impl<T> AsyncResult<T> {
         drop(slot);
         let mut st = self.state.lock();
         st.done = Some(successful);
-        let woken = st.waiters.drain(|_| {});
+        let woken = st.waiters.wake_all();
         drop(st);
         wake_all(woken);
         Ok(())
@@ -223,25 +228,16 @@ impl<T> AsyncResult<T> {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let st = self.state.lock();
-        if st.done.is_some() {
-            return true;
-        }
-        let (st, waited) = wait(
+        match wait_for(
             &self.state,
-            st,
+            self.state.lock(),
             |s| &mut s.waiters,
-            (),
+            |s| s.done.is_some(),
             deadline,
             WaitKind::AsyncResult,
-        );
-        match waited {
-            Waited::Done(()) => true,
-            Waited::TimedOut(()) => st.done.is_some(),
-            Waited::Interrupted((), interrupt) => {
-                drop(st);
-                interrupt.raise()
-            }
+        ) {
+            Ok(done) => done,
+            Err(interrupt) => interrupt.raise(),
         }
     }
 }

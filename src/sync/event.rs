@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::runinfo::WaitKind;
 use crate::loom::SpinLock;
-use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
+use crate::sync::broadcast::{Broadcast, wait_for};
+use crate::sync::waitlist::wake_all;
 
 /// A flag that wakes every waiter when it is set: gevent's `Event`.
 ///
@@ -14,6 +15,11 @@ use crate::sync::waitlist::{WaitList, Waited, wait, wake_all};
 /// they started waiting); [`clear`](Self::clear) makes later waits block
 /// again. A waiter that was woken by a `set` returns `true` even if the flag
 /// was cleared again before it ran.
+///
+/// As in gevent, a `wait` that finds the flag set while the waiters woken
+/// by the `set` have not run yet waits its turn behind them, instead of
+/// overtaking them (so `set(); wait()` in the setter lets the waiters run
+/// first). It returns at once as soon as they all ran.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -42,7 +48,7 @@ pub struct Event {
 
 struct State {
     set: bool,
-    waiters: WaitList<()>,
+    waiters: Broadcast,
 }
 
 impl Default for Event {
@@ -61,7 +67,7 @@ impl Event {
         Event {
             state: SpinLock::new(State {
                 set: false,
-                waiters: WaitList::new(),
+                waiters: Broadcast::new(),
             }),
         }
     }
@@ -77,7 +83,7 @@ impl Event {
     pub fn set(&self) {
         let mut st = self.state.lock();
         st.set = true;
-        let woken = st.waiters.drain(|_| {});
+        let woken = st.waiters.wake_all();
         drop(st);
         wake_all(woken);
     }
@@ -145,25 +151,16 @@ impl Event {
     /// assert!(!ev.wait_until(Some(Instant::now() + Duration::from_millis(1))));
     /// ```
     pub fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let st = self.state.lock();
-        if st.set {
-            return true;
-        }
-        let (st, waited) = wait(
+        match wait_for(
             &self.state,
-            st,
+            self.state.lock(),
             |s| &mut s.waiters,
-            (),
+            |s| s.set,
             deadline,
             WaitKind::Event,
-        );
-        match waited {
-            Waited::Done(()) => true,
-            Waited::TimedOut(()) => st.set,
-            Waited::Interrupted((), interrupt) => {
-                drop(st);
-                interrupt.raise()
-            }
+        ) {
+            Ok(set) => set,
+            Err(interrupt) => interrupt.raise(),
         }
     }
 }

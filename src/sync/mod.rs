@@ -11,6 +11,8 @@
 
 pub(crate) mod waitlist;
 
+mod broadcast;
+
 mod async_result;
 mod barrier;
 mod condvar;
