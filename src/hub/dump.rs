@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::HubContext;
 use crate::greenlet::task::Header;
 use crate::greenlet::trace::coarse_now;
+use crate::inspect::dump::HubQuiet;
 use crate::inspect::{GreenletInfo, GreenletState, HubInfo};
 
 impl HubContext {
@@ -55,6 +56,14 @@ impl HubContext {
             answered: true,
             greenlets,
             unlisted: self.fresh.len(),
+            quiet: HubQuiet {
+                runs: self.runs.get(),
+                timers: {
+                    self.take_timer_cancels();
+                    self.timers.borrow().len()
+                },
+                inbox: !self.remote.inbox.is_empty(),
+            },
         };
         // The caller may have given up (and dropped the receiver).
         let _ = req.tx.send(answer);

@@ -111,6 +111,21 @@ pub struct HubInfo {
     /// Unstarted greenlets in the hub's stealable queue (M:N mode),
     /// counted, not listed.
     pub unlisted: usize,
+    /// What the deadlock report needs beyond the list (`runtime::deadlock`).
+    pub(crate) quiet: HubQuiet,
+}
+
+/// A hub's answer beyond its greenlet list, for the deadlock report
+/// (`runtime::deadlock`). All zero for a hub that did not answer.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HubQuiet {
+    /// Greenlet runs since the hub started (`HubContext::runs`).
+    pub(crate) runs: u64,
+    /// Armed timers.
+    pub(crate) timers: usize,
+    /// Whether its inbox held anything (woken greenlets, or unstarted ones
+    /// placed on the hub, which the list does not show).
+    pub(crate) inbox: bool,
 }
 
 /// One greenlet in a [`RunInfo`].
@@ -228,6 +243,7 @@ pub(crate) fn collect(shared: &Shared, timeout: Duration) -> RunInfo {
                         .into_iter()
                         .collect(),
                     unlisted: 0,
+                    quiet: HubQuiet::default(),
                 }
             })
         })
