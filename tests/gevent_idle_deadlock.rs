@@ -334,6 +334,70 @@ fn no_report_while_a_timer_or_a_pool_job_can_complete_the_wait() {
 }
 
 #[test]
+fn no_report_while_waiting_on_an_fd_or_a_park() {
+    with_deadline("no_report_fd_park", 60, || {
+        for (mode, builder) in mode_builders() {
+            // The main greenlet waits for bytes that an OS thread writes
+            // later: the fd wait is the outside world, never a deadlock.
+            let msg = block_on_report(builder.clone(), Duration::from_millis(50), || {
+                use std::io::{Read, Write};
+                let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+                let mut a = greenhub::net::unix::UnixStream::from(a);
+                let t = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(400));
+                    b.write_all(b"x").unwrap();
+                });
+                let mut buf = [0u8; 1];
+                a.read_exact(&mut buf).unwrap();
+                t.join().unwrap();
+            });
+            assert_eq!(msg, None, "{mode}: fd");
+            // A bare `park`: any thread may hold the `unpark`.
+            let msg = block_on_report(builder, Duration::from_millis(50), || {
+                let me = greenhub::current();
+                let flag = Arc::new(AtomicBool::new(false));
+                let f = flag.clone();
+                let t = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(400));
+                    f.store(true, SeqCst);
+                    me.unpark();
+                });
+                while !flag.load(SeqCst) {
+                    greenhub::park();
+                }
+                t.join().unwrap();
+            });
+            assert_eq!(msg, None, "{mode}: park");
+        }
+    });
+}
+
+#[test]
+fn no_report_while_a_signal_handler_can_wake_the_main_greenlet() {
+    with_deadline("no_report_signal", 60, || {
+        for (mode, builder) in mode_builders() {
+            // gevent's graceful stop: wait for SIGUSR2 (sent here by an OS
+            // thread, later than the timeout).
+            let msg = block_on_report(builder, Duration::from_millis(50), || {
+                let stop = Arc::new(Event::new());
+                let s = stop.clone();
+                let _guard =
+                    greenhub::signal::signal_handler(greenhub::signal::SIGUSR2, move || s.set())
+                        .unwrap();
+                let t = std::thread::spawn(|| {
+                    std::thread::sleep(Duration::from_millis(400));
+                    // SAFETY: signals this process, which handles SIGUSR2.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+                });
+                stop.wait();
+                t.join().unwrap();
+            });
+            assert_eq!(msg, None, "{mode}");
+        }
+    });
+}
+
+#[test]
 fn deadlock_timeout_zero_is_refused() {
     let err = greenhub::Builder::new()
         .deadlock_timeout(Some(Duration::ZERO))
