@@ -455,3 +455,24 @@ fn a_bad_environment_value_is_a_build_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
 }
+
+/// The deadlock report's probes are run-info dumps, which may overlap a
+/// program's own `run_info` calls: every dump must get every hub's answer.
+/// (Each hub used to keep one request only: a second dump posted before
+/// the hub answered replaced the first, whose caller then waited its full
+/// second and reported the hub as not answering.)
+#[test]
+fn overlapping_dumps_all_get_every_hub_answer() {
+    in_each_mode("overlapping_dumps", |mode| {
+        let dumpers: Vec<_> = (0..8)
+            .map(|_| greenhub::spawn(|| greenhub::Handle::current().run_info()))
+            .collect();
+        for d in dumpers {
+            let info = d.join().unwrap();
+            assert!(
+                info.hubs.iter().all(|h| h.answered),
+                "{mode}: a dump lost a hub's answer:\n{info}"
+            );
+        }
+    });
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::HubContext;
 use crate::greenlet::task::Header;
 use crate::greenlet::trace::coarse_now;
-use crate::inspect::dump::HubQuiet;
+use crate::inspect::dump::{HubQuiet, Request};
 use crate::inspect::{GreenletInfo, GreenletState, HubInfo};
 
 impl HubContext {
@@ -21,9 +21,12 @@ impl HubContext {
 
     #[cold]
     fn answer_dump(&self) {
-        let Some(req) = self.remote.dump.take() else {
-            return;
-        };
+        for req in self.remote.dump.take() {
+            self.answer(&req);
+        }
+    }
+
+    fn answer(&self, req: &Request) {
         let now = coarse_now();
         let mut greenlets = Vec::new();
         for task in self.live.borrow().snapshot() {
@@ -51,6 +54,7 @@ impl HubContext {
             }
         }
         greenlets.sort_by_key(|g| g.id);
+        self.take_timer_cancels();
         let answer = HubInfo {
             index: self.index,
             answered: true,
@@ -58,10 +62,7 @@ impl HubContext {
             unlisted: self.fresh.len(),
             quiet: HubQuiet {
                 runs: self.runs.get(),
-                timers: {
-                    self.take_timer_cancels();
-                    self.timers.borrow().len()
-                },
+                timers: self.timers.borrow().len(),
                 inbox: !self.remote.inbox.is_empty(),
             },
         };

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::channel::{self, Sender};
@@ -25,11 +25,13 @@ use crate::hub::context;
 use crate::inspect::monitor;
 use crate::runtime::shared::Shared;
 
-/// A hub's mailbox for dump requests.
+/// A hub's mailbox for dump requests. It holds every request not answered
+/// yet: dumps may overlap (a greenlet's `run_info`, the dump on a signal,
+/// the deadlock report's probes), and none may lose its answer to another.
 #[derive(Default)]
 pub(crate) struct DumpSlot {
     pending: AtomicBool,
-    request: parking_lot::Mutex<Option<Arc<Request>>>,
+    requests: parking_lot::Mutex<Vec<Arc<Request>>>,
 }
 
 /// One dump in progress.
@@ -37,7 +39,12 @@ pub(crate) struct Request {
     pub(crate) tx: Sender<HubInfo>,
     /// The greenlet that asked, shown as running.
     pub(crate) requester: Option<GreenletId>,
+    /// Tells this request apart when its caller withdraws it.
+    id: u64,
 }
+
+/// Ids of [`Request`]s.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(0);
 
 impl DumpSlot {
     /// Whether a request waits. One relaxed load: the hub checks it often.
@@ -46,16 +53,23 @@ impl DumpSlot {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Takes the waiting request, if any.
-    pub(crate) fn take(&self) -> Option<Arc<Request>> {
-        let mut slot = self.request.lock();
+    /// Takes every waiting request.
+    pub(crate) fn take(&self) -> Vec<Arc<Request>> {
+        let mut requests = self.requests.lock();
         self.pending.store(false, Ordering::Relaxed);
-        slot.take()
+        std::mem::take(&mut *requests)
     }
 
     fn post(&self, req: Arc<Request>) {
-        *self.request.lock() = Some(req);
+        self.requests.lock().push(req);
         self.pending.store(true, Ordering::Release);
+    }
+
+    /// Takes request `id` back, if the hub has not answered it.
+    fn withdraw(&self, id: u64) {
+        let mut requests = self.requests.lock();
+        requests.retain(|r| r.id != id);
+        self.pending.store(!requests.is_empty(), Ordering::Relaxed);
     }
 }
 
@@ -204,9 +218,11 @@ pub(crate) fn collect(shared: &Shared, timeout: Duration) -> RunInfo {
     // A hub that has exited never answers; do not wait for it.
     let expected = shared.hubs.iter().filter(|h| !h.has_exited()).count();
     let (tx, rx) = channel::unbounded();
+    let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
     let req = Arc::new(Request {
         tx,
         requester: context::current_task_id(),
+        id,
     });
     for hub in shared.hubs.iter() {
         hub.dump.post(req.clone());
@@ -235,7 +251,7 @@ pub(crate) fn collect(shared: &Shared, timeout: Duration) -> RunInfo {
         .map(|(index, info)| {
             info.unwrap_or_else(|| {
                 // Withdraw the request, so a late answer goes nowhere.
-                drop(shared.hubs[index].dump.take());
+                shared.hubs[index].dump.withdraw(id);
                 HubInfo {
                     index,
                     answered: false,
