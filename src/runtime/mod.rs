@@ -5,7 +5,10 @@
 //! stack size; [`Runtime::block_on`] runs a closure as the main greenlet and
 //! returns its value; dropping (or [`Runtime::shutdown`]) stops the hubs after
 //! killing the greenlets still alive, so their destructors run and no thread is
-//! left behind. [`Handle`] spawns onto a runtime from anywhere.
+//! left behind. [`Handle`] spawns onto a runtime from anywhere, and
+//! [`Handle::wait_idle`] waits until the runtime has nothing left to do
+//! (gevent's `gevent.wait()`). `deadlock.rs` is the opt-in deadlock report
+//! of `block_on` (`Builder::deadlock_timeout`).
 
 mod builder;
 #[cfg(not(loom))]
@@ -32,7 +35,9 @@ use shared::Shared;
 /// # Panics
 ///
 /// If the runtime cannot start (see [`Builder::build`]), if `f` panics (the
-/// panic is resumed here), or if called from inside a runtime's greenlet.
+/// panic is resumed here), if called from inside a runtime's greenlet, or,
+/// with the deadlock report turned on ([`Builder::deadlock_timeout`], or
+/// the environment variable `GREENHUB_DEADLOCK_REPORT`), on a deadlock.
 ///
 /// ```
 /// let answer = greenhub::run(|| {
@@ -100,6 +105,10 @@ impl Runtime {
     ///
     /// If `f` panics or is killed, or if called from one of greenhub's hub
     /// threads (that would block a hub; use [`crate::spawn`] and `join`).
+    /// With [`Builder::deadlock_timeout`] (or `GREENHUB_DEADLOCK_REPORT`),
+    /// also when `f` waits for something that nothing in the runtime can
+    /// bring any more: the panic message starts with `greenhub: deadlock`
+    /// and holds the run-info dump of who waits on what.
     ///
     /// ```
     /// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
