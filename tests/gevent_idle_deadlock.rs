@@ -132,6 +132,31 @@ fn wait_idle_from_another_greenlet_counts_the_main_greenlet() {
 }
 
 #[test]
+fn wait_idle_with_migrating_greenlets() {
+    with_deadline("wait_idle_migratable", 60, || {
+        // SAFETY: the greenlets keep only integers and `Arc`s across
+        // blocking calls.
+        let rt = unsafe { greenhub::Builder::new().hubs(2).migratable() }
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            let done = Arc::new(AtomicUsize::new(0));
+            for i in 0..50u64 {
+                let d = done.clone();
+                greenhub::spawn(move || {
+                    for _ in 0..3 {
+                        greenhub::sleep(Duration::from_millis(i % 7));
+                    }
+                    d.fetch_add(1, SeqCst);
+                });
+            }
+            assert!(greenhub::wait_idle(LONG));
+            assert_eq!(done.load(SeqCst), 50);
+        });
+    });
+}
+
+#[test]
 fn wait_idle_from_a_plain_thread() {
     with_deadline("wait_idle_thread", 60, || {
         for (mode, builder) in mode_builders() {
@@ -282,17 +307,18 @@ fn no_report_while_an_outside_thread_keeps_waking_greenlets() {
     with_deadline("no_report_ticks", 60, || {
         for (mode, builder) in mode_builders() {
             // Each wake-up runs a greenlet, which starts the clock again:
-            // 10 wake-ups 50 ms apart outlast the 150 ms timeout.
-            let msg = block_on_report(builder, Duration::from_millis(150), || {
+            // 20 wake-ups 100 ms apart outlast the 1 s timeout (with room
+            // for a loaded machine that oversleeps).
+            let msg = block_on_report(builder, Duration::from_secs(1), || {
                 let (tx, rx) = greenhub::channel::unbounded::<u32>();
                 let t = std::thread::spawn(move || {
-                    for i in 0..10 {
-                        std::thread::sleep(Duration::from_millis(50));
+                    for i in 0..20 {
+                        std::thread::sleep(Duration::from_millis(100));
                         tx.send(i).unwrap();
                     }
                 });
                 let got: Vec<u32> = rx.iter().collect();
-                assert_eq!(got.len(), 10);
+                assert_eq!(got.len(), 20);
                 t.join().unwrap();
             });
             assert_eq!(msg, None, "{mode}");
