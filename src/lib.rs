@@ -183,7 +183,7 @@ pub use greenlet::{
 };
 #[cfg(not(loom))]
 pub use pool::scope;
-pub use runtime::{Builder, Handle, Runtime, run};
+pub use runtime::{Builder, Handle, Runtime, run, wait_idle};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 
 // The Markdown documentation outside src/ (README.md, CONTRIBUTING.md, docs/**/*.md), included so

@@ -70,6 +70,15 @@ impl BlockingPool {
         (st.threads, st.idle, st.queue.len(), self.max_threads)
     }
 
+    /// Whether no job is queued or running. A thread counts as running a
+    /// job from its start until it waits for one (so a thread that is
+    /// starting, or is between two jobs, reads as busy: the safe side for
+    /// `Handle::wait_idle` and the deadlock report).
+    pub(crate) fn is_idle(&self) -> bool {
+        let st = self.lock();
+        st.queue.is_empty() && st.threads == st.idle
+    }
+
     /// Queues `job`; starts a thread for it if none is idle and the bound
     /// allows. Fails if the pool is shut down or no thread can be started
     /// and none exists to run the job later.

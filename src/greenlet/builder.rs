@@ -278,6 +278,7 @@ impl Builder {
             f,
         )?;
         Outside::count(&shared.outside.spawned);
+        shared.note_created();
         shared.inject(task);
         Ok(handle)
     }
@@ -313,6 +314,7 @@ impl Builder {
             Some(hub) => bump(&hub.remote.stats.spawned),
             None => Outside::count(&shared.outside.spawned),
         }
+        shared.note_created();
         let refused = if shared.shutdown.load(crate::loom::Ordering::Acquire) {
             Err(task)
         } else {
@@ -325,6 +327,7 @@ impl Builder {
             // SAFETY: the greenlet was never queued (or was given back by
             // the closed inbox); we own it.
             unsafe { task.cancel(crate::error::JoinError::killed()) };
+            shared.note_ended();
         }
         Ok(handle)
     }

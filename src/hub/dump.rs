@@ -6,7 +6,7 @@
 
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::HubContext;
@@ -14,11 +14,13 @@ use crate::greenlet::GreenletId;
 use crate::greenlet::runinfo::{WaitKind, coarse_now};
 use crate::greenlet::task::Header;
 
-/// A hub's mailbox for dump requests.
+/// A hub's mailbox for dump requests. It holds every request not answered
+/// yet: dumps may overlap (a greenlet's `run_info`, the dump on a signal,
+/// the deadlock report's probes), and none may lose its answer to another.
 #[derive(Default)]
 pub(crate) struct DumpSlot {
     pending: AtomicBool,
-    request: parking_lot::Mutex<Option<Arc<Request>>>,
+    requests: parking_lot::Mutex<Vec<Arc<Request>>>,
 }
 
 /// One dump in progress. The reply is how the hub hands its answer back:
@@ -27,6 +29,19 @@ pub(crate) struct Request {
     pub(crate) reply: Box<dyn Fn(HubInfo) + Send + Sync>,
     /// The greenlet that asked, shown as running.
     pub(crate) requester: Option<GreenletId>,
+    /// Tells this request apart when its caller withdraws it
+    /// ([`Request::next_id`]).
+    pub(crate) id: u64,
+}
+
+/// Ids of [`Request`]s.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(0);
+
+impl Request {
+    /// A fresh request id.
+    pub(crate) fn next_id() -> u64 {
+        NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 impl DumpSlot {
@@ -36,17 +51,38 @@ impl DumpSlot {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Takes the waiting request, if any.
-    pub(crate) fn take(&self) -> Option<Arc<Request>> {
-        let mut slot = self.request.lock();
+    /// Takes every waiting request.
+    pub(crate) fn take(&self) -> Vec<Arc<Request>> {
+        let mut requests = self.requests.lock();
         self.pending.store(false, Ordering::Relaxed);
-        slot.take()
+        std::mem::take(&mut *requests)
     }
 
+    /// Posts a request for the hub to answer.
     pub(crate) fn post(&self, req: Arc<Request>) {
-        *self.request.lock() = Some(req);
+        self.requests.lock().push(req);
         self.pending.store(true, Ordering::Release);
     }
+
+    /// Takes request `id` back, if the hub has not answered it.
+    pub(crate) fn withdraw(&self, id: u64) {
+        let mut requests = self.requests.lock();
+        requests.retain(|r| r.id != id);
+        self.pending.store(!requests.is_empty(), Ordering::Relaxed);
+    }
+}
+
+/// A hub's answer beyond its greenlet list, for the deadlock report
+/// (`runtime::deadlock`). All zero for a hub that did not answer.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HubQuiet {
+    /// Greenlet runs since the hub started (`HubContext::runs`).
+    pub(crate) runs: u64,
+    /// Armed timers.
+    pub(crate) timers: usize,
+    /// Whether its inbox held anything (woken greenlets, or unstarted ones
+    /// placed on the hub, which the list does not show).
+    pub(crate) inbox: bool,
 }
 
 /// What one hub reported.
@@ -66,6 +102,8 @@ pub struct HubInfo {
     /// Unstarted greenlets in the hub's stealable queue (M:N mode),
     /// counted, not listed.
     pub unlisted: usize,
+    /// For the deadlock report.
+    pub(crate) quiet: HubQuiet,
 }
 
 /// One greenlet in a [`RunInfo`].
@@ -122,9 +160,12 @@ impl HubContext {
 
     #[cold]
     fn answer_dump(&self) {
-        let Some(req) = self.remote.dump.take() else {
-            return;
-        };
+        for req in self.remote.dump.take() {
+            self.answer(&req);
+        }
+    }
+
+    fn answer(&self, req: &Request) {
         let now = coarse_now();
         let mut greenlets = Vec::new();
         for task in self.live.borrow().snapshot() {
@@ -152,11 +193,17 @@ impl HubContext {
             }
         }
         greenlets.sort_by_key(|g| g.id);
+        self.take_timer_cancels();
         let answer = HubInfo {
             index: self.index,
             answered: true,
             greenlets,
             unlisted: self.fresh.len(),
+            quiet: HubQuiet {
+                runs: self.runs.get(),
+                timers: self.timers.borrow().len(),
+                inbox: !self.remote.inbox.is_empty(),
+            },
         };
         (req.reply)(answer);
     }

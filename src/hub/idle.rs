@@ -237,6 +237,13 @@ impl Idle {
         Some(hub)
     }
 
+    /// How many hubs are on the sleeper list (asleep, or about to sleep).
+    /// A racy hint for observers (the deadlock report's pre-check), never
+    /// part of the protocol.
+    pub fn idlers(&self) -> usize {
+        self.num_idlers.load(SeqCst)
+    }
+
     /// A hub that ran out of local work asks to search other hubs' queues.
     pub fn try_start_search(&self) -> bool {
         let n = self.searching.load(SeqCst);

@@ -73,7 +73,7 @@ use crate::greenlet::runinfo::coarse_now;
 use crate::greenlet::task::{RawTask, TaskRef};
 use crate::greenlet::waiter::Waiter;
 use crate::hub::shared::{Mode, Shared};
-use crate::hub::stats::{add, bump};
+use crate::hub::stats::{add, bump, note_created, note_ended};
 use crate::stack::StackPool;
 use crate::time::heap::{TimerHeap, TimerKey};
 
@@ -104,6 +104,9 @@ pub(crate) struct HubContext {
     stacks: RefCell<StackPool>,
     live: RefCell<LiveSet>,
     tick: Cell<u32>,
+    /// Greenlet runs (`run_task` calls) so far: the deadlock report's sign
+    /// of progress (`runtime::deadlock`).
+    runs: Cell<u64>,
     ids: Cell<(u64, u64)>,
     rng: Cell<u64>,
     /// Whether this hub counts in `Idle::searching`.
@@ -150,6 +153,7 @@ impl HubContext {
             stacks: RefCell::new(StackPool::new()),
             live: RefCell::new(LiveSet::default()),
             tick: Cell::new(0),
+            runs: Cell::new(0),
             ids: Cell::new((0, 0)),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4)),
             searching: Cell::new(false),
@@ -256,9 +260,11 @@ impl HubContext {
     /// Queues a greenlet spawned on this hub. `local` greenlets (from
     /// `spawn_local`) are never put where another hub could take them.
     pub(crate) fn spawn(&self, task: TaskRef, local: bool) {
+        note_created(&self.remote.stats.created);
         if self.is_shutting_down() {
             // SAFETY: the greenlet was never queued; we own it.
             unsafe { task.cancel(JoinError::killed()) };
+            self.note_ended();
             return;
         }
         bump(&self.remote.stats.spawned);
@@ -268,6 +274,13 @@ impl HubContext {
         } else {
             self.ready.borrow_mut().push_back(task);
         }
+    }
+
+    /// Counts a greenlet of this runtime completed on this hub (run to its
+    /// end or cancelled): `Handle::wait_idle`'s live count.
+    #[inline(always)]
+    pub(crate) fn note_ended(&self) {
+        note_ended(&self.remote.stats.ended);
     }
 
     /// Queues a started greenlet of this hub that was just woken here.

@@ -64,6 +64,7 @@ impl HubContext {
     /// Runs `task` until it yields, parks or finishes.
     #[inline]
     pub(super) fn run_task(&self, task: TaskRef) {
+        self.runs.set(self.runs.get().wrapping_add(1));
         // Two copies of the loop, so that a greenlet that stays put does not
         // pay for the migration checks on every switch (as branches in one
         // loop they were a visible share of a switch: figures in
@@ -142,6 +143,7 @@ impl HubContext {
         if header.state.load().is_killed() || self.is_shutting_down() {
             // SAFETY: we dequeued the unstarted greenlet.
             unsafe { task.cancel(JoinError::killed()) };
+            self.note_ended();
             bump(&self.remote.stats.cancelled);
             return false;
         }
@@ -154,6 +156,7 @@ impl HubContext {
             Err(e) => {
                 // SAFETY: as above.
                 unsafe { task.cancel(JoinError::io(e)) };
+                self.note_ended();
                 return false;
             }
         };
@@ -192,5 +195,6 @@ impl HubContext {
         self.live.borrow_mut().remove(task);
         // SAFETY: the closure stored its outcome; coroutine removed above.
         unsafe { task.finish() };
+        self.note_ended();
     }
 }

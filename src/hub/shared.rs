@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use crate::error::JoinError;
 use crate::greenlet::task::TaskRef;
+use crate::hub::context;
 use crate::hub::idle::{Idle, IdleRuntime};
 use crate::hub::queue::{Injector, Stealer};
 use crate::hub::remote::HubRemote;
-use crate::hub::stats::Outside;
+use crate::hub::stats::{HubStats, Outside, note_created, note_ended};
 use crate::loom::{AtomicBool, AtomicUsize, Ordering::*, fence};
 use crate::offload::BlockingPool;
+use std::sync::atomic::Ordering as StdOrdering;
 
 /// How hubs share work.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -56,6 +58,9 @@ pub(crate) struct Shared {
     pub(crate) migrating: AtomicBool,
     /// Escalated panics on their way to `block_on` (`hub::escalate`).
     pub(crate) escalation: crate::hub::escalate::Escalation,
+    /// `Builder::deadlock_timeout`: how long the runtime must stay quiet
+    /// before `block_on` reports a deadlock (`runtime::deadlock`).
+    pub(crate) deadlock_after: Option<std::time::Duration>,
 }
 
 impl Shared {
@@ -64,6 +69,7 @@ impl Shared {
         if self.shutdown.load(Acquire) {
             // SAFETY: the greenlet was never queued; we own it.
             unsafe { task.cancel(JoinError::killed()) };
+            self.note_ended();
             return;
         }
         self.injector.push(task);
@@ -88,7 +94,64 @@ impl Shared {
             // SAFETY: popped from the injector, so we own the unstarted
             // greenlet (only `spawn`-ed, `Send` closures go there).
             unsafe { task.cancel(JoinError::killed()) };
+            self.note_ended();
         }
+    }
+
+    /// The calling thread's hub counters, if it is one of this runtime's
+    /// hubs (a hub of another runtime counts as outside).
+    fn own_hub_stats(&self) -> Option<&HubStats> {
+        let hub = context::hub()?;
+        std::ptr::eq(Arc::as_ptr(&hub.shared), self).then_some(&hub.remote.stats)
+    }
+
+    /// Counts a greenlet created for this runtime by the calling thread
+    /// (see `hub::stats::note_created`), before it is queued.
+    pub(crate) fn note_created(&self) {
+        match self.own_hub_stats() {
+            Some(stats) => note_created(&stats.created),
+            None => {
+                self.outside.created.fetch_add(1, StdOrdering::Relaxed);
+            }
+        }
+    }
+
+    /// Counts a greenlet of this runtime completed (run to its end, or
+    /// cancelled) by the calling thread.
+    pub(crate) fn note_ended(&self) {
+        match self.own_hub_stats() {
+            Some(stats) => note_ended(&stats.ended),
+            None => {
+                self.outside.ended.fetch_add(1, StdOrdering::Release);
+            }
+        }
+    }
+
+    /// How many greenlets of this runtime are alive (created and not
+    /// completed, started or not), never fewer than at the moment between
+    /// its two sets of loads: every `ended` first, with `Acquire`, then
+    /// every `created` (the argument is at
+    /// `hub::stats::note_created`). It may count greenlets created
+    /// meanwhile.
+    pub(crate) fn alive(&self) -> u64 {
+        let mut ended = self.outside.ended.load(StdOrdering::Acquire);
+        for hub in self.hubs.iter() {
+            ended = ended.wrapping_add(hub.stats.ended.load(StdOrdering::Acquire));
+        }
+        let mut created = self.outside.created.load(StdOrdering::Relaxed);
+        for hub in self.hubs.iter() {
+            created = created.wrapping_add(hub.stats.created.load(StdOrdering::Relaxed));
+        }
+        // Never negative by the argument above; were it, wrapping makes it
+        // huge, which reads as "busy", the safe side.
+        created.wrapping_sub(ended)
+    }
+
+    /// Whether the runtime has nothing left to do but `except` greenlets
+    /// (the caller, when it is one of them): no other greenlet alive,
+    /// started or not, and no blocking-pool job queued or running.
+    pub(crate) fn is_idle(&self, except: u64) -> bool {
+        self.alive() == except && self.blocking.is_idle()
     }
 
     /// Starts shutting down: hubs kill their greenlets and exit when no

@@ -70,6 +70,7 @@ impl HubContext {
             }
             // SAFETY: we popped the unstarted greenlet.
             unsafe { task.cancel(JoinError::killed()) };
+            self.note_ended();
         }
         if revived {
             return false;
@@ -123,6 +124,7 @@ impl HubContext {
                 // SAFETY: taken out of the closed inbox, so we own the
                 // unstarted greenlet.
                 unsafe { task.cancel(JoinError::killed()) };
+                self.note_ended();
             }
         }
         let ready: Vec<_> = self.ready.borrow_mut().drain(..).collect();
@@ -130,6 +132,7 @@ impl HubContext {
             if !task.header().is_started() {
                 // SAFETY: we popped the unstarted greenlet.
                 unsafe { task.cancel(JoinError::killed()) };
+                self.note_ended();
             }
         }
         if self.shared.watched {
@@ -156,6 +159,7 @@ impl HubContext {
             // SAFETY: the greenlet will never run again; we complete it as
             // killed so that joiners return.
             unsafe { task.cancel(JoinError::killed()) };
+            self.note_ended();
         }
     }
 }

@@ -14,7 +14,10 @@
 //! exists only so `scripts/metrics_cost.sh` can measure what the counters
 //! cost on the spawn and switch benchmarks.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Relaxed, Release},
+};
 
 /// Adds one to a counter that only the calling thread writes.
 #[inline(always)]
@@ -75,6 +78,12 @@ pub(crate) struct HubStats {
     /// Gauge: stacks in the hub's cache, refreshed when the hub goes idle
     /// and every fairness tick.
     pub(crate) stacks_cached: AtomicU64,
+    /// Greenlets created by code on this hub ([`note_created`]). Not a
+    /// metric: never compiled out, `Handle::wait_idle` depends on it.
+    pub(crate) created: AtomicU64,
+    /// Greenlets completed (finished or cancelled) on this hub
+    /// ([`note_ended`]). Not a metric either.
+    pub(crate) ended: AtomicU64,
 }
 
 impl HubStats {
@@ -90,6 +99,37 @@ impl HubStats {
 #[derive(Default)]
 pub(crate) struct Outside {
     pub(crate) spawned: AtomicU64,
+    /// Greenlets created off this runtime's hubs (never compiled out, see
+    /// [`HubStats::created`]).
+    pub(crate) created: AtomicU64,
+    /// Greenlets completed off this runtime's hubs (see
+    /// [`HubStats::ended`]).
+    pub(crate) ended: AtomicU64,
+}
+
+/// Counts a greenlet created by the calling hub thread in its hub's
+/// `created` (only that thread writes it).
+///
+/// The live count of `Handle::wait_idle` (`Shared::alive`) reads every
+/// `ended` with `Acquire` *before* any `created`. A greenlet's creation is
+/// counted before it is queued, so it happens before the greenlet is run or
+/// cancelled and therefore before its `ended` store (`Release`, see
+/// [`note_ended`]); a reader whose `Acquire` load sees that store (or a
+/// later one of the same thread) synchronizes with it, so its later loads of
+/// `created` see the creation (write-read coherence). Every greenlet counted
+/// as ended is thus counted as created too: the difference never
+/// undercounts the greenlets alive between the two sets of loads.
+#[inline(always)]
+pub(crate) fn note_created(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+/// Counts a greenlet completed by the calling hub thread in its hub's
+/// `ended` (only that thread writes it): a `Release` store, see
+/// [`note_created`].
+#[inline(always)]
+pub(crate) fn note_ended(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Release);
 }
 
 impl Outside {

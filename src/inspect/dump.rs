@@ -21,7 +21,7 @@ use crate::channel;
 use crate::greenlet::GreenletId;
 use crate::greenlet::runinfo::WaitKind;
 use crate::hub::context;
-use crate::hub::dump::{GreenletInfo, GreenletState, HubInfo, Request};
+use crate::hub::dump::{GreenletInfo, GreenletState, HubInfo, HubQuiet, Request};
 use crate::hub::shared::Shared;
 use crate::inspect::monitor;
 
@@ -93,10 +93,12 @@ pub(crate) fn collect(shared: &Shared, timeout: Duration) -> RunInfo {
     // A hub that has exited never answers; do not wait for it.
     let expected = shared.hubs.iter().filter(|h| !h.has_exited()).count();
     let (tx, rx) = channel::unbounded();
+    let id = Request::next_id();
     let req = Arc::new(Request {
         // The caller may have given up (and dropped the receiver).
         reply: Box::new(move |info| drop(tx.send(info))),
         requester: context::current_task_id(),
+        id,
     });
     for hub in shared.hubs.iter() {
         hub.dump.post(req.clone());
@@ -125,7 +127,7 @@ pub(crate) fn collect(shared: &Shared, timeout: Duration) -> RunInfo {
         .map(|(index, info)| {
             info.unwrap_or_else(|| {
                 // Withdraw the request, so a late answer goes nowhere.
-                drop(shared.hubs[index].dump.take());
+                shared.hubs[index].dump.withdraw(id);
                 HubInfo {
                     index,
                     answered: false,
@@ -133,6 +135,7 @@ pub(crate) fn collect(shared: &Shared, timeout: Duration) -> RunInfo {
                         .into_iter()
                         .collect(),
                     unlisted: 0,
+                    quiet: HubQuiet::default(),
                 }
             })
         })

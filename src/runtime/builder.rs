@@ -56,6 +56,10 @@ pub struct Builder {
     #[cfg(not(loom))]
     on_blocking: Option<ReportFn>,
     run_info_signal: Option<i32>,
+    deadlock_timeout: Option<Duration>,
+    /// Whether `deadlock_timeout` was called (else `build` reads
+    /// `GREENHUB_DEADLOCK_REPORT`).
+    deadlock_set: bool,
     migratable: bool,
     #[cfg(feature = "patch")]
     patch: bool,
@@ -93,6 +97,8 @@ impl Builder {
             #[cfg(not(loom))]
             on_blocking: None,
             run_info_signal: None,
+            deadlock_timeout: None,
+            deadlock_set: false,
             migratable: false,
             #[cfg(feature = "patch")]
             patch: false,
@@ -262,6 +268,60 @@ impl Builder {
         self
     }
 
+    /// Reports deadlocks: when the runtime has been *quiet* for `after`
+    /// (every greenlet, the main one included, parked on a greenhub
+    /// primitive that only another greenlet could release: a join, channel,
+    /// queue, lock, event and the like, with no deadline; nothing runnable,
+    /// no timer, no fd, future or `park` wait, no blocking-pool job, no
+    /// signal subscription, and no greenlet run meanwhile),
+    /// [`Runtime::block_on`] (and [`run`](crate::run)) kills the main
+    /// greenlet and panics with a message that starts with
+    /// `greenhub: deadlock` and holds the run-info dump of who waits on
+    /// what, instead of hanging for ever: gevent's `LoopExit`, Go's "all
+    /// goroutines are asleep". The panic is raised on `block_on`'s
+    /// thread, never on a hub.
+    ///
+    /// **What it cannot see**: an OS thread outside the runtime (or a
+    /// greenlet of another runtime) that holds an `Event`, a channel end, a
+    /// `JoinHandle` or a [`Handle`] and would wake a greenlet *later than
+    /// `after`*. Such a correct program gets a false report, so the report
+    /// is off by default: turn it on (in tests, in debugging sessions) with
+    /// an `after` longer than any outside thread takes to answer. An
+    /// outside wake-up within `after` starts the clock again. It stays
+    /// silent on deadlocks that involve a timer, an fd, a future, a `park`,
+    /// a pool job or a signal subscription.
+    ///
+    /// `None` turns it off, which is the default unless the environment
+    /// variable `GREENHUB_DEADLOCK_REPORT` is set when the runtime is
+    /// built: a duration such as `500ms` or `2s` (a bare number is
+    /// milliseconds), or `off`. Calling this method overrides the variable.
+    /// `build` fails with `InvalidInput` for a zero `after` or a variable it
+    /// cannot read.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = greenhub::Builder::new()
+    ///     .deadlock_timeout(Some(Duration::from_millis(200)))
+    ///     .build()
+    ///     .unwrap();
+    /// let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     rt.block_on(|| {
+    ///         let never = greenhub::sync::Event::new();
+    ///         never.wait(); // nobody will set it
+    ///     })
+    /// }))
+    /// .unwrap_err();
+    /// let msg = report.downcast_ref::<String>().unwrap();
+    /// assert!(msg.starts_with("greenhub: deadlock"));
+    /// assert!(msg.contains("\"main\": parked on Event"));
+    /// ```
+    pub fn deadlock_timeout(mut self, after: Option<Duration>) -> Builder {
+        self.deadlock_timeout = after;
+        self.deadlock_set = true;
+        self
+    }
+
     /// Turns on monkey patching ([`patch::enable`](crate::patch::enable))
     /// when the runtime starts: `build` runs its self-check (are the hooks
     /// really linked in and reached?) and fails with its `Unsupported` error
@@ -362,6 +422,14 @@ impl Builder {
             ));
         }
         class_for(self.stack_size)?;
+        if !self.deadlock_set {
+            self.deadlock_timeout = deadlock_from_env()?;
+        }
+        if self.deadlock_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(invalid(
+                "deadlock_timeout must be longer than zero (None turns the report off)",
+            ));
+        }
         #[cfg(feature = "patch")]
         if self.patch {
             // SAFETY: the caller of `monkey_patch` made `enable`'s promise.
@@ -403,6 +471,7 @@ impl Builder {
             migrate_all: self.migratable && self.mode == Mode::MN,
             migrating: AtomicBool::new(self.migratable && self.mode == Mode::MN),
             escalation: Default::default(),
+            deadlock_after: self.deadlock_timeout,
             blocking: Arc::new(BlockingPool::new(
                 self.max_blocking_threads,
                 self.blocking_keep_alive,
@@ -479,6 +548,40 @@ fn fd_error(e: io::Error) -> io::Error {
         e.kind(),
         format!("greenhub: cannot create a hub's poller (3 fds per hub): {e}: {limit} is reached"),
     )
+}
+
+/// The environment variable that turns the deadlock report on for runtimes
+/// whose builder did not set it (`Builder::deadlock_timeout`).
+const DEADLOCK_ENV: &str = "GREENHUB_DEADLOCK_REPORT";
+
+/// `GREENHUB_DEADLOCK_REPORT`: unset, empty, `off` or `0` for off, else a
+/// duration (`500ms`, `2s`, or a bare number of milliseconds).
+fn deadlock_from_env() -> io::Result<Option<Duration>> {
+    let Some(value) = std::env::var_os(DEADLOCK_ENV) else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    parse_deadlock(text.trim()).ok_or_else(|| {
+        invalid(&format!(
+            "{DEADLOCK_ENV}={text:?}: expected a duration such as 500ms, 2s or 1500              (milliseconds), or off"
+        ))
+    })
+}
+
+fn parse_deadlock(s: &str) -> Option<Option<Duration>> {
+    if s.is_empty() || s.eq_ignore_ascii_case("off") || s == "0" {
+        return Some(None);
+    }
+    let (digits, unit) = match s.strip_suffix("ms") {
+        Some(d) => (d, 1),
+        None => match s.strip_suffix('s') {
+            Some(d) => (d, 1000),
+            None => (s, 1),
+        },
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    let ms = n.checked_mul(unit)?;
+    Some((ms > 0).then(|| Duration::from_millis(ms)))
 }
 
 fn invalid(msg: &str) -> io::Error {

@@ -5,9 +5,14 @@
 //! stack size; [`Runtime::block_on`] runs a closure as the main greenlet and
 //! returns its value; dropping (or [`Runtime::shutdown`]) stops the hubs after
 //! killing the greenlets still alive, so their destructors run and no thread is
-//! left behind. [`Handle`] spawns onto a runtime from anywhere.
+//! left behind. [`Handle`] spawns onto a runtime from anywhere, and
+//! [`Handle::wait_idle`] waits until the runtime has nothing left to do
+//! (gevent's `gevent.wait()`). `deadlock.rs` is the opt-in deadlock report
+//! of `block_on` (`Builder::deadlock_timeout`).
 
 mod builder;
+#[cfg(not(loom))]
+mod deadlock;
 
 use std::fmt;
 use std::io;
@@ -34,7 +39,9 @@ use crate::hub::shared::Shared;
 /// panic is resumed here), if a greenlet spawned with
 /// [`greenlet::Builder::escalate`](crate::greenlet::Builder::escalate)
 /// panics (see [`Runtime::block_on`]; the runtime is then shut down as after
-/// a return), or if called from inside a runtime's greenlet.
+/// a return), if called from inside a runtime's greenlet, or, with the
+/// deadlock report turned on ([`Builder::deadlock_timeout`], or the
+/// environment variable `GREENHUB_DEADLOCK_REPORT`), on a deadlock.
 ///
 /// ```
 /// let answer = greenhub::run(|| {
@@ -130,7 +137,11 @@ impl Runtime {
     ///
     /// If `f` panics or is killed, if an escalating greenlet panics (above),
     /// or if called from one of greenhub's hub threads (that would block a
-    /// hub; use [`crate::spawn`] and `join`).
+    /// hub; use [`crate::spawn`] and `join`). With
+    /// [`Builder::deadlock_timeout`] (or `GREENHUB_DEADLOCK_REPORT`), also
+    /// when `f` waits for something that nothing in the runtime can bring any
+    /// more: the panic message starts with `greenhub: deadlock` and holds the
+    /// run-info dump of who waits on what.
     ///
     /// ```
     /// let rt = greenhub::Builder::new().single_threaded().build().unwrap();
@@ -164,6 +175,16 @@ impl Runtime {
             left: false,
         };
         escalation.enter(handle.greenlet());
+        #[cfg(not(loom))]
+        let outcome = match self.handle.shared.deadlock_after {
+            // A `match`, not a closure: the panic names the caller's line.
+            Some(after) => match deadlock::join_main(&self.handle.shared, handle, after) {
+                Ok(outcome) => outcome,
+                Err(report) => panic!("{report}"),
+            },
+            None => handle.join(),
+        };
+        #[cfg(loom)]
         let outcome = handle.join();
         main.left = true;
         match escalation.leave(main.id) {
@@ -349,6 +370,101 @@ impl Handle {
             .spawn_on(&self.shared, f)
             .unwrap_or_else(|e| panic!("greenhub: Handle::spawn: {e}"))
     }
+}
+
+impl Handle {
+    /// Waits until the runtime has nothing left to do, or `timeout` passes:
+    /// gevent's `gevent.wait()` without arguments (`wait(timeout=...)` with
+    /// one). Returns `true` once idle, `false` on timeout; `None` waits for
+    /// as long as it takes.
+    ///
+    /// Idle means: every greenlet of the runtime other than the caller has
+    /// ended (finished, panicked, been killed, or never started and been
+    /// cancelled), none is queued to start, and no
+    /// [`blocking::unblock`](crate::blocking::unblock) job is queued or
+    /// running. Timers, fds and signal subscriptions count only through the
+    /// greenlets that wait on them: once those have ended, a leftover timer
+    /// or an open socket is no work. Called from a plain thread (or a
+    /// greenlet of another runtime), it waits for every greenlet, the main
+    /// greenlet of a running `block_on` included.
+    ///
+    /// Idleness is a moment, not a promise: an OS thread holding a
+    /// [`Handle`] may spawn again right after `wait_idle` returned `true`.
+    /// The caller looks every few milliseconds (it sleeps cooperatively
+    /// between looks on a greenlet, blocks on a plain thread), so it wakes
+    /// up to 10 ms after the runtime went idle.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// greenhub::run(|| {
+    ///     for ms in [10, 20, 30] {
+    ///         greenhub::spawn(move || greenhub::sleep(Duration::from_millis(ms)));
+    ///     }
+    ///     let handle = greenhub::Handle::current();
+    ///     assert!(!handle.wait_idle(Some(Duration::ZERO))); // still sleeping
+    ///     assert!(handle.wait_idle(None)); // all three done
+    /// });
+    /// ```
+    pub fn wait_idle(&self, timeout: Option<std::time::Duration>) -> bool {
+        use std::time::{Duration, Instant};
+        const FIRST: Duration = Duration::from_millis(1);
+        const MOST: Duration = Duration::from_millis(10);
+        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let me = context::hub()
+            .is_some_and(|h| Arc::ptr_eq(&h.shared, &self.shared) && h.current().is_some());
+        let mut pause = FIRST;
+        loop {
+            if self.shared.is_idle(u64::from(me)) {
+                return true;
+            }
+            let now = Instant::now();
+            let nap = match deadline {
+                None | Some(None) => pause,
+                Some(Some(d)) if now >= d => return false,
+                Some(Some(d)) => pause.min(d - now),
+            };
+            // `greenhub::sleep`: cooperative on a greenlet, `thread::sleep`
+            // on a plain thread.
+            greenlet::sleep(nap);
+            pause = (pause * 2).min(MOST);
+        }
+    }
+}
+
+/// [`Handle::wait_idle`] for the runtime of the calling greenlet: waits
+/// until every other greenlet has ended and no blocking-pool job is left,
+/// or `timeout` passes (gevent's `gevent.wait()`). Returns `true` once
+/// idle, `false` on timeout.
+///
+/// # Panics
+///
+/// Outside a runtime (use [`Handle::wait_idle`] there).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::time::Duration;
+///
+/// greenhub::run(|| {
+///     let done = Arc::new(AtomicUsize::new(0));
+///     for _ in 0..3 {
+///         let done = done.clone();
+///         // Fire and forget: nobody keeps the handles.
+///         greenhub::spawn(move || {
+///             greenhub::sleep(Duration::from_millis(5));
+///             done.fetch_add(1, Ordering::SeqCst);
+///         });
+///     }
+///     assert!(greenhub::wait_idle(None));
+///     assert_eq!(done.load(Ordering::SeqCst), 3);
+/// });
+/// ```
+#[track_caller]
+pub fn wait_idle(timeout: Option<std::time::Duration>) -> bool {
+    Handle::try_current()
+        .expect("greenhub::wait_idle() called outside a runtime (use Handle::wait_idle)")
+        .wait_idle(timeout)
 }
 
 #[cfg(not(loom))]

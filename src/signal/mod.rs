@@ -88,6 +88,7 @@ pub use signals::{Iter, Signals};
 
 use crate::Handle;
 use registry::Sink;
+pub(crate) use registry::has_subscribers;
 
 /// Hangup (the terminal went away; by convention, daemons reload on it).
 pub const SIGHUP: i32 = libc::SIGHUP;

@@ -168,6 +168,13 @@ pub(crate) fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, SeqCst)
 }
 
+/// Whether any signal has a subscriber in this process (a handler or a
+/// `Signals`): then a signal may still wake a greenlet, and the deadlock
+/// report stays silent (`runtime::deadlock`).
+pub(crate) fn has_subscribers() -> bool {
+    !REGISTRY.lock().slots.is_empty()
+}
+
 /// Adds subscriber `id` to `sig`, taking the signal over if it is the
 /// first.
 pub(crate) fn subscribe(sig: i32, id: u64, sink: Sink) -> io::Result<()> {

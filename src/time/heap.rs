@@ -53,6 +53,12 @@ impl<T> TimerHeap<T> {
         self.live == 0
     }
 
+    /// How many timers are armed.
+    #[cfg(not(loom))]
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
     pub(crate) fn insert(&mut self, deadline: Instant, value: T) -> TimerKey {
         let seq = self.next_seq;
         self.next_seq += 1;
