@@ -65,11 +65,13 @@
 //! ## Coordinating greenlets
 //!
 //! gevent's toolbox, usable from greenlets and plain threads alike:
-//! [`timeout`] bounds a block of blocking code, [`JoinHandle::kill`] stops a
-//! greenlet wherever it is blocked, [`sync`] has events, one-shot results
-//! and locks, [`channel`] has Go-style channels, [`select!`] and work
-//! queues. Every blocking call parks only the caller, serves waiters in
-//! FIFO order and has a timeout form.
+//! [`timeout`] bounds a block of blocking code ([`timeout_with`] lets the
+//! block cancel or move its deadline), [`JoinHandle::kill`] stops a greenlet
+//! wherever it is blocked ([`JoinHandle::kill_with`] hands `join` a reason),
+//! [`joinall`] and [`greenlet::JoinAll`] wait for many, [`wait_idle`] for
+//! all, [`sync`] has events, one-shot results and locks, [`channel`] has
+//! Go-style channels, [`select!`] and work queues. Every blocking call parks
+//! only the caller, serves waiters in FIFO order and has a timeout form.
 //!
 //! ## Cooperative IO
 //!

@@ -106,7 +106,7 @@ pub struct HubInfo {
     pub(crate) quiet: HubQuiet,
 }
 
-/// One greenlet in a [`RunInfo`].
+/// One greenlet in a [`RunInfo`](crate::inspect::RunInfo).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct GreenletInfo {
@@ -125,7 +125,7 @@ pub struct GreenletInfo {
     pub age: Duration,
 }
 
-/// What a greenlet is doing, as a [`RunInfo`] saw it.
+/// What a greenlet is doing, as a [`RunInfo`](crate::inspect::RunInfo) saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GreenletState {
