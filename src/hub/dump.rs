@@ -76,7 +76,7 @@ impl DumpSlot {
 /// (`runtime::deadlock`). All zero for a hub that did not answer.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct HubQuiet {
-    /// Greenlet runs since the hub started (`HubContext::runs`).
+    /// Greenlet resumes since the hub started (its `switches` counter).
     pub(crate) runs: u64,
     /// Armed timers.
     pub(crate) timers: usize,
@@ -200,7 +200,7 @@ impl HubContext {
             greenlets,
             unlisted: self.fresh.len(),
             quiet: HubQuiet {
-                runs: self.runs.get(),
+                runs: crate::hub::stats::read(&self.remote.stats.switches),
                 timers: self.timers.borrow().len(),
                 inbox: !self.remote.inbox.is_empty(),
             },

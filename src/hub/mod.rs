@@ -104,9 +104,6 @@ pub(crate) struct HubContext {
     stacks: RefCell<StackPool>,
     live: RefCell<LiveSet>,
     tick: Cell<u32>,
-    /// Greenlet runs (`run_task` calls) so far: the deadlock report's sign
-    /// of progress (`runtime::deadlock`).
-    runs: Cell<u64>,
     ids: Cell<(u64, u64)>,
     rng: Cell<u64>,
     /// Whether this hub counts in `Idle::searching`.
@@ -153,7 +150,6 @@ impl HubContext {
             stacks: RefCell::new(StackPool::new()),
             live: RefCell::new(LiveSet::default()),
             tick: Cell::new(0),
-            runs: Cell::new(0),
             ids: Cell::new((0, 0)),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4)),
             searching: Cell::new(false),

@@ -11,7 +11,7 @@ use crate::error::JoinError;
 use crate::greenlet::state::State;
 use crate::greenlet::task::{HubRef, StackInfo, Suspend, TaskRef};
 use crate::hub::shared::Mode;
-use crate::hub::stats::bump;
+use crate::hub::stats::{bump, count};
 use crate::stack::guard_size;
 
 /// How one resume of a greenlet came back to its hub.
@@ -64,7 +64,6 @@ impl HubContext {
     /// Runs `task` until it yields, parks or finishes.
     #[inline]
     pub(super) fn run_task(&self, task: TaskRef) {
-        self.runs.set(self.runs.get().wrapping_add(1));
         // Two copies of the loop, so that a greenlet that stays put does not
         // pay for the migration checks on every switch (as branches in one
         // loop they were a visible share of a switch: figures in
@@ -96,7 +95,9 @@ impl HubContext {
                 .expect("greenhub: started greenlet without a coroutine");
             self.current.set(Some(NonNull::from(&*task)));
             self.panicking_at_resume.set(std::thread::panicking());
-            bump(&self.remote.stats.switches);
+            // Always on (not a metric only): the deadlock report's sign of
+            // progress (`runtime::deadlock`).
+            count(&self.remote.stats.switches);
             // Published only for an observer (`hub::watch`); without one
             // the stores would be dead work on every switch.
             let watched = self.shared.watched;

@@ -124,6 +124,13 @@ pub(crate) fn note_created(c: &AtomicU64) {
     c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
 }
 
+/// Adds one to a counter that only the calling thread writes, also in a
+/// `greenhub_no_metrics` build (for counters the runtime itself reads).
+#[inline(always)]
+pub(crate) fn count(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
 /// Counts a greenlet completed by the calling hub thread in its hub's
 /// `ended` (only that thread writes it): a `Release` store, see
 /// [`note_created`].
