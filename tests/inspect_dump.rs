@@ -273,9 +273,86 @@ fn monitor_reports_a_blocking_greenlet() {
         r.blocked_for >= Duration::from_millis(50) && r.blocked_for < Duration::from_millis(400)
     );
     assert!(r.to_string().contains("blocked for"));
+    // The report names the call the thread is stuck in (std's sleep is
+    // `clock_nanosleep` under glibc, `nanosleep` elsewhere).
+    let call = r.syscall.as_deref().expect("the blocked call is named");
+    assert!(call.contains("nanosleep"), "{call}");
+    assert!(r.to_string().contains(call), "{r}");
     let m = rt.handle().metrics();
     assert_eq!(m.hubs[r.hub].blocked_reports, 1);
     assert_eq!(m.total().blocked_reports, 1);
+}
+
+/// The blocking monitor names the system call a hub is stuck in: a std
+/// `Mutex` held by a plain thread is a `futex`; a `read` on a pipe names the
+/// fd and says it is a pipe; a long computation names no call.
+#[test]
+fn monitor_names_the_blocking_call() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+
+    let reports = Arc::new(Mutex::new(Vec::<greenhub::inspect::BlockingReport>::new()));
+    let r2 = reports.clone();
+    let rt = Builder::new()
+        .single_threaded()
+        .max_blocking_time(Some(Duration::from_millis(30)))
+        .on_blocking(move |r| r2.lock().unwrap().push(r.clone()))
+        .build()
+        .unwrap();
+    // A std lock held by a plain thread for 300 ms.
+    let lock = Arc::new(std::sync::Mutex::new(0u32));
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let l2 = lock.clone();
+    let holder = std::thread::spawn(move || {
+        let _g = l2.lock().unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    held_rx.recv().unwrap();
+    let l3 = lock.clone();
+    rt.block_on(move || *l3.lock().unwrap() += 1);
+    holder.join().unwrap();
+    // A read on a pipe whose writer writes after 300 ms.
+    let mut fds = [0; 2];
+    // SAFETY: a valid array of two fds for pipe(2) to fill.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe(2) just opened both fds, each owned once here.
+    let (mut rd, wr) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut wr = wr;
+        std::io::Write::write_all(&mut wr, b"x").unwrap();
+    });
+    let got = rt.block_on(move || {
+        let mut b = [0u8; 1];
+        rd.read_exact(&mut b).unwrap();
+        b[0]
+    });
+    assert_eq!(got, b'x');
+    writer.join().unwrap();
+    // A long computation: no call.
+    rt.block_on(|| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(300) {
+            std::hint::spin_loop();
+        }
+    });
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    let futex = reports[0].syscall.as_deref().unwrap_or_default();
+    assert!(futex.starts_with("futex"), "{reports:?}");
+    let read = reports[1].syscall.as_deref().unwrap_or_default();
+    assert!(
+        read.starts_with(&format!("read(fd {}: a pipe)", fds[0])),
+        "{reports:?}"
+    );
+    assert_eq!(reports[2].syscall, None, "{reports:?}");
+    assert!(reports[2].to_string().contains("runs without yielding"));
 }
 
 /// `run_info_on_signal`: the dump and the metrics go to stderr on the

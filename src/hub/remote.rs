@@ -50,6 +50,10 @@ pub(crate) struct HubRemote {
     pub(crate) outside_joins: AtomicU64,
     /// The greenlet the hub is running, for observers (`hub::watch`).
     pub(crate) watch: RunningSlot,
+    /// The hub thread's kernel thread id (0 until it starts), so that the
+    /// blocking monitor can read which system call it is stuck in
+    /// (`inspect::syscall`). Diagnostic only: no protocol reads it.
+    pub(crate) tid: std::sync::atomic::AtomicI32,
     /// A run-info dump waiting for this hub's answer (`inspect::dump`).
     #[cfg(not(loom))]
     pub(crate) dump: crate::hub::dump::DumpSlot,
@@ -78,6 +82,7 @@ impl HubRemote {
             stats: HubStats::new(hubs),
             outside_joins: AtomicU64::new(0),
             watch: RunningSlot::default(),
+            tid: std::sync::atomic::AtomicI32::new(0),
             #[cfg(not(loom))]
             dump: Default::default(),
         }

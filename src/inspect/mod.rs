@@ -54,6 +54,8 @@ mod metrics;
 pub(crate) mod monitor;
 #[cfg(not(loom))]
 pub(crate) mod on_signal;
+#[cfg(not(loom))]
+mod syscall;
 
 pub use crate::greenlet::runinfo::WaitKind;
 #[cfg(not(loom))]

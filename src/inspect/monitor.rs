@@ -62,6 +62,13 @@ pub struct BlockingReport {
     pub spawned_at: &'static Location<'static>,
     /// How long the hub has been held so far (to within one monitor tick).
     pub blocked_for: Duration,
+    /// The system call the hub's thread was blocked in when the report was
+    /// made, named (with the file descriptor it waits on, and what that
+    /// is), e.g. `futex (a std or parking_lot lock, condvar, channel or
+    /// thread::park)`; `None` when it was running user code (a long
+    /// computation) or the kernel did not say (Linux's
+    /// `/proc/self/task/<tid>/syscall`).
+    pub syscall: Option<String>,
 }
 
 impl fmt::Display for BlockingReport {
@@ -74,13 +81,20 @@ impl fmt::Display for BlockingReport {
         if let Some(name) = &self.name {
             write!(f, " {name:?}")?;
         }
-        write!(
-            f,
-            " (spawned at {}); it called something that blocks its thread \
-             (a std lock, std::thread::sleep, blocking IO, a long computation): \
-             use greenhub's primitives, yield_now, or blocking::unblock",
-            self.spawned_at
-        )
+        write!(f, " (spawned at {})", self.spawned_at)?;
+        match &self.syscall {
+            Some(call) => write!(
+                f,
+                "; its thread is blocked in {call}: use greenhub's primitives \
+                 or blocking::unblock for that call"
+            ),
+            None => write!(
+                f,
+                "; it runs without yielding (a long computation, or a call \
+                 that blocks its thread): use yield_now, greenhub's \
+                 primitives, or blocking::unblock"
+            ),
+        }
     }
 }
 
@@ -264,12 +278,14 @@ fn check(
         if let Some((id, name, spawned_at)) = named {
             hw.reported = true;
             bump(&remote.stats.blocked_reports);
+            let tid = remote.tid.load(std::sync::atomic::Ordering::Relaxed);
             let report = BlockingReport {
                 hub: index,
                 id,
                 name,
                 spawned_at,
                 blocked_for: held,
+                syscall: crate::inspect::syscall::blocked_in(tid),
             };
             reports.push((report, w.report.clone()));
         }

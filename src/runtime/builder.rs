@@ -533,6 +533,11 @@ fn hub_main(
             None
         }
     };
+    // SAFETY: gettid(2) has no preconditions and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    shared.hubs[i]
+        .tid
+        .store(tid, std::sync::atomic::Ordering::Relaxed);
     let hub = HubContext::new(i, shared, fresh, poll);
     hub.run();
 }
