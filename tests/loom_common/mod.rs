@@ -49,7 +49,7 @@ impl Remote {
     /// `Thread::unpark` of `hub`.
     pub fn push(&self, item: usize, hub: &thread::Thread) {
         self.inbox
-            .push_and_ring(item, &self.doorbell, || hub.ring())
+            .push_and_ring(item, &self.doorbell, || hub.unpark())
             .expect("inbox closed");
     }
 }
