@@ -145,3 +145,113 @@ fn shutdown_with_greenlets_blocked_in_hooked_calls_does_not_hang_or_abort() {
     });
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+/// Issue 17, point 6: a killed greenlet running the usual worker loop (a
+/// blocking read; on error `thread::sleep(1 s)` and reconnect), which never
+/// reaches a greenhub blocking point, is abandoned after its grace: `join`
+/// returns `Killed` (with the kill's reason) within seconds, the loop does
+/// not spin on, and the hub keeps serving its other greenlets meanwhile.
+#[test]
+fn killed_retry_loop_in_unmodified_code_is_abandoned_and_join_returns() {
+    let iterations = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let its = iterations.clone();
+    let start = Instant::now();
+    let (outcome, ticks) = one_hub(move || {
+        // A server that accepts and never answers: every read blocks.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = greenhub::spawn(move || {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept() {
+                held.push(s);
+            }
+        });
+        let worker = greenhub::greenlet::Builder::new()
+            .name("worker".into())
+            .spawn(move || {
+                loop {
+                    its.fetch_add(1, SeqCst);
+                    match TcpStream::connect(addr) {
+                        Ok(mut s) => {
+                            if s.read(&mut [0u8; 16]).is_err() {
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_secs(1)),
+                    }
+                }
+            })
+            .unwrap();
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t2 = ticks.clone();
+        let ticker = greenhub::spawn(move || {
+            for _ in 0..50 {
+                greenhub::sleep(Duration::from_millis(10));
+                t2.fetch_add(1, SeqCst);
+            }
+        });
+        greenhub::sleep(Duration::from_millis(100));
+        worker.kill_with("shutting down");
+        let outcome = worker.join();
+        ticker.join().unwrap();
+        acceptor.kill();
+        let _ = acceptor.join();
+        (outcome, ticks.load(SeqCst))
+    });
+    let err = outcome.unwrap_err();
+    assert!(err.is_killed(), "{err}");
+    assert_eq!(
+        err.kill_reason().and_then(|r| r.downcast_ref::<&str>()),
+        Some(&"shutting down")
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // The hub was never frozen: the ticker ran all its 50 ticks.
+    assert_eq!(ticks, 50);
+    // Abandoned, not spinning: the loop does not run on after `join`, and
+    // it ran a bounded number of times (the grace is 64 failing calls; each
+    // iteration fails at least one).
+    let n = iterations.load(SeqCst);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(iterations.load(SeqCst), n, "the abandoned loop still runs");
+    assert!(n <= 2 + 64, "{n} iterations");
+}
+
+/// The grace lets code that handles the error unwind normally: a killed
+/// greenlet whose loop reaches a greenhub blocking point after a failed
+/// hooked call unwinds there, destructors and all, and is not abandoned.
+#[test]
+fn killed_loop_that_reaches_a_greenhub_point_unwinds_normally() {
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicBool::new(false));
+    let d2 = dropped.clone();
+    let outcome = one_hub(move || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let h = greenhub::spawn(move || {
+            let _flag = Flag(d2);
+            loop {
+                let mut s = TcpStream::connect(addr).unwrap();
+                let _ = s.read(&mut [0u8; 4]); // ECANCELED once killed
+                greenhub::sleep(Duration::from_millis(1)); // raises the kill
+            }
+        });
+        let (_peer, _) = listener.accept().unwrap();
+        greenhub::sleep(Duration::from_millis(50));
+        h.kill();
+        h.join()
+    });
+    assert!(outcome.unwrap_err().is_killed());
+    assert!(
+        dropped.load(SeqCst),
+        "the destructor ran: unwound, not abandoned"
+    );
+}

@@ -461,6 +461,26 @@ pub fn sleep(dur: Duration) {
     }
 }
 
+/// Ends the running greenlet without unwinding it: it suspends for good, and
+/// its hub completes it as killed (its joiners see `Killed`, with the kill's
+/// reason), takes it off the live set and forgets its coroutine and stack,
+/// never resuming or freeing them (`HubContext::abandon`). Its destructors
+/// do not run and its stack memory stays mapped: the price of ending a
+/// greenlet that cannot be unwound from where it is (a kill pending in code
+/// behind an `extern "C"` frame that ignores every error the patch hooks
+/// return). Off a greenlet it aborts the process: there is nothing to
+/// abandon, and no way back.
+#[cfg(feature = "patch")]
+pub(crate) fn abandon_current() -> ! {
+    if let Some(task) = context::current_raw() {
+        // SAFETY: the hub holds an `Arc` to the running greenlet.
+        let task = unsafe { task.as_ref() };
+        suspend(task, Suspend::Abandon);
+    }
+    // Never reached on a greenlet: its hub never resumes it.
+    std::process::abort()
+}
+
 /// Suspends the running greenlet `task` and returns the hub that resumed it.
 #[inline]
 fn suspend<'a>(task: &dyn RawTask, why: Suspend) -> &'a HubContext {

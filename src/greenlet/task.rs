@@ -44,6 +44,11 @@ pub(crate) enum Suspend {
     Yield,
     /// Park me, unless a wake-up arrived since I checked (the hub's final CAS).
     Park,
+    /// Never resume me: complete me as killed and forget my stack
+    /// (`greenlet::abandon_current`, for killed greenlets stuck in code that
+    /// cannot be unwound).
+    #[cfg_attr(not(feature = "patch"), allow(dead_code))]
+    Abandon,
 }
 
 /// What a hub passes to a greenlet each time it resumes it: the hub itself

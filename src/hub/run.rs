@@ -23,6 +23,8 @@ pub enum Resumed {
     Park,
     /// Its closure returned (or unwound).
     Return,
+    /// It suspended with `Suspend::Abandon`: never to be resumed.
+    Abandon,
 }
 
 /// Where a greenlet stands once its hub is done running it for now.
@@ -34,6 +36,9 @@ pub enum Ran {
     Parked,
     /// It finished: the hub completes it.
     Returned,
+    /// It gave itself up (`greenlet::abandon_current`): the hub completes it
+    /// as killed and forgets its stack.
+    Abandoned,
 }
 
 /// The hub's half of the park protocol (`greenlet/state.rs`): resumes the
@@ -56,6 +61,7 @@ pub fn run_until_suspended(state: &State, mut resume: impl FnMut() -> Resumed) -
                 // A wake-up raced with the park: run it again now.
             }
             Resumed::Return => return Ran::Returned,
+            Resumed::Abandon => return Ran::Abandoned,
         }
     }
 }
@@ -113,12 +119,18 @@ impl HubContext {
                 self.remote.watch.leave();
             }
             self.current.set(None);
-            if MIGRATABLE && !matches!(result, CoroutineResult::Return(())) {
+            if MIGRATABLE
+                && !matches!(
+                    result,
+                    CoroutineResult::Return(()) | CoroutineResult::Yield(Suspend::Abandon)
+                )
+            {
                 self.note_suspend(&task);
             }
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => Resumed::Yield,
                 CoroutineResult::Yield(Suspend::Park) => Resumed::Park,
+                CoroutineResult::Yield(Suspend::Abandon) => Resumed::Abandon,
                 CoroutineResult::Return(()) => Resumed::Return,
             }
         });
@@ -134,6 +146,7 @@ impl HubContext {
             }
             Ran::Parked => bump(&self.remote.stats.parks),
             Ran::Returned => self.finish(&task),
+            Ran::Abandoned => self.abandon(&task),
         }
     }
 
@@ -175,6 +188,33 @@ impl HubContext {
         self.live.borrow_mut().insert(task.clone());
         bump(&self.remote.stats.started);
         true
+    }
+
+    /// The greenlet gave itself up (`greenlet::abandon_current`): it is
+    /// suspended for good, inside code that cannot be unwound. Forget its
+    /// coroutine and stack (dropping the coroutine would unwind it), take it
+    /// off the live set, and complete it as killed, as shutdown does with a
+    /// greenlet stuck in a destructor (`shutdown.rs`). Its state word turns
+    /// `COMPLETE`, so a later wake-up of it (a timer, an fd, a waiter list
+    /// that still names it) finds nothing to schedule.
+    #[cold]
+    fn abandon(&self, task: &TaskRef) {
+        let header = task.header();
+        // SAFETY: owning hub; the greenlet is suspended and no borrow of the
+        // slot is live.
+        if let Some(coro) = unsafe { header.coroutine() }.take() {
+            std::mem::forget(coro);
+        }
+        if self.shared.watched {
+            // The live set's `Arc` may be the last one (`hub::watch`).
+            self.remote.watch.retire();
+        }
+        self.live.borrow_mut().remove(task);
+        // SAFETY: the greenlet will never run again and has stored no
+        // outcome; completing it as killed lets its joiners return.
+        unsafe { task.cancel(JoinError::killed()) };
+        self.note_ended();
+        bump(&self.remote.stats.killed);
     }
 
     /// The greenlet's closure returned: recycle its stack, publish completion.

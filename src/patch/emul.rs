@@ -52,7 +52,10 @@ pub(crate) fn on_greenlet() -> bool {
 /// `ETIMEDOUT` for an expired `greenhub::timeout` frame.
 pub(crate) fn interrupted(i: &Interrupt) -> c_int {
     match i {
-        Interrupt::Kill => libc::ECANCELED,
+        Interrupt::Kill => {
+            super::killed::kill_seen();
+            libc::ECANCELED
+        }
         Interrupt::Timeout(_) => libc::ETIMEDOUT,
         // Not reached: `on_greenlet` is false inside `no_switch`, so hooked
         // calls never park there.
@@ -208,6 +211,7 @@ pub(crate) fn select_coop(
 /// docs); anything else is a bug reported as `EIO`.
 fn payload_errno(payload: &(dyn Any + Send)) -> c_int {
     if crate::greenlet::is_kill_payload(payload) {
+        super::killed::kill_seen();
         libc::ECANCELED
     } else if payload.is::<TimeoutSignal>() {
         libc::ETIMEDOUT

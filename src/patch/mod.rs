@@ -40,9 +40,12 @@
 //! not `EINTR`, which std retries at once), and sleeps end early with
 //! `EINTR` and no time left. The kill or timeout stays pending and is raised
 //! at the greenlet's next greenhub blocking point (a greenhub sleep, lock,
-//! channel or join); until then hooked calls keep failing the same way, so
-//! a loop that ignores those errors and never reaches such a point spins
-//! (a runtime shutdown then waits for it, as it would for any busy loop).
+//! channel or join); until then hooked calls keep failing the same way. A
+//! killed greenlet whose code ignores those errors and never reaches such a
+//! point (a retry loop: on error, sleep and reconnect) is **abandoned** after
+//! a grace of 1 s or 64 failing calls (`killed.rs`): never resumed, its stack
+//! leaked, its joiners get `Killed`. A `timeout` frame's `ETIMEDOUT` is not
+//! escalated that way: the frame's code may handle it and go on.
 //!
 //! # Differences from a blocking socket
 //!
@@ -80,6 +83,7 @@
 mod emul;
 mod fdtable;
 mod hooks;
+mod killed;
 mod real;
 mod state;
 mod timing;
