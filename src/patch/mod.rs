@@ -77,9 +77,12 @@
 //! - `hooks.rs`, `state.rs`, `timing.rs`: the hooks.
 //! - `real.rs`: glibc's functions behind them.
 
+mod dns;
 mod emul;
 mod fdtable;
 mod hooks;
+mod pipes;
+mod process;
 mod real;
 mod state;
 mod timing;
