@@ -46,7 +46,9 @@ fn fifty_greenlets_resolve_localhost_as_std_does_off_the_runtime() {
         let hs: Vec<_> = (0..50)
             .map(|_| greenhub::spawn(|| resolve("localhost")))
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
     });
     assert_eq!(got.len(), 50);
     for g in got {
@@ -105,7 +107,10 @@ unsafe fn sockaddr_to_std(sa: *const libc::sockaddr, len: libc::socklen_t) -> Op
             }
             libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
                 let a = &*sa.cast::<libc::sockaddr_in6>();
-                Some(SocketAddr::from((a.sin6_addr.s6_addr, u16::from_be(a.sin6_port))))
+                Some(SocketAddr::from((
+                    a.sin6_addr.s6_addr,
+                    u16::from_be(a.sin6_port),
+                )))
             }
             _ => None,
         }
@@ -138,7 +143,9 @@ fn gni(port: u16, flags: i32, hostlen: usize) -> (i32, String, String) {
             return String::new();
         }
         // SAFETY: on success both are NUL-terminated within their length.
-        unsafe { CStr::from_ptr(b.as_ptr()) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(b.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
     };
     (rc, s(&host), s(&serv))
 }
@@ -154,9 +161,15 @@ fn resolver_calls() -> Vec<String> {
         // EAI_FAMILY.
         format!("{:?}", gai(Some("localhost"), None, 12345)),
         // EAI_SERVICE / EAI_NONAME for an unknown service name.
-        format!("{:?}", gai(Some("localhost"), Some("no-such-svc-zz"), libc::AF_INET)),
+        format!(
+            "{:?}",
+            gai(Some("localhost"), Some("no-such-svc-zz"), libc::AF_INET)
+        ),
         format!("{:?}", gni(8080, 0, 1025)),
-        format!("{:?}", gni(22, libc::NI_NUMERICHOST | libc::NI_NUMERICSERV, 1025)),
+        format!(
+            "{:?}",
+            gni(22, libc::NI_NUMERICHOST | libc::NI_NUMERICSERV, 1025)
+        ),
         // EAI_OVERFLOW: a host buffer too small for "127.0.0.1".
         format!("{:?}", gni(22, libc::NI_NUMERICHOST, 4)),
     ]
@@ -303,7 +316,10 @@ fn blocking_lookup_child() {
         // The ticker ran while the lookups were pending (a blocked hub
         // would have let it tick at most once).
         assert!(ticks_before >= 5, "ticks while parked: {ticks_before}");
-        assert!(ticks_during >= 20, "ticks during the lookup: {ticks_during}");
+        assert!(
+            ticks_during >= 20,
+            "ticks during the lookup: {ticks_during}"
+        );
         // Lookups work again once the resolver is let through.
         let off = std::thread::spawn(|| resolve("localhost")).join().unwrap();
         assert_eq!(resolve("localhost"), off);
@@ -322,7 +338,9 @@ fn twenty_sleep_1_outputs_on_one_hub_overlap() {
         let hs: Vec<_> = (0..20)
             .map(|_| greenhub::spawn(|| Command::new("sleep").arg("1").output().unwrap()))
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
     });
     let took = start.elapsed();
     println!("20 x `sleep 1` output() on one hub: {took:?}");
@@ -332,7 +350,10 @@ fn twenty_sleep_1_outputs_on_one_hub_overlap() {
         assert!(out.stdout.is_empty() && out.stderr.is_empty());
     }
     assert!(took >= Duration::from_secs(1));
-    assert!(took < Duration::from_secs(5), "the children did not overlap: {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the children did not overlap: {took:?}"
+    );
 }
 
 #[test]
@@ -541,7 +562,10 @@ fn raw_wait_calls_on_a_greenlet() {
         // Not our child: ECHILD at once, as unpatched.
         // SAFETY: a wait into a local.
         assert_eq!(unsafe { libc::waitpid(1, &mut status, 0) }, -1);
-        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ECHILD));
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::ECHILD)
+        );
 
         let during = ticks.load(SeqCst);
         stop.store(true, SeqCst);
@@ -559,9 +583,16 @@ fn status_off_the_runtime_is_unchanged() {
         .output()
         .unwrap();
     assert_eq!(
-        (out.stdout.as_slice(), out.stderr.as_slice(), out.status.code()),
+        (
+            out.stdout.as_slice(),
+            out.stderr.as_slice(),
+            out.status.code()
+        ),
         (&b"out\n"[..], &b"err\n"[..], Some(3))
     );
-    let status = Command::new("sh").args(["-c", "kill -9 $$"]).status().unwrap();
+    let status = Command::new("sh")
+        .args(["-c", "kill -9 $$"])
+        .status()
+        .unwrap();
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 }

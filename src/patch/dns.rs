@@ -167,7 +167,8 @@ pub unsafe extern "C" fn getaddrinfo(
             real::getaddrinfo(
                 ptr_of(&node_c),
                 ptr_of(&service_c),
-                h.as_ref().map_or(std::ptr::null(), |h| h as *const addrinfo),
+                h.as_ref()
+                    .map_or(std::ptr::null(), |h| h as *const addrinfo),
                 &mut list,
             )
         };
@@ -235,9 +236,8 @@ pub unsafe extern "C" fn getnameinfo(
         let ((hp, hl), (sp, sl)) = (out(&mut host_b), out(&mut serv_b));
         // SAFETY: our copy of the address and our buffers of the lengths
         // given, all alive through the call.
-        let rc = unsafe {
-            real::getnameinfo((&raw const addr).cast(), salen, hp, hl, sp, sl, flags)
-        };
+        let rc =
+            unsafe { real::getnameinfo((&raw const addr).cast(), salen, hp, hl, sp, sl, flags) };
         (rc, errno(), host_b, serv_b)
     };
     match offload(lookup) {
@@ -249,7 +249,10 @@ pub unsafe extern "C" fn getnameinfo(
             for (src, dst) in [(host_b, host), (serv_b, serv)] {
                 if let Some(src) = src {
                     // The string and its NUL, as the real function wrote it.
-                    let n = src.iter().position(|&c| c == 0).map_or(src.len(), |i| i + 1);
+                    let n = src
+                        .iter()
+                        .position(|&c| c == 0)
+                        .map_or(src.len(), |i| i + 1);
                     // SAFETY: `dst` has room for its stated length (the
                     // caller's contract), and `n` is no more than that.
                     unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), n) };

@@ -12,9 +12,9 @@
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use libc::{addrinfo, c_char, id_t, idtype_t, pid_t, rusage, siginfo_t};
 use libc::{c_int, c_uint, c_ulong, iovec, msghdr, nfds_t, pollfd, sockaddr, socklen_t, ssize_t};
 use libc::{clockid_t, fd_set, size_t, timespec, timeval, useconds_t};
-use libc::{addrinfo, c_char, id_t, idtype_t, pid_t, rusage, siginfo_t};
 
 /// Loads the real function cached in `slot`, resolving it on first use.
 /// `name` ends with a NUL. Aborts (with a message on stderr) if glibc has no
