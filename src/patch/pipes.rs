@@ -43,8 +43,9 @@ use super::real;
 
 /// One bit per fd below `PIPE_FDS`: set while the fd is (probably) a pipe
 /// end made by a hooked `pipe`/`pipe2`. A stale bit (the fd closed behind
-/// the hooks' back and reused) costs only an `fcntl` and a zero-timeout
-/// `poll` before the real call, which is correct for any fd.
+/// the hooks' back and reused for something else) is cleared by the next
+/// call on the fd that checks it ([`cooperative`]); if the fd was reused
+/// for another pipe, that pipe is simply treated as made by the hooks.
 const PIPE_FDS: usize = 1 << 20;
 static PIPES: [AtomicU64; PIPE_FDS / 64] = [const { AtomicU64::new(0) }; PIPE_FDS / 64];
 
@@ -74,15 +75,29 @@ pub(crate) fn forget(fd: RawFd) {
 }
 
 /// Whether a call on `fd` takes the cooperative pipe path: a pipe end made
-/// by the hooks, above stderr, patching enabled, on a greenlet, and the
-/// description blocking (checked last: it costs an `fcntl`).
+/// by the hooks, above stderr, patching enabled, on a greenlet, still a
+/// pipe (a stale bit is cleared), and the description blocking (the last
+/// two cost an `fstat` and an `fcntl`).
 pub(crate) fn cooperative(fd: RawFd) -> bool {
     if !marked(fd) || fd <= 2 || !super::enabled() || !emul::on_greenlet() {
+        return false;
+    }
+    if !is_fifo(fd) {
+        forget(fd);
         return false;
     }
     // SAFETY: F_GETFL takes no argument.
     let flags = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
     flags >= 0 && flags & libc::O_NONBLOCK == 0
+}
+
+/// Whether `fd` is open on a pipe or FIFO.
+fn is_fifo(fd: RawFd) -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills the stat buffer it is given.
+    let r = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
+    // SAFETY: fstat succeeded, so it filled the buffer.
+    r == 0 && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFIFO
 }
 
 /// Waits until `fd` is ready for `events` (without consuming anything), then
@@ -198,13 +213,6 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// Whether a `poll`/`select` over `fds` may park the greenlet: each fd is
 /// negative (ignored), tracked, or a pipe (`fstat`), whoever made it.
 pub(crate) fn all_pollable(fds: impl IntoIterator<Item = RawFd>) -> bool {
-    fds.into_iter().all(|fd| {
-        fd < 0 || fdtable::get(fd).is_some() || {
-            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-            // SAFETY: fstat fills the stat buffer it is given.
-            let r = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
-            // SAFETY: fstat succeeded, so it filled the buffer.
-            r == 0 && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFIFO
-        }
-    })
+    fds.into_iter()
+        .all(|fd| fd < 0 || fdtable::get(fd).is_some() || is_fifo(fd))
 }
