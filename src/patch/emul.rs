@@ -209,7 +209,7 @@ pub(crate) fn select_coop(
 /// The errno for an unwind caught at a hook's boundary: a kill or an
 /// expired `timeout` frame (still pending in the greenlet, see the module
 /// docs); anything else is a bug reported as `EIO`.
-fn payload_errno(payload: &(dyn Any + Send)) -> c_int {
+pub(crate) fn payload_errno(payload: &(dyn Any + Send)) -> c_int {
     if crate::greenlet::is_kill_payload(payload) {
         super::killed::kill_seen();
         libc::ECANCELED
@@ -235,11 +235,4 @@ pub(crate) fn sleep_until(deadline: Option<Instant>) -> Result<(), c_int> {
             Wake::Woken => {}
         }
     }
-}
-
-/// Whether every fd of `pfds` is tracked (or negative, which poll ignores):
-/// only then is a wait on them made cooperative.
-pub(crate) fn all_tracked(fds: impl IntoIterator<Item = RawFd>) -> bool {
-    fds.into_iter()
-        .all(|fd| fd < 0 || fdtable::get(fd).is_some())
 }

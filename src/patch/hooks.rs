@@ -13,6 +13,7 @@ use libc::{c_int, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use super::emul::{self, blocking, errno, set_errno};
 use super::fdtable::{self, Desc};
+use super::pipes;
 use super::real;
 use crate::hub::readiness::Direction::{Read, Write};
 
@@ -147,6 +148,10 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     super::probe();
+    if pipes::cooperative(fd) {
+        // SAFETY: the caller's arguments, as given.
+        return unsafe { pipes::read(fd, buf, n) };
+    }
     blocking(fd, Read, false, || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::read(fd, buf, n) }
@@ -157,6 +162,10 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 /// As `readv(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    if pipes::cooperative(fd) {
+        // SAFETY: the caller's arguments, as given.
+        return unsafe { pipes::readv(fd, iov, n) };
+    }
     blocking(fd, Read, false, || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::readv(fd, iov, n) }
@@ -204,6 +213,10 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 /// As `write(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    if pipes::cooperative(fd) {
+        // SAFETY: the caller's arguments, as given.
+        return unsafe { pipes::write(fd, buf, n) };
+    }
     blocking(fd, Write, false, || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::write(fd, buf, n) }
@@ -214,6 +227,10 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 /// As `writev(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    if pipes::cooperative(fd) {
+        // SAFETY: the caller's arguments, as given.
+        return unsafe { pipes::writev(fd, iov, n) };
+    }
     blocking(fd, Write, false, || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::writev(fd, iov, n) }

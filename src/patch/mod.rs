@@ -6,8 +6,10 @@
 //! functions in the final executable (`socket`, `accept`, `accept4`,
 //! `connect`, `read`, `readv`, `recv`, `recvfrom`, `recvmsg`, `write`,
 //! `writev`, `send`, `sendto`, `sendmsg`, `poll`, `select`, `nanosleep`,
-//! `clock_nanosleep`, `usleep`, `sleep`) plus the state-tracking `close`,
-//! `dup`, `dup2`, `dup3`, `fcntl`, `ioctl` and `setsockopt`. Calls from the
+//! `clock_nanosleep`, `usleep`, `sleep`), DNS (`getaddrinfo`,
+//! `getnameinfo`), child waits (`waitpid`, `wait4`, `waitid`, `wait`) and
+//! `pipe`/`pipe2`, plus the state-tracking `close`, `dup`, `dup2`, `dup3`,
+//! `fcntl`, `ioctl` and `setsockopt`. Calls from the
 //! executable's own code bind to these; each finds glibc's real function
 //! with `dlsym(RTLD_NEXT, ..)`. Until [`enable`] is called they only pass
 //! through.
@@ -24,12 +26,18 @@
 //!   tracked socket blocks its thread in `poll(2)`, as a blocking socket
 //!   would.
 //! - Sleeps on a greenlet park it on the hub's timers; `poll` and `select`
-//!   with a timeout, over tracked sockets only, park it on the poller.
+//!   with a timeout, over tracked sockets and pipes only, park it on the
+//!   poller.
+//! - `getaddrinfo` and `getnameinfo` on a greenlet run on the blocking pool
+//!   (`dns.rs`); `waitpid`, `wait4`, `waitid` and `wait` park the greenlet
+//!   until a child is ready (`process.rs`); blocking reads and writes on
+//!   pipes made by the hooked `pipe`/`pipe2` wait for readiness first
+//!   (`pipes.rs`). Each module's docs say how, and what a kill does.
 //! - Everything else passes straight to glibc, unchanged: calls off a
 //!   greenlet (the hubs' own calls, plain threads, the blocking pool), zero
 //!   timeouts, and every fd the hooks did not create (stdin, stdout, stderr,
-//!   inherited fds, files, pipes, `socketpair`s, sockets made off a
-//!   greenlet).
+//!   inherited fds, files, pipes not made by the hooked `pipe`/`pipe2`,
+//!   `socketpair`s, sockets made off a greenlet).
 //!
 //! # Kills and timeouts never unwind out of a hook
 //!
@@ -63,13 +71,9 @@
 //! - Static builds (glibc or musl): `dlsym` finds nothing; [`enable`] fails.
 //! - Shared libraries (`libpq.so`, `libcurl.so`): a Rust executable does
 //!   not export the hooks to them, so they keep binding to glibc.
-//! - glibc's internal calls, code issuing `syscall()` directly, std's
-//!   futex-based locks and `thread::park`, and DNS: `getaddrinfo` (so
-//!   `ToSocketAddrs` with a name) blocks the hub; resolve with
-//!   [`net::lookup_host`](crate::net::lookup_host), which runs on the
-//!   blocking pool, whose size
-//!   ([`Builder::max_blocking_threads`](crate::Builder::max_blocking_threads))
-//!   caps how many lookups run at once.
+//! - glibc's internal calls (`gethostbyname*`, `res_query`, `system`,
+//!   `popen`/`pclose`), code issuing `syscall()` directly, std's
+//!   futex-based locks and `thread::park`.
 //! - Regular files (always "ready"): use [`blocking::unblock`](crate::blocking::unblock).
 //! - C libraries with thread-local state held across a blocking call (see
 //!   [`enable`]'s safety section).
@@ -77,13 +81,17 @@
 //! - `fdtable.rs`: which fds are tracked, and their state.
 //! - `emul.rs`: blocking calls emulated on non-blocking fds; waits that
 //!   never unwind.
-//! - `hooks.rs`, `state.rs`, `timing.rs`: the hooks.
+//! - `hooks.rs`, `state.rs`, `timing.rs`, `dns.rs`, `process.rs`,
+//!   `pipes.rs`: the hooks.
 //! - `real.rs`: glibc's functions behind them.
 
+mod dns;
 mod emul;
 mod fdtable;
 mod hooks;
 mod killed;
+mod pipes;
+mod process;
 mod real;
 mod state;
 mod timing;

@@ -12,6 +12,7 @@
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use libc::{addrinfo, c_char, id_t, idtype_t, pid_t, rusage, siginfo_t};
 use libc::{c_int, c_uint, c_ulong, iovec, msghdr, nfds_t, pollfd, sockaddr, socklen_t, ssize_t};
 use libc::{clockid_t, fd_set, size_t, timespec, timeval, useconds_t};
 
@@ -113,6 +114,12 @@ real_fns! {
     fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t;
     fn sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, len: socklen_t) -> ssize_t;
     fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
+    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t;
+    fn wait4(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut rusage) -> pid_t;
+    fn waitid(idtype: idtype_t, id: id_t, infop: *mut siginfo_t, options: c_int) -> c_int;
+    fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int;
+    fn getnameinfo(sa: *const sockaddr, salen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int;
     fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int;
     fn select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int;
     fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int;

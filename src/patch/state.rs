@@ -22,6 +22,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     // alive), and closed: its waiters wake to EBADF and never register the
     // number again, whatever it names next.
     fdtable::remove(fd);
+    super::pipes::forget(fd);
     // SAFETY: the caller's argument, as given.
     unsafe { real::close(fd) }
 }
@@ -61,6 +62,7 @@ fn replace(fd: c_int, to: c_int, op: impl FnOnce() -> c_int) -> c_int {
         return op();
     }
     let old = fdtable::remove(to);
+    super::pipes::forget(to);
     let new = op();
     if new < 0 {
         if let Some(old) = old {

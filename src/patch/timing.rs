@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use libc::{c_int, c_uint, clockid_t, fd_set, nfds_t, pollfd, timespec, timeval, useconds_t};
 
-use super::emul::{self, all_tracked, select_coop, set_errno, sleep_for};
+use super::emul::{self, select_coop, set_errno, sleep_for};
 use super::real;
 
 /// Whether the caller's waits are to be cooperative.
@@ -40,7 +40,7 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_
         // so no reference outlives the kernel's writes below.
         unsafe { std::slice::from_raw_parts(fds, n as usize) }.to_vec()
     };
-    if !all_tracked(copy.iter().map(|p| p.fd)) {
+    if !super::pipes::all_pollable(copy.iter().map(|p| p.fd)) {
         return passthrough();
     }
     let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_millis(timeout as u64));
@@ -110,7 +110,7 @@ pub unsafe extern "C" fn select(
             });
         }
     }
-    if !all_tracked(pfds.iter().map(|p| p.fd)) {
+    if !super::pipes::all_pollable(pfds.iter().map(|p| p.fd)) {
         return passthrough();
     }
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
