@@ -461,6 +461,25 @@ pub fn sleep(dur: Duration) {
     }
 }
 
+/// Ends the running greenlet `task` without unwinding it: its hub never
+/// resumes it again, forgets its stack (leaked, never freed or reused, so
+/// whatever its frames lend out stays valid) and completes it as killed, so
+/// that joiners return. Destructors of its frames never run, and what they
+/// hold (a lock guard, a reference count) is held for good. For a killed
+/// greenlet that cannot unwind (blocked inside foreign code behind an
+/// `extern "C"` boundary: the `patch` futex hook).
+///
+/// The caller must not be on a raw greenlet's stack (only the hub
+/// greenlet's own stack is forgotten) and must hold nothing that other
+/// greenlets or threads wait for through greenhub (it left every wait
+/// list).
+#[cfg(all(feature = "patch", not(loom)))]
+pub(crate) fn abandon_current(task: &dyn RawTask) -> ! {
+    suspend(task, Suspend::Abandon);
+    // The hub forgets the coroutine: a resume never happens.
+    std::process::abort()
+}
+
 /// Suspends the running greenlet `task` and returns the hub that resumed it.
 #[inline]
 fn suspend<'a>(task: &dyn RawTask, why: Suspend) -> &'a HubContext {

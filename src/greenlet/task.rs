@@ -44,6 +44,9 @@ pub(crate) enum Suspend {
     Yield,
     /// Park me, unless a wake-up arrived since I checked (the hub's final CAS).
     Park,
+    /// Never resume me: forget my stack (leaked, never reused) and complete
+    /// me as killed (`greenlet::abandon_current`).
+    Abandon,
 }
 
 /// What a hub passes to a greenlet each time it resumes it: the hub itself

@@ -87,6 +87,7 @@ impl HubContext {
         } else if MIGRATABLE && Self::in_transit(&task) {
             self.adopt(&task);
         }
+        let abandoned = std::cell::Cell::new(false);
         let ran = run_until_suspended(&header.state, || {
             // SAFETY: we dequeued the greenlet, so we are its owning hub
             // with exclusive use of the slot; the borrow ends before the slot
@@ -118,6 +119,10 @@ impl HubContext {
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => Resumed::Yield,
                 CoroutineResult::Yield(Suspend::Park) => Resumed::Park,
+                CoroutineResult::Yield(Suspend::Abandon) => {
+                    abandoned.set(true);
+                    Resumed::Return
+                }
                 CoroutineResult::Return(()) => Resumed::Return,
             }
         });
@@ -132,8 +137,33 @@ impl HubContext {
                 self.yielded.set(self.shared.mode == Mode::MN);
             }
             Ran::Parked => bump(&self.remote.stats.parks),
+            Ran::Returned if abandoned.get() => self.abandon(&task),
             Ran::Returned => self.finish(&task),
         }
+    }
+
+    /// The greenlet asked never to be resumed (`greenlet::abandon_current`):
+    /// forget its stack, as `exit` does for greenlets stuck at shutdown, and
+    /// complete it as killed.
+    #[cold]
+    fn abandon(&self, task: &TaskRef) {
+        let header = task.header();
+        // SAFETY: owning hub; the coroutine is suspended and no borrow of
+        // the slot is live.
+        if let Some(coro) = unsafe { header.coroutine() }.take() {
+            // Never resumed again, never unwound: its stack stays allocated
+            // for good, so nothing it lent out dangles.
+            std::mem::forget(coro);
+        }
+        if self.shared.watched {
+            self.remote.watch.retire();
+        }
+        self.live.borrow_mut().remove(task);
+        // SAFETY: the greenlet will never run again (its closure is gone
+        // with the forgotten coroutine); we complete it as killed so that
+        // joiners return, as `exit` does.
+        unsafe { task.cancel(JoinError::killed()) };
+        self.note_ended();
     }
 
     /// First run: stack, coroutine, ownership. Returns `false` if the

@@ -79,6 +79,8 @@
 
 mod emul;
 mod fdtable;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod futex;
 mod hooks;
 mod real;
 mod state;
@@ -225,6 +227,8 @@ fn self_check() -> io::Result<()> {
     }
     // Referencing the hooks keeps their objects in the link.
     let _ = std::hint::black_box(&hooks::greenhub_patch_hooks);
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    let _ = std::hint::black_box(futex::syscall as *const () as usize);
     PROBING.store(true, Relaxed);
     let before = PROBE_HITS.load(Relaxed);
     std::thread::sleep(Duration::from_nanos(1));
@@ -233,11 +237,17 @@ fn self_check() -> io::Result<()> {
     // SAFETY: reading into a null buffer of length 0 from fd -1 touches no
     // memory (EBADF).
     let _ = unsafe { libc::read(-1, std::ptr::null_mut(), 0) };
-    let read_hit = PROBE_HITS.load(Relaxed) != after_sleep;
+    let after_read = PROBE_HITS.load(Relaxed);
+    let read_hit = after_read != after_sleep;
+    // SAFETY: getpid has no arguments and no failure.
+    let _ = unsafe { libc::syscall(libc::SYS_getpid) };
+    let syscall_hit = !cfg!(all(target_arch = "x86_64", target_os = "linux"))
+        || PROBE_HITS.load(Relaxed) != after_read;
     PROBING.store(false, Relaxed);
-    if !sleep_hit || !read_hit {
+    if !sleep_hit || !read_hit || !syscall_hit {
         return fail(format!(
-            "calls to nanosleep or clock_nanosleep (from std: {sleep_hit}) and read (from libc: {read_hit}) \
+            "calls to nanosleep or clock_nanosleep (from std: {sleep_hit}), read (from libc: {read_hit}) \
+             and syscall (from libc: {syscall_hit}) \
              did not reach greenhub's definitions; were they dropped by the linker, or \
              is greenhub built into a shared library?"
         ));
