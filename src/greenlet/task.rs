@@ -45,7 +45,9 @@ pub(crate) enum Suspend {
     /// Park me, unless a wake-up arrived since I checked (the hub's final CAS).
     Park,
     /// Never resume me: forget my stack (leaked, never reused) and complete
-    /// me as killed (`greenlet::abandon_current`).
+    /// me as killed (`greenlet::abandon_current`; only the `patch` futex
+    /// hook asks for it).
+    #[cfg_attr(not(all(feature = "patch", not(loom))), allow(dead_code))]
     Abandon,
 }
 

@@ -6,7 +6,8 @@
 //! functions in the final executable (`socket`, `accept`, `accept4`,
 //! `connect`, `read`, `readv`, `recv`, `recvfrom`, `recvmsg`, `write`,
 //! `writev`, `send`, `sendto`, `sendmsg`, `poll`, `select`, `nanosleep`,
-//! `clock_nanosleep`, `usleep`, `sleep`) plus the state-tracking `close`,
+//! `clock_nanosleep`, `usleep`, `sleep`, and on x86-64 `syscall` for
+//! futex waits: see `futex.rs`) plus the state-tracking `close`,
 //! `dup`, `dup2`, `dup3`, `fcntl`, `ioctl` and `setsockopt`. Calls from the
 //! executable's own code bind to these; each finds glibc's real function
 //! with `dlsym(RTLD_NEXT, ..)`. Until [`enable`] is called they only pass
@@ -60,8 +61,10 @@
 //! - Static builds (glibc or musl): `dlsym` finds nothing; [`enable`] fails.
 //! - Shared libraries (`libpq.so`, `libcurl.so`): a Rust executable does
 //!   not export the hooks to them, so they keep binding to glibc.
-//! - glibc's internal calls, code issuing `syscall()` directly, std's
-//!   futex-based locks and `thread::park`, and DNS: `getaddrinfo` (so
+//! - glibc's internal calls, code issuing `syscall()` directly for
+//!   anything but a private futex, `parking_lot`'s waits and more than one
+//!   greenlet per hub in `thread::park` (thread-affine parkers: see
+//!   `futex.rs`), and DNS: `getaddrinfo` (so
 //!   `ToSocketAddrs` with a name) blocks the hub; resolve with
 //!   [`net::lookup_host`](crate::net::lookup_host), which runs on the
 //!   blocking pool, whose size
@@ -75,6 +78,8 @@
 //! - `emul.rs`: blocking calls emulated on non-blocking fds; waits that
 //!   never unwind.
 //! - `hooks.rs`, `state.rs`, `timing.rs`: the hooks.
+//! - `futex.rs`: `syscall` and the futex wait table; kills there abandon
+//!   the greenlet after a grace.
 //! - `real.rs`: glibc's functions behind them.
 
 mod emul;
@@ -127,7 +132,8 @@ fn probe() {
 /// greenlets that share an OS thread: a C library with a non-reentrant
 /// thread-local buffer or per-thread session around its socket calls, or a
 /// lock held across a socket call or sleep that another greenlet of the same
-/// hub may take (a std `Mutex` then deadlocks the hub; a reentrant lock,
+/// hub may take (a `parking_lot` lock then deadlocks the hub; a std `Mutex`
+/// no longer does on x86-64, whose waits park the greenlet; a reentrant lock,
 /// such as stdout's, would be entered twice: writes to stdout, stderr and
 /// files are not hooked for that reason). The caller promises that the
 /// program's greenlets do not do that.
