@@ -265,6 +265,50 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// Marks the calling OS thread as running greenhub's own code while the guard
+/// lives: with the `patch` feature, a futex wait made meanwhile (a contended
+/// std `Mutex`, a `OnceLock` being initialised by another thread) blocks the
+/// thread as it would unpatched, instead of parking the greenlet
+/// (`patch/futex.rs`). Taken around greenhub's own std lock acquisitions and
+/// one-time initialisations that can run on a greenlet; nothing inside the
+/// guarded region switches greenlets (the one thing that could, the futex
+/// hook, checks the guard), so a per-thread counter is exact. Without the
+/// feature (or under loom) it is a no-op.
+#[must_use]
+pub(crate) struct Internal(());
+
+#[cfg(all(feature = "patch", not(loom)))]
+std::thread_local! {
+    static INTERNAL: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl Internal {
+    #[inline]
+    pub(crate) fn enter() -> Internal {
+        #[cfg(all(feature = "patch", not(loom)))]
+        let _ = INTERNAL.try_with(|d| d.set(d.get() + 1));
+        Internal(())
+    }
+}
+
+impl Drop for Internal {
+    #[inline]
+    fn drop(&mut self) {
+        #[cfg(all(feature = "patch", not(loom)))]
+        let _ = INTERNAL.try_with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+/// Whether the calling thread is inside an [`Internal`] region (always
+/// `false` without the `patch` feature).
+#[inline]
+pub(crate) fn in_internal() -> bool {
+    #[cfg(all(feature = "patch", not(loom)))]
+    return INTERNAL.try_with(|d| d.get() != 0).unwrap_or(true);
+    #[cfg(not(all(feature = "patch", not(loom))))]
+    false
+}
+
 #[cfg(all(test, not(loom), debug_assertions))]
 mod tests {
     use super::*;

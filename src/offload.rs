@@ -60,6 +60,9 @@ impl BlockingPool {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Jobs run outside the lock (and inside `catch_unwind`), so a poisoned
         // lock only means a panic in our own few lines: the state is intact.
+        // Greenhub's own lock: a contended wait blocks the thread, never
+        // parks a greenlet that submits a job (see `loom::Internal`).
+        let _internal = crate::loom::Internal::enter();
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

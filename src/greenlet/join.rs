@@ -648,6 +648,9 @@ impl std::task::Wake for SlotWaker {
 }
 
 fn lock<V>(m: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
+    // Greenhub's own lock: a contended wait blocks the thread, never parks
+    // the greenlet (see `loom::Internal`).
+    let _internal = crate::loom::Internal::enter();
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

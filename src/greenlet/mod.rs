@@ -462,15 +462,20 @@ pub fn sleep(dur: Duration) {
 }
 
 /// Ends the running greenlet without unwinding it: it suspends for good, and
-/// its hub completes it as killed (its joiners see `Killed`, with the kill's
-/// reason), takes it off the live set and forgets its coroutine and stack,
-/// never resuming or freeing them (`HubContext::abandon`). Its destructors
-/// do not run and its stack memory stays mapped: the price of ending a
-/// greenlet that cannot be unwound from where it is (a kill pending in code
-/// behind an `extern "C"` frame that ignores every error the patch hooks
-/// return). Off a greenlet it aborts the process: there is nothing to
-/// abandon, and no way back.
-#[cfg(feature = "patch")]
+/// its hub never resumes it, forgets its stack (leaked, never freed or
+/// reused, so whatever its frames lend out stays valid) and completes it as
+/// killed, so that joiners return (`HubContext::abandon`). Destructors of
+/// its frames never run, and what they hold (a lock guard, an open socket, a
+/// reference count) is held for good. For a killed greenlet that cannot
+/// unwind: blocked inside foreign code behind an `extern "C"` boundary (the
+/// `patch` hooks: `killed.rs`, the futex hook). Off a greenlet it aborts the
+/// process: there is nothing to abandon, and no way back.
+///
+/// The caller must hold nothing that other greenlets or threads wait for
+/// through greenhub's wait lists (it left every one). On a raw greenlet's
+/// stack the whole family goes with it: the raw stacks are owned by frames
+/// that are never dropped.
+#[cfg(all(feature = "patch", not(loom)))]
 pub(crate) fn abandon_current() -> ! {
     if let Some(task) = context::current_raw() {
         // SAFETY: the hub holds an `Arc` to the running greenlet.

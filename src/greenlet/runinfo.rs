@@ -74,6 +74,10 @@ pub enum WaitKind {
     FdWait,
     /// [`future::block_on`](crate::future::block_on): a pending future.
     Future,
+    /// A futex wait of unmodified code under the `patch` feature (a std
+    /// `Mutex`, `Condvar`, `RwLock`, `Once`, channel or `thread::park`); the
+    /// object is the futex word's address.
+    Futex,
 }
 
 impl WaitOn {

@@ -44,10 +44,10 @@ pub(crate) enum Suspend {
     Yield,
     /// Park me, unless a wake-up arrived since I checked (the hub's final CAS).
     Park,
-    /// Never resume me: complete me as killed and forget my stack
-    /// (`greenlet::abandon_current`, for killed greenlets stuck in code that
-    /// cannot be unwound).
-    #[cfg_attr(not(feature = "patch"), allow(dead_code))]
+    /// Never resume me: forget my stack (leaked, never reused) and complete
+    /// me as killed (`greenlet::abandon_current`: the `patch` hooks' way to
+    /// end a killed greenlet that cannot unwind).
+    #[cfg_attr(not(all(feature = "patch", not(loom))), allow(dead_code))]
     Abandon,
 }
 

@@ -356,6 +356,29 @@ fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>, on: WaitOn
     outcome(deadline)
 }
 
+/// Parks the running greenlet `task` until it is woken or `deadline` passes,
+/// ignoring kills and `timeout` frames: they stay pending for the next
+/// interruptible blocking point (a kill's wake-up may end this park early,
+/// spuriously). For a wait that cannot report an interrupt to its caller
+/// (the `patch` futex hook: std retries an interrupted futex wait at once).
+/// Returns `Woken` (maybe spuriously) or `TimedOut`.
+#[cfg(all(feature = "patch", not(loom)))]
+pub(crate) fn park_uninterruptible(
+    task: &dyn RawTask,
+    deadline: Option<Instant>,
+    on: WaitOn,
+) -> Wake {
+    let header = task.header();
+    if !header.state.take_notified() {
+        header.record.set_wait(on, deadline);
+        #[cfg(feature = "tracing")]
+        crate::greenlet::tracing::park(on);
+        let _timer = deadline.map(TimerGuard::arm);
+        suspend(task, Suspend::Park);
+    }
+    outcome(deadline)
+}
+
 #[cfg(not(loom))]
 fn park_thread_until(deadline: Option<Instant>) -> Wake {
     crate::loom::assert_no_spin_lock();

@@ -69,6 +69,9 @@ pub(crate) fn raise(payload: Payload) -> Payload {
 
 impl Escalation {
     fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Greenhub's own lock: a contended wait blocks the thread, never
+        // parks the greenlet (see `loom::Internal`).
+        let _internal = crate::loom::Internal::enter();
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -203,6 +203,8 @@ impl HubContext {
         // SAFETY: owning hub; the greenlet is suspended and no borrow of the
         // slot is live.
         if let Some(coro) = unsafe { header.coroutine() }.take() {
+            // Never resumed again, never unwound: its stack stays allocated
+            // for good, so nothing it lent out dangles.
             std::mem::forget(coro);
         }
         if self.shared.watched {

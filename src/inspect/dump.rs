@@ -209,6 +209,7 @@ fn describe(on: WaitKind, object: u64) -> String {
         WaitKind::FdWait => format!("io::select/wait (first fd {object})"),
         WaitKind::ChannelSelect => "channel select".into(),
         WaitKind::Future => "future::block_on".into(),
+        WaitKind::Futex => format!("futex at {object:#x}"),
         other => format!("{other:?} at {object:#x}"),
     }
 }

@@ -7,9 +7,10 @@
 //! `connect`, `read`, `readv`, `recv`, `recvfrom`, `recvmsg`, `write`,
 //! `writev`, `send`, `sendto`, `sendmsg`, `poll`, `select`, `nanosleep`,
 //! `clock_nanosleep`, `usleep`, `sleep`), DNS (`getaddrinfo`,
-//! `getnameinfo`), child waits (`waitpid`, `wait4`, `waitid`, `wait`) and
-//! `pipe`/`pipe2`, plus the state-tracking `close`, `dup`, `dup2`, `dup3`,
-//! `fcntl`, `ioctl` and `setsockopt`. Calls from the
+//! `getnameinfo`), child waits (`waitpid`, `wait4`, `waitid`, `wait`),
+//! `pipe`/`pipe2`, and on x86-64 `syscall` for futex waits (`futex.rs`),
+//! plus the state-tracking `close`, `dup`, `dup2`, `dup3`, `fcntl`, `ioctl`
+//! and `setsockopt`. Calls from the
 //! executable's own code bind to these; each finds glibc's real function
 //! with `dlsym(RTLD_NEXT, ..)`. Until [`enable`] is called they only pass
 //! through.
@@ -72,8 +73,9 @@
 //! - Shared libraries (`libpq.so`, `libcurl.so`): a Rust executable does
 //!   not export the hooks to them, so they keep binding to glibc.
 //! - glibc's internal calls (`gethostbyname*`, `res_query`, `system`,
-//!   `popen`/`pclose`), code issuing `syscall()` directly, std's
-//!   futex-based locks and `thread::park`.
+//!   `popen`/`pclose`), code issuing `syscall()` directly for anything but
+//!   a private futex, `parking_lot`'s waits and more than one greenlet per
+//!   hub in `thread::park` (thread-affine parkers: see `futex.rs`).
 //! - Regular files (always "ready"): use [`blocking::unblock`](crate::blocking::unblock).
 //! - C libraries with thread-local state held across a blocking call (see
 //!   [`enable`]'s safety section).
@@ -83,11 +85,16 @@
 //!   never unwind.
 //! - `hooks.rs`, `state.rs`, `timing.rs`, `dns.rs`, `process.rs`,
 //!   `pipes.rs`: the hooks.
+//! - `futex.rs`: `syscall` and the futex wait table; kills there abandon
+//!   the greenlet after a grace.
+//! - `killed.rs`: the grace of a killed greenlet in the other hooks.
 //! - `real.rs`: glibc's functions behind them.
 
 mod dns;
 mod emul;
 mod fdtable;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod futex;
 mod hooks;
 mod killed;
 mod pipes;
@@ -137,7 +144,8 @@ fn probe() {
 /// greenlets that share an OS thread: a C library with a non-reentrant
 /// thread-local buffer or per-thread session around its socket calls, or a
 /// lock held across a socket call or sleep that another greenlet of the same
-/// hub may take (a std `Mutex` then deadlocks the hub; a reentrant lock,
+/// hub may take (a `parking_lot` lock then deadlocks the hub; a std `Mutex`
+/// no longer does on x86-64, whose waits park the greenlet; a reentrant lock,
 /// such as stdout's, would be entered twice: writes to stdout, stderr and
 /// files are not hooked for that reason). The caller promises that the
 /// program's greenlets do not do that.
@@ -237,6 +245,8 @@ fn self_check() -> io::Result<()> {
     }
     // Referencing the hooks keeps their objects in the link.
     let _ = std::hint::black_box(&hooks::greenhub_patch_hooks);
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    let _ = std::hint::black_box(futex::syscall as *const () as usize);
     PROBING.store(true, Relaxed);
     let before = PROBE_HITS.load(Relaxed);
     std::thread::sleep(Duration::from_nanos(1));
@@ -245,11 +255,17 @@ fn self_check() -> io::Result<()> {
     // SAFETY: reading into a null buffer of length 0 from fd -1 touches no
     // memory (EBADF).
     let _ = unsafe { libc::read(-1, std::ptr::null_mut(), 0) };
-    let read_hit = PROBE_HITS.load(Relaxed) != after_sleep;
+    let after_read = PROBE_HITS.load(Relaxed);
+    let read_hit = after_read != after_sleep;
+    // SAFETY: getpid has no arguments and no failure.
+    let _ = unsafe { libc::syscall(libc::SYS_getpid) };
+    let syscall_hit = !cfg!(all(target_arch = "x86_64", target_os = "linux"))
+        || PROBE_HITS.load(Relaxed) != after_read;
     PROBING.store(false, Relaxed);
-    if !sleep_hit || !read_hit {
+    if !sleep_hit || !read_hit || !syscall_hit {
         return fail(format!(
-            "calls to nanosleep or clock_nanosleep (from std: {sleep_hit}) and read (from libc: {read_hit}) \
+            "calls to nanosleep or clock_nanosleep (from std: {sleep_hit}), read (from libc: {read_hit}) \
+             and syscall (from libc: {syscall_hit}) \
              did not reach greenhub's definitions; were they dropped by the linker, or \
              is greenhub built into a shared library?"
         ));

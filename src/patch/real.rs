@@ -13,7 +13,9 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use libc::{addrinfo, c_char, id_t, idtype_t, pid_t, rusage, siginfo_t};
-use libc::{c_int, c_uint, c_ulong, iovec, msghdr, nfds_t, pollfd, sockaddr, socklen_t, ssize_t};
+use libc::{
+    c_int, c_long, c_uint, c_ulong, iovec, msghdr, nfds_t, pollfd, sockaddr, socklen_t, ssize_t,
+};
 use libc::{clockid_t, fd_set, size_t, timespec, timeval, useconds_t};
 
 /// Loads the real function cached in `slot`, resolving it on first use.
@@ -46,6 +48,10 @@ fn resolve(slot: &AtomicUsize, name: &'static str) -> Option<usize> {
 
 #[cold]
 fn missing(name: &'static str) -> ! {
+    if name == "syscall\0" {
+        // The message below would be written through `syscall` itself.
+        std::process::abort()
+    }
     let msg = format!(
         "greenhub patch: dlsym(RTLD_NEXT, \"{}\") found no libc function; \
          the `patch` feature needs a dynamically linked glibc executable\n",
@@ -134,6 +140,36 @@ real_fns! {
 }
 
 static FCNTL: AtomicUsize = AtomicUsize::new(0);
+static SYSCALL: AtomicUsize = AtomicUsize::new(0);
+
+/// glibc's variadic `long syscall(long number, ...)` with six arguments
+/// after the number, as many as any Linux system call takes.
+///
+/// # Safety
+///
+/// As for the system call `n` with those arguments (the ones it does not
+/// use are ignored by the kernel).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn syscall6(
+    n: c_long,
+    a1: c_long,
+    a2: c_long,
+    a3: c_long,
+    a4: c_long,
+    a5: c_long,
+    a6: c_long,
+) -> c_long {
+    let f = load(&SYSCALL, "syscall\0");
+    // SAFETY: `f` is glibc's `long syscall(long, ...)`.
+    let f: unsafe extern "C" fn(c_long, ...) -> c_long = unsafe { std::mem::transmute(f) };
+    // SAFETY: a variadic call with seven `long`s: on x86-64 SysV the first
+    // six travel in rdi, rsi, rdx, rcx, r8, r9 and the seventh on the stack,
+    // exactly where glibc's `syscall` reads its number and six arguments
+    // (it always reads all six and moves them into the kernel's registers);
+    // the caller upholds the system call's own contract.
+    unsafe { f(n, a1, a2, a3, a4, a5, a6) }
+}
 static IOCTL: AtomicUsize = AtomicUsize::new(0);
 
 /// glibc's variadic `fcntl`, with its one optional argument (an int or a
@@ -167,7 +203,11 @@ pub(crate) unsafe fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_i
 /// found.
 pub(crate) fn resolve_all() -> Result<(), &'static str> {
     resolve_listed()?;
-    for (slot, name) in [(&FCNTL, "fcntl\0"), (&IOCTL, "ioctl\0")] {
+    for (slot, name) in [
+        (&FCNTL, "fcntl\0"),
+        (&IOCTL, "ioctl\0"),
+        (&SYSCALL, "syscall\0"),
+    ] {
         if slot.load(Relaxed) == 0 && resolve(slot, name).is_none() {
             return Err(name.trim_end_matches('\0'));
         }

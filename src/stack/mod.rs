@@ -76,6 +76,9 @@ pub(crate) fn class_for(size: usize) -> io::Result<usize> {
 /// The system page size.
 pub(crate) fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
+    // A wait for another thread's initialisation blocks this thread, never
+    // parks a greenlet in the middle of a stack allocation.
+    let _internal = crate::loom::Internal::enter();
     *PAGE.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
         let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };

@@ -41,6 +41,8 @@ pub(crate) type FaultCheck = fn(addr: usize);
 /// Installs the process-wide handler (once), with the check that names the
 /// greenlet whose stack overflowed.
 pub(crate) fn install(check: FaultCheck) {
+    // See `loom::Internal`: a wait here blocks the thread.
+    let _internal = crate::loom::Internal::enter();
     INSTALL.call_once(|| {
         let _ = CHECK.set(check);
         for (sig, slot) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
