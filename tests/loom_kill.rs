@@ -136,6 +136,7 @@ fn run_task(g: &Greenlet, mut resumed: bool) -> bool {
         }
         Ran::Parked => false,
         Ran::Yielded => unreachable!("the greenlet never yields"),
+        Ran::Abandoned => unreachable!("the model never abandons a greenlet"),
     }
 }
 

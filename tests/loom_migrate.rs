@@ -251,6 +251,7 @@ fn run_migrated(task: &Task, me: usize, remote: &Remote, parks: bool) {
             // Parked on this hub: the second wake-up must come here.
             Ran::Parked => assert_eq!(remote.wait_inbox(), 1, "greenlet pushed twice"),
             Ran::Yielded => unreachable!("the greenlet never yields"),
+            Ran::Abandoned => unreachable!("the model never abandons a greenlet"),
         }
     }
     // The closure returned.

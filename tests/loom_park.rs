@@ -169,6 +169,7 @@ fn run_task(g: &Greenlet, body: Body, mut resumed: bool) -> bool {
         }
         Ran::Parked => false,
         Ran::Yielded => unreachable!("the greenlet never yields"),
+        Ran::Abandoned => unreachable!("the model never abandons a greenlet"),
     }
 }
 
