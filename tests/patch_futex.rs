@@ -1,6 +1,7 @@
 //! Monkey patching (feature `patch`): futex-based blocking of unmodified
 //! std code parks only the greenlet (`src/patch/futex.rs`): std's `Mutex`,
-//! `Condvar`, `RwLock`, `Once`, `mpsc` and `thread::park`; waits from OS
+//! `Condvar`, `RwLock` and `Once`; `mpsc` and `thread::park`, which wait on
+//! the OS thread's parker, block the thread as unpatched and never hang; waits from OS
 //! threads keep working beside greenlet waits; timeouts are honoured; a kill
 //! of a greenlet stuck in a futex wait completes.
 
@@ -94,87 +95,73 @@ fn std_condvar_producer_consumer_between_greenlets() {
     });
 }
 
+/// std's `mpsc` (and `thread::park`) waits on the OS thread's parker, which
+/// the greenlets of a hub share: those waits block the hub thread as
+/// unpatched (`futex.rs`), never hang. Two greenlets of one hub receiving at
+/// once both get their values (with cooperative parker waits, the second
+/// would corrupt the parker and the first would never wake).
 #[test]
-fn mpsc_recv_timeout_parks_only_the_greenlet() {
-    let (value, ticks) = one_hub(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let t = ticker(stop.clone());
-        let (tx, rx) = mpsc::channel();
-        let sender = greenhub::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
-            tx.send(42).unwrap();
-        });
-        let value = rx.recv_timeout(Duration::from_secs(1));
-        stop.store(true, SeqCst);
-        sender.join().unwrap();
-        (value, t.join().unwrap())
+fn two_greenlets_in_mpsc_recv_on_one_hub_both_get_their_values() {
+    let got = common::with_deadline("mpsc_two_receivers", 60, || {
+        one_hub(|| {
+            let (tx1, rx1) = mpsc::channel();
+            let (tx2, rx2) = mpsc::channel();
+            let a = greenhub::spawn(move || rx1.recv().unwrap());
+            let b = greenhub::spawn(move || rx2.recv().unwrap());
+            let sender = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                tx1.send(1u32).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                tx2.send(2u32).unwrap();
+            });
+            let got = (a.join().unwrap(), b.join().unwrap());
+            sender.join().unwrap();
+            got
+        })
     });
-    assert_eq!(value, Ok(42));
-    // The ticker ran while the main greenlet waited (about 20 ticks).
-    assert!(ticks >= 5, "only {ticks} ticks: the hub was blocked");
+    assert_eq!(got, (1, 2));
 }
 
 #[test]
 fn mpsc_recv_timeout_times_out_not_early() {
-    let (r, waited, ticks) = one_hub(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let t = ticker(stop.clone());
+    let (r, waited) = one_hub(|| {
         let (_tx, rx) = mpsc::channel::<u8>();
         let start = Instant::now();
         let r = rx.recv_timeout(Duration::from_millis(150));
-        let waited = start.elapsed();
-        stop.store(true, SeqCst);
-        (r, waited, t.join().unwrap())
+        (r, start.elapsed())
     });
     assert_eq!(r, Err(mpsc::RecvTimeoutError::Timeout));
     assert!(waited >= Duration::from_millis(150), "early: {waited:?}");
-    assert!(ticks >= 3, "only {ticks} ticks: the hub was blocked");
 }
 
 #[test]
-fn thread_park_unpark_between_greenlets_and_from_a_thread() {
-    let woke = one_hub(|| {
-        let mut woke = 0;
-        for from_thread in [false, true] {
+fn thread_park_on_a_greenlet_is_unparked_from_a_thread() {
+    let woke = common::with_deadline("thread_park", 60, || {
+        one_hub(|| {
             let flag = Arc::new(AtomicBool::new(false));
-            let (tx, rx) = greenhub::channel::bounded(1);
-            let parked = {
-                let flag = flag.clone();
-                greenhub::spawn(move || {
-                    tx.send(std::thread::current()).unwrap();
-                    while !flag.load(SeqCst) {
-                        std::thread::park();
-                    }
-                    true
-                })
-            };
-            let handle = rx.recv().unwrap();
-            let stop = Arc::new(AtomicBool::new(false));
-            let t = ticker(stop.clone());
-            if from_thread {
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    flag.store(true, SeqCst);
-                    handle.unpark();
-                })
-                .join()
-                .unwrap();
-            } else {
-                greenhub::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    flag.store(true, SeqCst);
-                    handle.unpark();
-                })
-                .join()
-                .unwrap();
-            }
-            woke += parked.join().unwrap() as usize;
-            stop.store(true, SeqCst);
-            t.join().unwrap();
-        }
-        woke
+            let (htx, hrx) = mpsc::channel::<std::thread::Thread>();
+            let f2 = flag.clone();
+            // The unparker exists before the greenlet parks: the park
+            // blocks the hub thread, so nothing of the hub runs meanwhile.
+            let unparker = std::thread::spawn(move || {
+                let handle = hrx.recv().unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                f2.store(true, SeqCst);
+                handle.unpark();
+            });
+            let parked = greenhub::spawn(move || {
+                htx.send(std::thread::current()).unwrap();
+                while !flag.load(SeqCst) {
+                    std::thread::park();
+                }
+                true
+            });
+            let woke = parked.join().unwrap();
+            unparker.join().unwrap();
+            woke
+        })
     });
-    assert_eq!(woke, 2);
+    assert!(woke);
 }
 
 #[test]

@@ -183,7 +183,17 @@ unsafe fn futex(
             } else {
                 val3 as u32
             };
-            if bitset == 0 || !cooperative(addr) {
+            // `u32::MAX` is what std's thread parker waits for (`PARKED`,
+            // -1). That word belongs to the OS thread, which every greenlet
+            // of a hub shares: a second greenlet entering `park` while the
+            // first is parked here would decrement it past `PARKED` and
+            // spin on `EAGAIN` without ever yielding, and `unpark` (which
+            // wakes only from `PARKED`) would then never wake the first: a
+            // hang. So those waits, and with them `std::sync::mpsc`,
+            // `crossbeam-channel` and `thread::park`, block the thread as
+            // unpatched. (Another futex user waiting for that very value, a
+            // `RwLock` with every bit set, just blocks its thread too.)
+            if bitset == 0 || val as u32 == u32::MAX || !cooperative(addr) {
                 return forward();
             }
             // SAFETY: the caller's timeout argument, as the kernel reads it.
