@@ -28,8 +28,8 @@
 
 use std::io;
 
-use super::slab::ALLOCATOR;
-use super::{NUM_CLASSES, Stack, class_for, guard_size, release_range};
+use super::slab::{ALLOCATOR, populate_tops};
+use super::{NUM_CLASSES, Stack, class_for, guard_size, page_size, release_range};
 
 /// Stacks kept per size class and hub.
 pub(crate) const HOT_PER_CLASS: usize = 64;
@@ -81,6 +81,9 @@ impl StackPool {
             }
             None => {
                 let mut batch = ALLOCATOR.alloc_batch(class, REFILL_BATCH)?;
+                // None of them has a page resident: fault in the top page of
+                // all of them with one call rather than one trap each.
+                populate_tops(&batch, page_size());
                 // Popped from the end: the lowest address first.
                 let first = batch.remove(0);
                 batch.reverse();
