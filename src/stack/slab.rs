@@ -38,8 +38,6 @@ use super::{NUM_CLASSES, Stack, class_usable, guard_size, page_size};
 /// `MADV_GUARD_INSTALL` from Linux 6.13 (`include/uapi/asm-generic/mman-common.h`).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
-/// `MADV_POPULATE_WRITE` from Linux 5.14 (`include/uapi/asm-generic/mman-common.h`).
-const MADV_POPULATE_WRITE: libc::c_int = 23;
 /// `PIDFD_SELF_THREAD_GROUP` from Linux 6.15 (`include/uapi/linux/pidfd.h`):
 /// names the calling process where a syscall takes a pidfd.
 const PIDFD_SELF_THREAD_GROUP: libc::c_int = -10001;
@@ -64,140 +62,70 @@ const MODE_UNKNOWN: u8 = 0;
 const MODE_MADVISE: u8 = 1;
 const MODE_MPROTECT: u8 = 2;
 
+/// Whether `process_madvise` takes `PIDFD_SELF_THREAD_GROUP` here.
+const SELF_UNKNOWN: u8 = 0;
+const SELF_YES: u8 = 1;
+const SELF_NO: u8 = 2;
+static PIDFD_SELF: AtomicU8 = AtomicU8::new(SELF_UNKNOWN);
+
 /// Installs the guards of a fresh slab (`slots` guards of `guard` bytes at
 /// `base + i * slot`) with `process_madvise(MADV_GUARD_INSTALL)`, a few
 /// syscalls for the whole slab instead of one per stack. Returns `false`
 /// (and the caller installs them one by one) if the kernel refuses it or
 /// installs fewer bytes than asked.
+///
+/// The process is named by `PIDFD_SELF_THREAD_GROUP` where the kernel knows
+/// it (Linux >= 6.15), which saves opening and closing a pidfd per slab;
+/// elsewhere by a pidfd opened for the call (a cached one would name the
+/// parent in a forked child).
 fn install_guards_batched(base: usize, slot: usize, slots: usize, guard: usize) -> bool {
-    // A pidfd for this process, opened per slab: a cached one would name the
-    // parent in a forked child.
-    // SAFETY: plain syscall with integer arguments; the result is checked.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-    if pidfd < 0 {
-        return false;
-    }
     let iov: Vec<libc::iovec> = (0..slots)
         .map(|i| libc::iovec {
             iov_base: (base + i * slot) as *mut libc::c_void,
             iov_len: guard,
         })
         .collect();
-    let mut ok = true;
-    // UIO_MAXIOV: at most 1024 ranges per call.
-    for chunk in iov.chunks(1024) {
-        // SAFETY: `iov` describes ranges inside our own fresh mapping, and
-        // the pointer and length describe a live slice of `iovec`s; the
-        // kernel only reads it.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_process_madvise,
-                pidfd as libc::c_int,
-                chunk.as_ptr(),
-                chunk.len(),
-                MADV_GUARD_INSTALL,
-                0u32,
-            )
-        };
-        if n < 0 || n as usize != chunk.len() * guard {
-            ok = false;
-            break;
+    // Ok, or the errno of the first call that fell short (0 if it advised
+    // fewer bytes without an error).
+    let install = |pidfd: libc::c_int| -> Result<(), i32> {
+        // UIO_MAXIOV: at most 1024 ranges per call.
+        for chunk in iov.chunks(1024) {
+            let n = process_madvise(pidfd, chunk, MADV_GUARD_INSTALL);
+            if n != (chunk.len() * guard) as isize {
+                let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                return Err(if n < 0 { errno } else { 0 });
+            }
+        }
+        Ok(())
+    };
+    if PIDFD_SELF.load(Ordering::Relaxed) != SELF_NO {
+        match install(PIDFD_SELF_THREAD_GROUP) {
+            Ok(()) => {
+                PIDFD_SELF.store(SELF_YES, Ordering::Relaxed);
+                return true;
+            }
+            // A kernel without the sentinel takes it for a bad descriptor.
+            Err(libc::EBADF) => PIDFD_SELF.store(SELF_NO, Ordering::Relaxed),
+            // Anything else repeats below, and the one-by-one path reports it.
+            Err(_) => {}
         }
     }
+    // SAFETY: plain syscall with integer arguments; the result is checked.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if pidfd < 0 {
+        return false;
+    }
+    let ok = install(pidfd as libc::c_int).is_ok();
     // SAFETY: closing the pidfd we opened above.
     unsafe { libc::close(pidfd as libc::c_int) };
     ok
 }
 
-/// How [`populate_tops`] asks the kernel, decided once by [`probe_populate`].
-const POP_UNKNOWN: u8 = 0;
-/// `process_madvise` on `PIDFD_SELF_THREAD_GROUP` (Linux >= 6.15).
-const POP_SELF: u8 = 1;
-/// `process_madvise` on a pidfd opened per call (Linux 6.13, 6.14).
-const POP_PIDFD: u8 = 2;
-/// One `madvise` per stack (Linux 5.14 to 6.12).
-const POP_EACH: u8 = 3;
-/// Not at all: the kernel has no `MADV_POPULATE_WRITE`, or
-/// `GREENHUB_STACK_POPULATE=off` asks for none.
-const POP_OFF: u8 = 4;
-
-static POPULATE: AtomicU8 = AtomicU8::new(POP_UNKNOWN);
-
-/// Makes the top `bytes` of each of `stacks` resident before a greenlet runs
-/// on it, with `MADV_POPULATE_WRITE`: one `process_madvise` for the batch
-/// where the kernel takes that advice there for the calling process, else
-/// one `madvise` per stack, else nothing (the pages then fault in on first
-/// touch, as they would anyway). Only advice: every failure is ignored.
-///
-/// Why: a stack fresh from the allocator has no page resident (fresh slab,
-/// or released with `MADV_DONTNEED` when it came back), so the first greenlet
-/// on it traps once for its top page. Asking for the pages of a hub's whole
-/// refill batch at once saves a trap per stack; the page-table walk and the
-/// page itself cost the same either way. One call cannot cover the
-/// neighbouring stacks as one range: the guard regions between them fail
-/// `MADV_POPULATE_WRITE` with `EFAULT`, hence one range per stack.
-pub(crate) fn populate_tops(stacks: &[Stack], bytes: usize) {
-    if stacks.is_empty() || bytes == 0 {
-        return;
-    }
-    let mode = match POPULATE.load(Ordering::Relaxed) {
-        POP_UNKNOWN => {
-            let mode = probe_populate();
-            POPULATE.store(mode, Ordering::Relaxed);
-            mode
-        }
-        mode => mode,
-    };
-    const CHUNK: usize = 64;
-    let empty = libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    };
-    let mut iov = [empty; CHUNK];
-    for chunk in stacks.chunks(CHUNK) {
-        for (v, s) in iov.iter_mut().zip(chunk) {
-            let len = bytes.min(s.usable());
-            *v = libc::iovec {
-                iov_base: (s.top() - len) as *mut libc::c_void,
-                iov_len: len,
-            };
-        }
-        let iov = &iov[..chunk.len()];
-        match mode {
-            POP_SELF => {
-                process_madvise(PIDFD_SELF_THREAD_GROUP, iov, MADV_POPULATE_WRITE);
-            }
-            POP_PIDFD => {
-                // Opened per call: a cached pidfd would name the parent in a
-                // forked child.
-                // SAFETY: plain syscall with integer arguments; the result
-                // is checked.
-                let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-                if pidfd >= 0 {
-                    process_madvise(pidfd as libc::c_int, iov, MADV_POPULATE_WRITE);
-                    // SAFETY: closing the pidfd we opened above.
-                    unsafe { libc::close(pidfd as libc::c_int) };
-                }
-            }
-            POP_EACH => {
-                for v in iov {
-                    // SAFETY: the range is the top of a stack owned by the
-                    // caller; populating it faults its pages in without
-                    // changing their contents.
-                    unsafe { libc::madvise(v.iov_base, v.iov_len, MADV_POPULATE_WRITE) };
-                }
-            }
-            _ => return,
-        }
-    }
-}
-
 /// `process_madvise(pidfd, iov, advice)`: the bytes advised, or -1.
 fn process_madvise(pidfd: libc::c_int, iov: &[libc::iovec], advice: libc::c_int) -> isize {
     // SAFETY: the pointer and length describe a live slice of `iovec`s, which
-    // the kernel only reads; every caller passes ranges of its own mappings
-    // and advice that does not change their contents (guards go into fresh
-    // slabs, population only faults pages in).
+    // the kernel only reads; the caller passes ranges of a fresh slab of its
+    // own, which holds no data yet.
     unsafe {
         libc::syscall(
             libc::SYS_process_madvise,
@@ -208,57 +136,6 @@ fn process_madvise(pidfd: libc::c_int, iov: &[libc::iovec], advice: libc::c_int)
             0u32,
         ) as isize
     }
-}
-
-/// Finds the cheapest way [`populate_tops`] works here, on a scratch page.
-#[cold]
-fn probe_populate() -> u8 {
-    if std::env::var_os("GREENHUB_STACK_POPULATE").is_some_and(|v| v == "off") {
-        return POP_OFF;
-    }
-    let page = page_size();
-    // SAFETY: a fresh scratch mapping, unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return POP_OFF;
-    }
-    let iov = [libc::iovec {
-        iov_base: p,
-        iov_len: page,
-    }];
-    let mode = if process_madvise(PIDFD_SELF_THREAD_GROUP, &iov, MADV_POPULATE_WRITE)
-        == page as isize
-    {
-        POP_SELF
-    } else {
-        // SAFETY: plain syscall with integer arguments; the result is checked.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-        let batched = pidfd >= 0
-            && process_madvise(pidfd as libc::c_int, &iov, MADV_POPULATE_WRITE) == page as isize;
-        if pidfd >= 0 {
-            // SAFETY: closing the pidfd we opened above.
-            unsafe { libc::close(pidfd as libc::c_int) };
-        }
-        if batched {
-            POP_PIDFD
-        } else {
-            // SAFETY: the range is our scratch mapping.
-            let rc = unsafe { libc::madvise(p, page, MADV_POPULATE_WRITE) };
-            if rc == 0 { POP_EACH } else { POP_OFF }
-        }
-    };
-    // SAFETY: unmapping our scratch mapping.
-    unsafe { libc::munmap(p, page) };
-    mode
 }
 
 /// The global allocator.
