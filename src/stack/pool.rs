@@ -96,6 +96,10 @@ impl StackPool {
         if let Some(i) = self.overflow.iter().rposition(|s| s.class() == class) {
             return Ok(self.overflow.swap_remove(i));
         }
+        // No page of these is resident; each faults in its top page on first
+        // use. Populating the batch's top pages ahead with one
+        // `MADV_POPULATE_WRITE` call saves those traps but costs the kernel
+        // more than they do (benches/compare/PROFILE.md), so it is not done.
         let mut batch = ALLOCATOR.alloc_batch(class, REFILL_BATCH)?;
         // Popped from the end: the lowest address first.
         let first = batch.remove(0);
