@@ -104,8 +104,12 @@ fn install_guards_batched(base: usize, slot: usize, slots: usize, guard: usize) 
                 PIDFD_SELF.store(SELF_YES, Ordering::Relaxed);
                 return true;
             }
-            // A kernel without the sentinel takes it for a bad descriptor.
-            Err(libc::EBADF) => PIDFD_SELF.store(SELF_NO, Ordering::Relaxed),
+            // A kernel without the sentinel takes it for a bad descriptor;
+            // one without `process_madvise`, or a seccomp filter, refuses
+            // the call whatever names the process.
+            Err(libc::EBADF | libc::ENOSYS | libc::EPERM) => {
+                PIDFD_SELF.store(SELF_NO, Ordering::Relaxed)
+            }
             // Anything else repeats below, and the one-by-one path reports it.
             Err(_) => {}
         }
