@@ -11,6 +11,11 @@
 //! released with one `madvise` over the whole run (guard regions survive
 //! `MADV_DONTNEED`), and returned to the allocator under one lock. When many
 //! greenlets finish at once this turns one syscall per greenlet into a few.
+//! Until that release a stack in the batch keeps its pages, so a hub whose
+//! cache runs dry takes one back from there before asking the allocator,
+//! whose stacks have no page resident: a hub that finishes greenlets and
+//! starts new ones in waves would otherwise give back pages and fault fresh
+//! ones in a moment later.
 //!
 //! Cached stacks may hold pages a deep call once touched. Releasing them on
 //! every return would cost a syscall per greenlet, so the hub does it once it
@@ -79,17 +84,31 @@ impl StackPool {
                 cache.clean = cache.clean.min(cache.hot.len());
                 Ok(stack)
             }
-            None => {
-                let mut batch = ALLOCATOR.alloc_batch(class, REFILL_BATCH)?;
-                // Popped from the end: the lowest address first.
-                let first = batch.remove(0);
-                batch.reverse();
-                cache.hot.extend(batch);
-                // Fresh from the allocator: nothing resident to trim.
-                cache.clean = cache.hot.len();
-                Ok(first)
-            }
+            None => self.refill(class),
         }
+    }
+
+    /// [`StackPool::alloc`] with nothing cached for `class`.
+    #[cold]
+    fn refill(&mut self, class: usize) -> io::Result<Stack> {
+        // A stack waiting in the overflow batch still has its pages: take it
+        // back rather than release it and then fault a released one in.
+        if let Some(i) = self.overflow.iter().rposition(|s| s.class() == class) {
+            return Ok(self.overflow.swap_remove(i));
+        }
+        // No page of these is resident; each faults in its top page on first
+        // use. Populating the batch's top pages ahead with one
+        // `MADV_POPULATE_WRITE` call saves those traps but costs the kernel
+        // more than they do (benches/compare/PROFILE.md), so it is not done.
+        let mut batch = ALLOCATOR.alloc_batch(class, REFILL_BATCH)?;
+        // Popped from the end: the lowest address first.
+        let first = batch.remove(0);
+        batch.reverse();
+        let cache = &mut self.classes[class];
+        cache.hot.extend(batch);
+        // Fresh from the allocator: nothing resident to trim.
+        cache.clean = cache.hot.len();
+        Ok(first)
     }
 
     /// Takes back a stack nobody runs on any more.
@@ -159,5 +178,64 @@ impl Drop for StackPool {
     fn drop(&mut self) {
         self.flush();
         // Cached stacks release themselves when dropped.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::DEFAULT_STACK_SIZE;
+
+    fn mark(s: &Stack) {
+        // SAFETY: the test owns the stack (lent to no coroutine); its top
+        // word is usable read-write memory.
+        unsafe { ((s.top() - 8) as *mut usize).write_volatile(s.top()) };
+    }
+
+    fn marked(s: &Stack) -> bool {
+        // SAFETY: as in `mark`; a released page reads as zero.
+        unsafe { ((s.top() - 8) as *const usize).read_volatile() == s.top() }
+    }
+
+    /// Stacks that overflow the hot cache wait in a batch with their pages
+    /// before release; a hub that needs stacks again takes those back
+    /// rather than fresh ones from the allocator, which it would fault in.
+    #[test]
+    fn overflow_stacks_are_reused_before_release() {
+        let mut pool = StackPool::new();
+        let n = HOT_PER_CLASS + 10;
+        assert!(n < RELEASE_BATCH);
+        let stacks: Vec<Stack> = (0..n)
+            .map(|_| pool.alloc(DEFAULT_STACK_SIZE).unwrap())
+            .collect();
+        stacks.iter().for_each(mark);
+        for s in stacks {
+            pool.free(s);
+        }
+        assert!(!pool.overflow.is_empty());
+        // What the pool holds now: the hot cache (the stacks freed, and
+        // neighbours from its refills never lent) and the overflow batch.
+        let mut held: Vec<usize> = pool
+            .classes
+            .iter()
+            .flat_map(|c| c.hot.iter())
+            .chain(pool.overflow.iter())
+            .map(|s| s.top())
+            .collect();
+        let again: Vec<Stack> = (0..held.len())
+            .map(|_| pool.alloc(DEFAULT_STACK_SIZE).unwrap())
+            .collect();
+        let kept = again.iter().filter(|s| marked(s)).count();
+        assert_eq!(kept, n, "stacks freed came back without their pages");
+        let mut tops: Vec<usize> = again.iter().map(|s| s.top()).collect();
+        held.sort_unstable();
+        tops.sort_unstable();
+        assert_eq!(tops, held);
+        for s in again {
+            pool.free(s);
+        }
+        // Trimming still releases what waits in the overflow batch.
+        pool.trim();
+        assert!(pool.overflow.is_empty());
     }
 }

@@ -38,6 +38,10 @@ use super::{NUM_CLASSES, Stack, class_usable, guard_size, page_size};
 /// `MADV_GUARD_INSTALL` from Linux 6.13 (`include/uapi/asm-generic/mman-common.h`).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
+/// `PIDFD_SELF_THREAD_GROUP` from Linux 6.15 (`include/uapi/linux/pidfd.h`):
+/// names the calling process where a syscall takes a pidfd.
+const PIDFD_SELF_THREAD_GROUP: libc::c_int = -10001;
+
 /// Bytes of address space a slab aims for.
 const SLAB_BYTES: usize = 16 << 20;
 /// At most this many stacks per slab.
@@ -58,49 +62,84 @@ const MODE_UNKNOWN: u8 = 0;
 const MODE_MADVISE: u8 = 1;
 const MODE_MPROTECT: u8 = 2;
 
+/// Whether `process_madvise` takes `PIDFD_SELF_THREAD_GROUP` here.
+const SELF_UNKNOWN: u8 = 0;
+const SELF_YES: u8 = 1;
+const SELF_NO: u8 = 2;
+static PIDFD_SELF: AtomicU8 = AtomicU8::new(SELF_UNKNOWN);
+
 /// Installs the guards of a fresh slab (`slots` guards of `guard` bytes at
 /// `base + i * slot`) with `process_madvise(MADV_GUARD_INSTALL)`, a few
 /// syscalls for the whole slab instead of one per stack. Returns `false`
 /// (and the caller installs them one by one) if the kernel refuses it or
 /// installs fewer bytes than asked.
+///
+/// The process is named by `PIDFD_SELF_THREAD_GROUP` where the kernel knows
+/// it (Linux >= 6.15), which saves opening and closing a pidfd per slab;
+/// elsewhere by a pidfd opened for the call (a cached one would name the
+/// parent in a forked child).
 fn install_guards_batched(base: usize, slot: usize, slots: usize, guard: usize) -> bool {
-    // A pidfd for this process, opened per slab: a cached one would name the
-    // parent in a forked child.
-    // SAFETY: plain syscall with integer arguments; the result is checked.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-    if pidfd < 0 {
-        return false;
-    }
     let iov: Vec<libc::iovec> = (0..slots)
         .map(|i| libc::iovec {
             iov_base: (base + i * slot) as *mut libc::c_void,
             iov_len: guard,
         })
         .collect();
-    let mut ok = true;
-    // UIO_MAXIOV: at most 1024 ranges per call.
-    for chunk in iov.chunks(1024) {
-        // SAFETY: `iov` describes ranges inside our own fresh mapping, and
-        // the pointer and length describe a live slice of `iovec`s; the
-        // kernel only reads it.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_process_madvise,
-                pidfd as libc::c_int,
-                chunk.as_ptr(),
-                chunk.len(),
-                MADV_GUARD_INSTALL,
-                0u32,
-            )
-        };
-        if n < 0 || n as usize != chunk.len() * guard {
-            ok = false;
-            break;
+    // Ok, or the errno of the first call that fell short (0 if it advised
+    // fewer bytes without an error).
+    let install = |pidfd: libc::c_int| -> Result<(), i32> {
+        // UIO_MAXIOV: at most 1024 ranges per call.
+        for chunk in iov.chunks(1024) {
+            let n = process_madvise(pidfd, chunk, MADV_GUARD_INSTALL);
+            if n != (chunk.len() * guard) as isize {
+                let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                return Err(if n < 0 { errno } else { 0 });
+            }
+        }
+        Ok(())
+    };
+    if PIDFD_SELF.load(Ordering::Relaxed) != SELF_NO {
+        match install(PIDFD_SELF_THREAD_GROUP) {
+            Ok(()) => {
+                PIDFD_SELF.store(SELF_YES, Ordering::Relaxed);
+                return true;
+            }
+            // A kernel without the sentinel takes it for a bad descriptor;
+            // one without `process_madvise`, or a seccomp filter, refuses
+            // the call whatever names the process.
+            Err(libc::EBADF | libc::ENOSYS | libc::EPERM) => {
+                PIDFD_SELF.store(SELF_NO, Ordering::Relaxed)
+            }
+            // Anything else repeats below, and the one-by-one path reports it.
+            Err(_) => {}
         }
     }
+    // SAFETY: plain syscall with integer arguments; the result is checked.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if pidfd < 0 {
+        return false;
+    }
+    let ok = install(pidfd as libc::c_int).is_ok();
     // SAFETY: closing the pidfd we opened above.
     unsafe { libc::close(pidfd as libc::c_int) };
     ok
+}
+
+/// `process_madvise(pidfd, iov, advice)`: the bytes advised, or -1.
+fn process_madvise(pidfd: libc::c_int, iov: &[libc::iovec], advice: libc::c_int) -> isize {
+    // SAFETY: the pointer and length describe a live slice of `iovec`s, which
+    // the kernel only reads; the caller passes ranges of a fresh slab of its
+    // own, which holds no data yet.
+    unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            pidfd,
+            iov.as_ptr(),
+            iov.len(),
+            advice,
+            0u32,
+        ) as isize
+    }
 }
 
 /// The global allocator.
