@@ -123,7 +123,10 @@ fn the_opt_in_is_ignored_where_nothing_may_move() {
 fn one_migratable_greenlet_in_a_default_runtime() {
     let rt = greenhub::Builder::new().hubs(2).build().unwrap();
     let mut moved = false;
-    for _ in 0..5 {
+    // Whether the idle hub gets to take the woken greenlet depends on the
+    // OS scheduling both hub threads: on a loaded machine (CI runs builds
+    // beside the tests) a few rounds can pass without a move.
+    for _ in 0..30 {
         let seen = rt.block_on(|| {
             // A hog keeps one hub busy while the migratable greenlet wakes.
             let stop = Arc::new(AtomicUsize::new(0));
