@@ -121,7 +121,7 @@ pub(crate) struct Outside {
 /// undercounts the greenlets alive between the two sets of loads.
 #[inline(always)]
 pub(crate) fn note_created(c: &AtomicU64) {
-    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+    count(c)
 }
 
 /// Adds one to a counter that only the calling thread writes, also in a
