@@ -1,7 +1,7 @@
 //! Monkey patching (feature `patch`): futex-based blocking of unmodified
 //! std code parks only the greenlet (`src/patch/futex.rs`): std's `Mutex`,
 //! `Condvar`, `RwLock` and `Once`; `mpsc` and `thread::park`, which wait on
-//! the OS thread's parker, block the thread as unpatched and never hang; waits from OS
+//! the OS thread's parker, never hang (more in `patch_parker.rs`); waits from OS
 //! threads keep working beside greenlet waits; timeouts are honoured; a kill
 //! of a greenlet stuck in a futex wait completes.
 
@@ -96,10 +96,9 @@ fn std_condvar_producer_consumer_between_greenlets() {
 }
 
 /// std's `mpsc` (and `thread::park`) waits on the OS thread's parker, which
-/// the greenlets of a hub share: those waits block the hub thread as
-/// unpatched (`futex.rs`), never hang. Two greenlets of one hub receiving at
-/// once both get their values (with cooperative parker waits, the second
-/// would corrupt the parker and the first would never wake).
+/// the greenlets of a hub share (`parker.rs`): those waits never hang. Two greenlets of one hub receiving at
+/// once both get their values (with naive cooperative parker waits, the
+/// second would corrupt the parker and the first would never wake).
 #[test]
 fn two_greenlets_in_mpsc_recv_on_one_hub_both_get_their_values() {
     let got = common::with_deadline("mpsc_two_receivers", 60, || {

@@ -46,6 +46,7 @@ pub(crate) mod doorbell;
 #[cfg(not(loom))]
 pub(crate) mod dump;
 pub(crate) mod escalate;
+pub(crate) mod guard;
 pub(crate) mod idle;
 pub(crate) mod inbox;
 mod io;
@@ -126,6 +127,8 @@ pub(crate) struct HubContext {
     /// every greenlet run.
     has_deferred_kills: Cell<bool>,
     phase: Cell<Phase>,
+    /// Functions called around every resume (`hub::guard`).
+    switch_guard: Cell<Option<&'static guard::SwitchGuard>>,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
 }
@@ -159,6 +162,7 @@ impl HubContext {
             coarse: Cell::new(coarse_now()),
             has_deferred_kills: Cell::new(false),
             phase: Cell::new(Phase::Running),
+            switch_guard: Cell::new(None),
             poll: RefCell::new(poll),
             events: RefCell::new(mio::Events::with_capacity(1024)),
         }
@@ -195,6 +199,7 @@ impl HubContext {
             }
             self.wait_for_work();
         }
+        self.guard_after();
         self.exit();
     }
 

@@ -279,7 +279,15 @@ impl HubContext {
             &self.remote.stats.stacks_cached,
             self.stacks.borrow().cached() as u64,
         );
-        self.remote.doorbell.idle_with(|| self.poll(timeout));
+        self.remote.doorbell.idle_with(|| {
+            let timeout = if self.guard_idle() {
+                timeout
+            } else {
+                Some(Duration::ZERO)
+            };
+            self.poll(timeout);
+            self.guard_after();
+        });
         self.coarse.set(crate::greenlet::runinfo::coarse_now());
     }
 }

@@ -1,6 +1,7 @@
 //! The futex hook: greenhub's definition of libc's `syscall`, through which
 //! std (`Mutex`, `RwLock`, `Condvar`, `Once`, `thread::park`, and so
-//! `mpsc`) and `parking_lot` reach the kernel's `futex(2)`. A futex wait on
+//! `mpsc`) and `parking_lot` reach the kernel's `futex(2)`. (Waits on a hub
+//! thread's std parker follow the protocol of `parker.rs`, on this table.) A futex wait on
 //! a greenlet parks only the greenlet, in a process-wide table of waiters
 //! keyed by address; a wake from any thread reaches those greenlets first,
 //! then the kernel's waiters (OS threads). Every other system call number is
@@ -89,17 +90,23 @@ pub(crate) const KILL_GRACE: Duration = Duration::from_millis(500);
 const BUCKETS: usize = 256;
 
 /// One parked greenlet. Lives on its stack while linked.
-struct Node {
-    addr: usize,
-    bitset: u32,
+pub(super) struct Node {
+    pub(super) addr: usize,
+    pub(super) bitset: u32,
     /// Taken by the waker that unlinks the node (under the bucket lock).
-    waiter: Option<Waiter>,
+    pub(super) waiter: Option<Waiter>,
     /// Set by that waker, under the lock: the wait ends with 0.
-    woken: bool,
+    pub(super) woken: bool,
+    /// A wait on a hub thread's std parker word (`parker.rs`): every wake
+    /// of the address wakes all of them, whatever its count, and unlinking
+    /// one updates its thread's `Lot`.
+    pub(super) parker: Option<&'static super::parker::Lot>,
+    /// This parker wait keeps its thread's sweep tick (`parker.rs`).
+    pub(super) leader: bool,
 }
 
 /// Pointers to linked nodes. Only touched under the bucket's lock.
-struct List(Vec<NonNull<Node>>);
+pub(super) struct List(pub(super) Vec<NonNull<Node>>);
 
 // SAFETY: the nodes' owners are parked until they see, under the lock, that
 // their node is unlinked; the list only moves between threads inside that
@@ -109,9 +116,9 @@ unsafe impl Send for List {}
 static TABLE: [SpinLock<List>; BUCKETS] = [const { SpinLock::new(List(Vec::new())) }; BUCKETS];
 
 /// Nodes linked in the whole table (raised before the waiter's check).
-static WAITERS: AtomicUsize = AtomicUsize::new(0);
+pub(super) static WAITERS: AtomicUsize = AtomicUsize::new(0);
 
-fn bucket(addr: usize) -> &'static SpinLock<List> {
+pub(super) fn bucket(addr: usize) -> &'static SpinLock<List> {
     // Futex words are 4-byte aligned; mix the bits above.
     let h = (addr >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
     &TABLE[h >> (usize::BITS - 8)]
@@ -185,14 +192,22 @@ unsafe fn futex(
             };
             // `u32::MAX` is what std's thread parker waits for (`PARKED`,
             // -1). That word belongs to the OS thread, which every greenlet
-            // of a hub shares: a second greenlet entering `park` while the
-            // first is parked here would decrement it past `PARKED` and
-            // spin on `EAGAIN` without ever yielding, and `unpark` (which
-            // wakes only from `PARKED`) would then never wake the first: a
-            // hang. So those waits, and with them `std::sync::mpsc`,
-            // `crossbeam-channel` and `thread::park`, block the thread as
-            // unpatched. (Another futex user waiting for that very value, a
-            // `RwLock` with every bit set, just blocks its thread too.)
+            // of a hub shares, so it needs the protocol of `parker.rs`. A
+            // wait for that value on any other word (a `RwLock` with every
+            // bit set) blocks its thread, as unpatched.
+            if val as u32 == u32::MAX && bitset != 0 && cooperative(addr) {
+                // SAFETY: the caller's timeout argument, as the kernel reads it.
+                let deadline = match unsafe { deadline_of(cmd, op32, a4 as *const timespec) } {
+                    Ok(d) => d,
+                    Err(e) => return fail(e),
+                };
+                if let Some(r) = super::parker::wait(addr, deadline) {
+                    return match r {
+                        Ok(()) => 0,
+                        Err(e) => fail(e),
+                    };
+                }
+            }
             if bitset == 0 || val as u32 == u32::MAX || !cooperative(addr) {
                 return forward();
             }
@@ -338,6 +353,8 @@ fn wait(addr: usize, val: u32, bitset: u32, deadline: Option<Instant>) -> Result
         bitset,
         waiter: Some(Waiter::current()),
         woken: false,
+        parker: None,
+        leader: false,
     };
     let raw = NonNull::from(&mut node);
     let lock = bucket(addr);
@@ -393,8 +410,9 @@ fn wait(addr: usize, val: u32, bitset: u32, deadline: Option<Instant>) -> Result
 }
 
 /// Unlinks and wakes up to `n` greenlets waiting on `addr` whose bitset
-/// shares a bit with `bitset`; returns how many.
-fn wake(addr: usize, n: usize, bitset: u32) -> usize {
+/// shares a bit with `bitset`, and every parker wait on `addr` whatever `n`;
+/// returns how many.
+pub(super) fn wake(addr: usize, n: usize, bitset: u32) -> usize {
     fence(Ordering::SeqCst);
     if WAITERS.load(Ordering::Relaxed) == 0 {
         return 0;
@@ -403,13 +421,15 @@ fn wake(addr: usize, n: usize, bitset: u32) -> usize {
     {
         let mut list = bucket(addr).lock();
         list.0.retain(|&p| {
-            if woken.len() >= n {
-                return true;
-            }
             // SAFETY: linked nodes are alive: their owners wait for us to
             // unlink them, under the lock we hold.
             let node = unsafe { &mut *p.as_ptr() };
             if node.addr != addr || node.bitset & bitset == 0 {
+                return true;
+            }
+            if let Some(lot) = node.parker {
+                lot.unlinked(node.leader);
+            } else if woken.len() >= n {
                 return true;
             }
             if let Some(w) = node.waiter.take() {

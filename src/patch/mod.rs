@@ -74,8 +74,9 @@
 //!   not export the hooks to them, so they keep binding to glibc.
 //! - glibc's internal calls (`gethostbyname*`, `res_query`, `system`,
 //!   `popen`/`pclose`), code issuing `syscall()` directly for anything but
-//!   a private futex, `parking_lot`'s waits and more than one greenlet per
-//!   hub in `thread::park` (thread-affine parkers: see `futex.rs`).
+//!   a private futex, and `parking_lot`'s waits (its per-thread parker
+//!   data: see `futex.rs`). std's `thread::park`, shared by the greenlets of
+//!   a hub, has its own protocol: `parker.rs`.
 //! - Regular files (always "ready"): use [`blocking::unblock`](crate::blocking::unblock).
 //! - C libraries with thread-local state held across a blocking call (see
 //!   [`enable`]'s safety section).
@@ -97,6 +98,8 @@ mod fdtable;
 mod futex;
 mod hooks;
 mod killed;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod parker;
 mod pipes;
 mod process;
 mod real;

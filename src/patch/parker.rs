@@ -1,0 +1,400 @@
+//! std's thread parker shared by the greenlets of a hub: what makes
+//! `thread::park`/`park_timeout`, and with them `std::sync::mpsc`,
+//! `crossbeam-channel`, `futures::executor::block_on` and the crates that
+//! wait on a helper thread that way (`reqwest::blocking`, `ureq`'s resolver
+//! with a timeout), park only their greenlet.
+//!
+//! # The problem
+//!
+//! std keeps one parker per OS thread: a word `P` with three states, `EMPTY`
+//! (0), `NOTIFIED` (1, the token) and `PARKED` (`u32::MAX`). `park` does
+//! `fetch_sub(1)`: from `NOTIFIED` it returns at once (the fast path, no
+//! system call); from `EMPTY` it makes `PARKED` and futex-waits while the
+//! word is `PARKED`, looping until it can swap `NOTIFIED` back to `EMPTY`.
+//! `unpark` swaps in `NOTIFIED` and futex-wakes only if it took `PARKED`.
+//! Every greenlet of a hub shares that word, and that breaks the protocol
+//! twice over: a second greenlet parking while the first waits finds
+//! `PARKED`, makes it `PARKED - 1` and spins (std checks the word before
+//! each wait); and a token carries no name, so an `unpark` meant for one
+//! greenlet may be taken by another.
+//!
+//! # The protocol
+//!
+//! A greenlet's wait on its own thread's parker word is linked in the futex
+//! table like any other (`futex.rs`), marked as a parker wait, and every
+//! wake of the word wakes *all* of them: each returns from `park` (a
+//! spurious wake-up, which `park`'s contract allows) and re-checks its own
+//! condition. Around them, the hub keeps the word where both halves of
+//! std's code work, through a switch guard (`hub::guard`) installed while
+//! parker waits exist on that hub. The states of `P` and who moves it:
+//!
+//! | who (thread) | when | `P` |
+//! |---|---|---|
+//! | a greenlet's `park` (hub) | it runs | `EMPTY` -> `PARKED`, then the hook links it |
+//! | guard `after` (hub) | that greenlet is back | `PARKED` -> `EMPTY`: the next `park` reaches the hook too, never `PARKED - 1` |
+//! | guard `idle` (hub) | it blocks in its poller | `EMPTY` -> `PARKED`: an `unpark` now futex-wakes the waits (and rings the hub) |
+//! | guard `after` (hub) | the idle wait ended | `PARKED` -> `EMPTY` |
+//! | hook, woken wait (hub) | its greenlet resumes | `EMPTY` -> `NOTIFIED`, which std's loop swaps back to `EMPTY` |
+//! | `unpark` (any thread) | any time | -> `NOTIFIED`; futex wake (all waits) only from `PARKED` |
+//!
+//! So `P` is `PARKED` only inside a greenlet's `park` and while its hub
+//! blocks with waits outstanding; hub code between greenlets never finds it
+//! there (a `thread::park` of its own would spin on `PARKED - 1`). A token
+//! that arrives while `P` is `EMPTY` (a greenlet or the hub runs) comes with
+//! no wake-up; the guard's next call (before or after each greenlet, before
+//! blocking) sees `NOTIFIED` and wakes every wait, as does a woken wait
+//! that finds one when it stores its own, and a timed-out wait whose
+//! `park_timeout` would swap it away. One case escapes every check: the
+//! running greenlet itself calls `park` after such a token arrived and
+//! takes it on the fast path, never entering the hook. So the wake-up of
+//! another greenlet may be consumed. The **sweep** closes that hole: one of
+//! the waits (the *leader*) parks with a deadline, a *tick*, and when it
+//! fires after other greenlets ran with waits outstanding (the only way a
+//! token can be taken so), it wakes them all. A wake-up is thus never lost;
+//! one consumed that way is delivered at the next wake of the word or the
+//! next tick: 10 ms at first, doubling while sweeps find every greenlet
+//! parked again or nothing ran, up to [`MAX_TICK`].
+//!
+//! # Costs and limits
+//!
+//! - Each `unpark` of a hub's thread wakes every greenlet of that hub parked
+//!   in `park`: the cost of a wake-up grows with the number of greenlets of
+//!   one hub waiting on std parkers at once (tens or hundreds are cheap).
+//! - While such waits exist, a hub pays a few atomic loads per switch, and
+//!   one leader wake-up per tick.
+//! - A migratable greenlet (`unsafe` opt-in) keeps the old behaviour: its
+//!   `park` blocks the thread. It could resume on another hub while std's
+//!   loop still holds the first hub's word.
+//! - The parker word is found, once per hub thread, by a probe: on the
+//!   first wait for `PARKED` from a greenlet, the hook `unpark`s its thread
+//!   and looks whether the word it was given became `NOTIFIED`. The probe
+//!   is a spurious wake-up for that `park`, and a stray token (a later
+//!   spurious wake-up) if the word was another futex; at most
+//!   [`PROBES`] per thread.
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use libc::c_int;
+
+use super::futex::{self, Node, WAITERS};
+use crate::greenlet::runinfo::{WaitKind, WaitOn};
+use crate::greenlet::task::RawTask;
+use crate::greenlet::wait::{Wake, park_uninterruptible};
+use crate::greenlet::waiter::Waiter;
+use crate::hub::context;
+use crate::hub::guard::SwitchGuard;
+
+const EMPTY: u32 = 0;
+const NOTIFIED: u32 = 1;
+const PARKED: u32 = u32::MAX;
+
+/// The first sweep tick.
+const MIN_TICK: Duration = Duration::from_millis(10);
+/// The longest sweep tick (reached while sweeps keep finding nothing).
+pub(super) const MAX_TICK: Duration = Duration::from_millis(160);
+/// Probes for the parker word per thread.
+pub(super) const PROBES: u8 = 4;
+
+/// The parker waits of one hub thread, shared with wakers on any thread.
+/// Leaked, one per hub thread that ever had such a wait (a few words).
+pub(crate) struct Lot {
+    /// Parker waits linked (changed under the word's bucket lock).
+    count: AtomicUsize,
+    /// One of them is the leader (under the same lock).
+    leader: AtomicBool,
+}
+
+impl Lot {
+    /// A waker unlinked one of this lot's waits (under the bucket lock).
+    pub(super) fn unlinked(&self, leader: bool) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        if leader {
+            self.leader.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the hub thread knows of its parker.
+struct Local {
+    /// The parker word's address; 0 until found.
+    addr: Cell<usize>,
+    probes: Cell<u8>,
+    lot: Cell<Option<&'static Lot>>,
+    /// Greenlets resumed while parker waits existed.
+    runs: Cell<u64>,
+    /// The sweep tick.
+    tick: Cell<Duration>,
+    /// Waits linked right after the last sweep (to adapt the tick).
+    after_sweep: Cell<usize>,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            addr: Cell::new(0),
+            probes: Cell::new(0),
+            lot: Cell::new(None),
+            runs: Cell::new(0),
+            tick: Cell::new(MIN_TICK),
+            after_sweep: Cell::new(0),
+        }
+    };
+}
+
+static GUARD: SwitchGuard = SwitchGuard {
+    before: guard_before,
+    after: guard_after,
+    idle: guard_idle,
+};
+
+/// The parker word at `addr`, an address the kernel accepted or std's own.
+fn word(addr: usize) -> &'static AtomicU32 {
+    // SAFETY: only called with this thread's parker address, found by the
+    // probe: the state word of the thread's `Thread`, which lives as long
+    // as the thread (std keeps the `Thread` of every running thread), an
+    // aligned u32 that other threads change atomically.
+    unsafe { &*(addr as *const AtomicU32) }
+}
+
+/// A futex wait for `PARKED` at `addr` on a greenlet (`cooperative` held).
+/// `None`: not this thread's parker (or a migratable greenlet): the caller
+/// goes on as before. `Some(Ok(()))`: woken, or spuriously. `Some(Err)`:
+/// `ETIMEDOUT`.
+pub(super) fn wait(addr: usize, deadline: Option<Instant>) -> Option<Result<(), c_int>> {
+    let task = context::current_raw()?;
+    // SAFETY: the hub holds an `Arc` to the running greenlet, alive while
+    // it runs and while it is parked (in its hub's live set).
+    let task: &dyn RawTask = unsafe { task.as_ref() };
+    if task.header().migratable {
+        return None;
+    }
+    LOCAL.with(|local| {
+        if local.addr.get() != addr {
+            return probe(local, addr);
+        }
+        let lot = match local.lot.get() {
+            Some(l) => l,
+            None => {
+                let l: &'static Lot = Box::leak(Box::new(Lot {
+                    count: AtomicUsize::new(0),
+                    leader: AtomicBool::new(false),
+                }));
+                local.lot.set(Some(l));
+                l
+            }
+        };
+        Some(park(task, local, lot, addr, deadline))
+    })
+}
+
+/// Finds out whether `addr` is this thread's parker word (see the module
+/// docs); `Some(Ok(()))` if it is (a spurious wake-up for the caller).
+#[cold]
+fn probe(local: &Local, addr: usize) -> Option<Result<(), c_int>> {
+    if local.addr.get() != 0 || local.probes.get() >= PROBES {
+        return None;
+    }
+    local.probes.set(local.probes.get() + 1);
+    std::thread::current().unpark();
+    // SAFETY: the kernel accepted `addr` as a futex word of this process
+    // (the caller's probe), an aligned u32.
+    let now = unsafe { (*(addr as *const AtomicU32)).load(Ordering::SeqCst) };
+    if now != NOTIFIED {
+        return None;
+    }
+    local.addr.set(addr);
+    Some(Ok(()))
+}
+
+/// Parks the running greenlet on its thread's parker word.
+fn park(
+    task: &dyn RawTask,
+    local: &Local,
+    lot: &'static Lot,
+    addr: usize,
+    deadline: Option<Instant>,
+) -> Result<(), c_int> {
+    let w = word(addr);
+    let mut node = Node {
+        addr,
+        bitset: u32::MAX,
+        waiter: Some(Waiter::current()),
+        woken: false,
+        parker: Some(lot),
+        leader: false,
+    };
+    let raw = NonNull::from(&mut node);
+    let lock = futex::bucket(addr);
+    let mut leader;
+    {
+        let mut list = lock.lock();
+        WAITERS.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // std checked for `PARKED` just before its system call; since then
+        // only an `unpark` can have changed it, to `NOTIFIED`, which std's
+        // loop takes when we return.
+        if w.load(Ordering::SeqCst) != PARKED {
+            WAITERS.fetch_sub(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        leader = !lot.leader.swap(true, Ordering::Relaxed);
+        // SAFETY: our own node, not yet linked.
+        unsafe { (*raw.as_ptr()).leader = leader };
+        lot.count.fetch_add(1, Ordering::Relaxed);
+        list.0.push(raw);
+    }
+    if let Some(hub) = context::hub() {
+        hub.set_switch_guard(Some(&GUARD));
+    }
+    let on = WaitOn::new(WaitKind::Futex, addr as u64);
+    let mut grace: Option<Instant> = None;
+    let mut tick_at: Option<Instant> = None;
+    loop {
+        if task.header().state.load().is_killed() && grace.is_none() {
+            grace = Instant::now().checked_add(futex::KILL_GRACE);
+        }
+        if leader && tick_at.is_none() {
+            tick_at = Instant::now().checked_add(local.tick.get());
+        }
+        let until = [deadline, grace, tick_at].into_iter().flatten().min();
+        let runs = local.runs.get();
+        let wake = park_uninterruptible(task, until, on);
+        let mut list = lock.lock();
+        // SAFETY: our own node; a waker writes it only under the lock.
+        let (woken, is_leader) = unsafe { ((*raw.as_ptr()).woken, (*raw.as_ptr()).leader) };
+        leader = is_leader;
+        if woken {
+            drop(list);
+            // Std's loop leaves `park` when it can swap `NOTIFIED` for
+            // `EMPTY`. A token already there may be another greenlet's:
+            // wake them all for it.
+            if w.swap(NOTIFIED, Ordering::SeqCst) == NOTIFIED {
+                sweep(addr);
+            }
+            return Ok(());
+        }
+        let now = Instant::now();
+        let timed_out = matches!(wake, Wake::TimedOut) && deadline.is_some_and(|d| now >= d);
+        let abandon = grace.is_some_and(|g| now >= g);
+        if !timed_out && !abandon {
+            if leader && tick_at.is_some_and(|t| now >= t) {
+                tick_at = None;
+                drop(list);
+                // Our own resume counts one run.
+                let others_ran = local.runs.get().wrapping_sub(runs) > 1;
+                tick(local, lot, addr, others_ran);
+            }
+            continue;
+        }
+        // Still linked: unlink ourselves.
+        list.0.retain(|&p| p != raw);
+        WAITERS.fetch_sub(1, Ordering::Relaxed);
+        lot.unlinked(leader);
+        let others = lot.count.load(Ordering::Relaxed) > 0;
+        drop(list);
+        // Std's `park_timeout` swaps in `EMPTY` next, eating a token meant
+        // for another wait; a leader leaving makes another one leader.
+        if others && (leader || w.load(Ordering::SeqCst) == NOTIFIED) {
+            sweep(addr);
+        }
+        if timed_out {
+            return Err(libc::ETIMEDOUT);
+        }
+        node.waiter = None;
+        crate::greenlet::abandon_current();
+    }
+}
+
+/// The leader's tick: sweep if greenlets ran since the last one, and adapt
+/// the tick (see the module docs).
+fn tick(local: &Local, lot: &Lot, addr: usize, others_ran: bool) {
+    if !others_ran {
+        // Nothing ran that could take a token: tick less often.
+        local.tick.set((local.tick.get() * 2).min(MAX_TICK));
+        return;
+    }
+    let count = lot.count.load(Ordering::Relaxed);
+    // Every greenlet of the last sweep parked again, and no more: nothing
+    // was waiting for that sweep. Otherwise keep sweeping often.
+    let t = if count >= local.after_sweep.get() && count > 0 {
+        (local.tick.get() * 2).min(MAX_TICK)
+    } else {
+        MIN_TICK
+    };
+    local.tick.set(t);
+    local.after_sweep.set(count);
+    sweep(addr);
+}
+
+/// Wakes every parker wait on `addr`.
+fn sweep(addr: usize) {
+    futex::wake(addr, 0, u32::MAX);
+}
+
+/// The word back to `EMPTY` if a greenlet's `park` or `idle` left it
+/// `PARKED`; a token that came without a wake-up wakes every wait. Returns
+/// the lot's wait count.
+fn settle(local: &Local) -> usize {
+    let addr = local.addr.get();
+    let Some(lot) = local.lot.get() else { return 0 };
+    if addr == 0 {
+        return 0;
+    }
+    let count = lot.count.load(Ordering::SeqCst);
+    let w = word(addr);
+    match w.load(Ordering::SeqCst) {
+        // Fails only on an `unpark`'s `NOTIFIED`, which wakes them all.
+        PARKED => {
+            let _ = w.compare_exchange(PARKED, EMPTY, Ordering::SeqCst, Ordering::SeqCst);
+        }
+        NOTIFIED if count > 0 => sweep(addr),
+        _ => {}
+    }
+    count
+}
+
+/// The switch guard's `before` (see the module docs' table).
+fn guard_before() {
+    LOCAL.with(|local| {
+        if settle(local) > 0 {
+            local.runs.set(local.runs.get().wrapping_add(1));
+        }
+    });
+}
+
+/// The switch guard's `after` (see the module docs' table).
+fn guard_after() {
+    LOCAL.with(|local| {
+        if settle(local) == 0
+            && let Some(hub) = context::hub()
+        {
+            // No waits left: std's protocol alone again. A greenlet woken
+            // but not resumed yet stores its own token.
+            hub.set_switch_guard(None);
+        }
+    });
+}
+
+/// The switch guard's `idle` (see the module docs' table): `PARKED` while
+/// the hub blocks, so that an `unpark` wakes the waits.
+fn guard_idle() -> bool {
+    LOCAL.with(|local| {
+        let addr = local.addr.get();
+        let Some(lot) = local.lot.get() else {
+            return true;
+        };
+        if addr == 0 || lot.count.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        match word(addr).compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) | Err(PARKED) => true,
+            Err(_) => {
+                sweep(addr);
+                false
+            }
+        }
+    })
+}
