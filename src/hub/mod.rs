@@ -123,9 +123,10 @@ pub(crate) struct HubContext {
     /// the hub looks for work: the birth time of the greenlets spawned here
     /// (a clock read per spawn would be a visible share of spawn+join).
     coarse: Cell<u64>,
-    /// `!deferred_kills.is_empty()`, as a flag cheap enough to test after
-    /// every greenlet run.
-    has_deferred_kills: Cell<bool>,
+    /// Work after a greenlet's run: killed greenlets in `deferred_kills`, or
+    /// a switch guard (`hub::guard`). One flag, tested after every run, so
+    /// that neither costs a run more than this one load and branch.
+    after_run: Cell<bool>,
     phase: Cell<Phase>,
     /// Functions called around every resume (`hub::guard`).
     switch_guard: Cell<Option<&'static guard::SwitchGuard>>,
@@ -160,7 +161,7 @@ impl HubContext {
             panicking_at_resume: Cell::new(false),
             deferred_kills: RefCell::new(Vec::new()),
             coarse: Cell::new(coarse_now()),
-            has_deferred_kills: Cell::new(false),
+            after_run: Cell::new(false),
             phase: Cell::new(Phase::Running),
             switch_guard: Cell::new(None),
             poll: RefCell::new(poll),
@@ -179,8 +180,8 @@ impl HubContext {
         loop {
             if let Some(task) = self.next_local() {
                 self.run_task(task);
-                if self.has_deferred_kills.get() {
-                    self.retry_deferred_kills();
+                if self.after_run.get() {
+                    self.after_run_slow();
                 }
                 continue;
             }
@@ -192,14 +193,14 @@ impl HubContext {
             }
             if let Some(task) = self.search() {
                 self.run_task(task);
-                if self.has_deferred_kills.get() {
-                    self.retry_deferred_kills();
+                if self.after_run.get() {
+                    self.after_run_slow();
                 }
                 continue;
             }
             self.wait_for_work();
         }
-        self.guard_after();
+        self.guard_settle();
         self.exit();
     }
 
@@ -212,7 +213,25 @@ impl HubContext {
     /// Remembers a killed greenlet whose kill cannot be raised yet.
     pub(crate) fn defer_kill(&self, task: TaskRef) {
         self.deferred_kills.borrow_mut().push(task);
-        self.has_deferred_kills.set(true);
+        self.after_run.set(true);
+    }
+
+    /// What `after_run` stands for: the guard's `after` (once per run, not
+    /// per resume: a resume repeated at once, for a wake that raced with the
+    /// park, is the same greenlet's), then the deferred kills.
+    #[cold]
+    fn after_run_slow(&self) {
+        self.guard_after();
+        if !self.deferred_kills.borrow().is_empty() {
+            self.retry_deferred_kills();
+        }
+        self.note_after_run();
+    }
+
+    /// Recomputes `after_run`.
+    pub(super) fn note_after_run(&self) {
+        let work = self.switch_guard.get().is_some() || !self.deferred_kills.borrow().is_empty();
+        self.after_run.set(work);
     }
 
     /// Wakes the greenlets of `defer_kill` once no greenlet of this hub is
@@ -222,7 +241,6 @@ impl HubContext {
         if std::thread::panicking() {
             return;
         }
-        self.has_deferred_kills.set(false);
         let tasks = std::mem::take(&mut *self.deferred_kills.borrow_mut());
         for task in tasks {
             Waiter::Greenlet(task).wake();

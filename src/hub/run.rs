@@ -112,9 +112,7 @@ impl HubContext {
             }
             #[cfg(feature = "tracing")]
             let entered = header.span.enter();
-            self.guard_before();
             let result = coro.resume(HubRef::new(self));
-            self.guard_after();
             #[cfg(feature = "tracing")]
             drop(entered);
             if watched {

@@ -286,7 +286,7 @@ impl HubContext {
                 Some(Duration::ZERO)
             };
             self.poll(timeout);
-            self.guard_after();
+            self.guard_settle();
         });
         self.coarse.set(crate::greenlet::runinfo::coarse_now());
     }

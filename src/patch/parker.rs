@@ -33,7 +33,7 @@
 //! | a greenlet's `park` (hub) | it runs | `EMPTY` -> `PARKED`, then the hook links it |
 //! | guard `after` (hub) | that greenlet is back | `PARKED` -> `EMPTY`: the next `park` reaches the hook too, never `PARKED - 1` |
 //! | guard `idle` (hub) | it blocks in its poller | `EMPTY` -> `PARKED`: an `unpark` now futex-wakes the waits (and rings the hub) |
-//! | guard `after` (hub) | the idle wait ended | `PARKED` -> `EMPTY` |
+//! | guard `settle` (hub) | the idle wait ended | `PARKED` -> `EMPTY` |
 //! | hook, woken wait (hub) | its greenlet resumes | `EMPTY` -> `NOTIFIED`, which std's loop swaps back to `EMPTY` |
 //! | `unpark` (any thread) | any time | -> `NOTIFIED`; futex wake (all waits) only from `PARKED` |
 //!
@@ -41,7 +41,7 @@
 //! blocks with waits outstanding; hub code between greenlets never finds it
 //! there (a `thread::park` of its own would spin on `PARKED - 1`). A token
 //! that arrives while `P` is `EMPTY` (a greenlet or the hub runs) comes with
-//! no wake-up; the guard's next call (before or after each greenlet, before
+//! no wake-up; the guard's next call (after each greenlet, before and after
 //! blocking) sees `NOTIFIED` and wakes every wait, as does a woken wait
 //! that finds one when it stores its own, and a timed-out wait whose
 //! `park_timeout` would swap it away. One case escapes every check: the
@@ -61,7 +61,7 @@
 //!   in `park`: the cost of a wake-up grows with the number of greenlets of
 //!   one hub waiting on std parkers at once (tens or hundreds are cheap).
 //! - While such waits exist, a hub pays a few atomic loads per switch, and
-//!   one leader wake-up per tick.
+//!   one leader wake-up per tick. Without them, one `Cell` load and branch.
 //! - A migratable greenlet (`unsafe` opt-in) keeps the old behaviour: its
 //!   `park` blocks the thread. It could resume on another hub while std's
 //!   loop still holds the first hub's word.
@@ -145,8 +145,8 @@ thread_local! {
 }
 
 static GUARD: SwitchGuard = SwitchGuard {
-    before: guard_before,
     after: guard_after,
+    settle: guard_settle,
     idle: guard_idle,
 };
 
@@ -283,7 +283,7 @@ fn park(
             if leader && tick_at.is_some_and(|t| now >= t) {
                 tick_at = None;
                 drop(list);
-                // Our own resume counts one run.
+                // Our own run before this park counts one.
                 let others_ran = local.runs.get().wrapping_sub(runs) > 1;
                 tick(local, lot, addr, others_ran);
             }
@@ -356,25 +356,24 @@ fn settle(local: &Local) -> usize {
     count
 }
 
-/// The switch guard's `before` (see the module docs' table).
-fn guard_before() {
+/// The switch guard's `after` (see the module docs' table): a greenlet
+/// came back.
+fn guard_after() {
     LOCAL.with(|local| {
         if settle(local) > 0 {
             local.runs.set(local.runs.get().wrapping_add(1));
-        }
-    });
-}
-
-/// The switch guard's `after` (see the module docs' table).
-fn guard_after() {
-    LOCAL.with(|local| {
-        if settle(local) == 0
-            && let Some(hub) = context::hub()
-        {
+        } else if let Some(hub) = context::hub() {
             // No waits left: std's protocol alone again. A greenlet woken
             // but not resumed yet stores its own token.
             hub.set_switch_guard(None);
         }
+    });
+}
+
+/// The switch guard's `settle`: after an idle wait, and when the hub stops.
+fn guard_settle() {
+    LOCAL.with(|local| {
+        settle(local);
     });
 }
 
