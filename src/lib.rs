@@ -239,6 +239,7 @@ mod guide_shutdown_doctests {}
 #[doc(hidden)]
 #[allow(missing_docs, missing_debug_implementations)]
 pub mod __private {
+    pub use crate::greenlet::alloc::{BATCH, CHUNK, Cache, GRANULE, Pool};
     pub use crate::greenlet::completion::Completion;
     pub use crate::greenlet::state::{Snapshot, State};
     pub use crate::greenlet::waiter::WaiterKey;

@@ -380,9 +380,8 @@ impl Builder {
             self.escalate,
             record,
         );
-        let task = Task::new(header, f);
-        let handle = JoinHandle::new(task.clone());
-        Ok((task, handle))
+        let (task, join) = Task::new(header, f);
+        Ok((task, JoinHandle::new(join)))
     }
 }
 

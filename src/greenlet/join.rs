@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::JoinError;
 use crate::greenlet::runinfo::{WaitKind, WaitOn};
-use crate::greenlet::task::{Header, JoinTarget, RawTask, TaskRef};
+use crate::greenlet::task::{Header, JoinTarget, RawTask, TaskArc, TaskRef};
 use crate::greenlet::wait::{Wake, park_until};
 use crate::greenlet::waiter::{Waiter, WaiterKey};
 use crate::greenlet::{Greenlet, GreenletId};
@@ -43,7 +43,7 @@ use crate::hub::context;
 /// assert_eq!(greenhub::future::block_on(async { h.await.unwrap() }), 42);
 /// ```
 pub struct JoinHandle<T> {
-    task: Arc<dyn JoinTarget<T>>,
+    task: TaskArc<dyn JoinTarget<T>>,
     registered: Option<WaiterKey>,
     taken: bool,
     /// `T` may be `!Send` (from `spawn_local`): the handle is `Send` only when
@@ -59,7 +59,7 @@ unsafe impl<T: Send> Send for JoinHandle<T> {}
 unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: Arc<dyn JoinTarget<T>>) -> JoinHandle<T> {
+    pub(crate) fn new(task: TaskArc<dyn JoinTarget<T>>) -> JoinHandle<T> {
         JoinHandle {
             task,
             registered: None,
@@ -234,7 +234,7 @@ impl<T> JoinHandle<T> {
 
     fn kill_now(&self) {
         if self.header().state.kill() {
-            let task: TaskRef = self.task.clone();
+            let task: TaskRef = self.task.to_task_ref();
             crate::hub::schedule(task);
         }
     }
@@ -250,7 +250,7 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn greenlet(&self) -> Greenlet {
-        Greenlet::from_task(self.task.clone())
+        Greenlet::from_task(self.task.to_task_ref())
     }
 
     /// The greenlet's id.
@@ -285,7 +285,7 @@ impl<T> JoinHandle<T> {
     }
 
     fn addr(&self) -> usize {
-        Arc::as_ptr(&self.task) as *const () as usize
+        TaskArc::as_ptr(&self.task) as *const () as usize
     }
 }
 

@@ -15,6 +15,7 @@
 //! `JoinHandle::kill_with`, `waiter.rs` the "greenlet or thread" wake-up
 //! target.
 
+pub(crate) mod alloc;
 pub(crate) mod completion;
 pub(crate) mod reason;
 pub(crate) mod runinfo;

@@ -1,10 +1,12 @@
 //! The greenlet control block: one allocation per greenlet.
 //!
-//! A greenlet is an `Arc<Task<F, T>>`: a non-generic [`Header`] (state word,
-//! id, name, owning hub, coroutine) followed by the closure `F` (until it
-//! starts) and the [`Completion`] slots for its output `T`. Hubs and wakers see
-//! it type-erased as a [`TaskRef`] (`Arc<dyn RawTask>`); its `JoinHandle` sees
-//! it as `Arc<dyn JoinTarget<T>>`. One allocation holds all of it.
+//! A greenlet is a `Task<F, T>`: a non-generic [`Header`] (reference count,
+//! state word, id, name, owning hub, coroutine) followed by the closure `F`
+//! (until it starts) and the [`Completion`] slots for its output `T`, in one
+//! block from greenhub's task-block allocator (`greenlet::alloc`). Hubs and
+//! wakers hold it type-erased as a [`TaskRef`] (`TaskArc<dyn RawTask>`); its
+//! `JoinHandle` as `TaskArc<dyn JoinTarget<T>>`. [`TaskArc`] is `Arc` with
+//! the count in the header and the block from that allocator.
 //!
 //! An unstarted greenlet is only its boxed closure: no stack, no coroutine.
 //! The hub that first runs it (possibly one that stole it) takes a pooled
@@ -13,7 +15,10 @@
 //! changes thread), unless the greenlet was spawned with the `unsafe`
 //! migration opt-in (`hub::migrate`).
 
+use std::alloc::Layout;
 use std::cell::UnsafeCell as StdUnsafeCell;
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -36,7 +41,119 @@ use crate::hub::remote::HubRemote;
 use crate::stack::Stack;
 
 /// A type-erased greenlet, as hubs, queues and wakers hold it.
-pub(crate) type TaskRef = Arc<dyn RawTask>;
+pub(crate) type TaskRef = TaskArc<dyn RawTask>;
+
+/// A counted reference to a greenlet's task block: `Arc<P>` where `P` is a
+/// `Task<F, T>` seen through one of its traits, with the count in the
+/// [`Header`] (no second, weak count) and the block from
+/// `greenlet::alloc`. The last reference drops the task and frees the block,
+/// on whatever thread it is.
+pub(crate) struct TaskArc<P: ?Sized> {
+    /// Points at a live `Task<F, T>` (so at its `Header`: `#[repr(C)]`,
+    /// header first) allocated by `Task::new`, of which we own one count.
+    ptr: NonNull<P>,
+    _owns: PhantomData<P>,
+}
+
+// SAFETY: as `Arc<P>`: the task is shared, so it must be `Send + Sync` (both
+// `dyn RawTask` and `dyn JoinTarget<T>` are, by the traits' bounds).
+unsafe impl<P: ?Sized + Send + Sync> Send for TaskArc<P> {}
+// SAFETY: as above.
+unsafe impl<P: ?Sized + Send + Sync> Sync for TaskArc<P> {}
+// The task is never moved through the reference (as `Arc`).
+impl<P: ?Sized> Unpin for TaskArc<P> {}
+
+impl<P: ?Sized> TaskArc<P> {
+    #[inline(always)]
+    fn count(&self) -> &StdAtomicUsize {
+        // SAFETY: `ptr` points at a live task whose first field is its header
+        // (`TaskArc`'s invariant), kept alive by our count.
+        unsafe { &(*self.ptr.as_ptr().cast::<Header>()).refs }
+    }
+
+    /// The task's address (its identity, as `Arc::as_ptr`).
+    #[inline]
+    pub(crate) fn as_ptr(this: &Self) -> *const P {
+        this.ptr.as_ptr()
+    }
+
+    /// A new reference to the task at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is the pointer of a live `TaskArc<P>` (kept alive by someone
+    /// for the duration of this call).
+    #[inline]
+    pub(crate) unsafe fn clone_from_raw(ptr: NonNull<P>) -> TaskArc<P> {
+        let borrowed = std::mem::ManuallyDrop::new(TaskArc {
+            ptr,
+            _owns: PhantomData,
+        });
+        TaskArc::clone(&borrowed)
+    }
+}
+
+impl<T> TaskArc<dyn JoinTarget<T>> {
+    /// A new reference to the same greenlet, as hubs hold it.
+    pub(crate) fn to_task_ref(&self) -> TaskRef {
+        let new = std::mem::ManuallyDrop::new(self.clone());
+        let ptr: NonNull<dyn RawTask> = new.ptr;
+        // The count taken by `clone` moves to the new reference.
+        TaskArc {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<P: ?Sized> Clone for TaskArc<P> {
+    #[inline]
+    fn clone(&self) -> TaskArc<P> {
+        // Relaxed as in `Arc::clone`: a new reference is made from an
+        // existing one, which already orders access to the task.
+        let old = self.count().fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            std::process::abort();
+        }
+        TaskArc {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<P: ?Sized> Deref for TaskArc<P> {
+    type Target = P;
+
+    #[inline(always)]
+    fn deref(&self) -> &P {
+        // SAFETY: the task is alive while we hold a count; it is shared
+        // (only `&` access through it).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<P: ?Sized> Drop for TaskArc<P> {
+    #[inline]
+    fn drop(&mut self) {
+        // Release/acquire as in `Arc::drop`: every use of the task through
+        // another reference happens before the drop below.
+        if self.count().fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: the task is alive (our count) and of the concrete type the
+        // vtable describes, so its layout is that of the allocation.
+        let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
+        // SAFETY: ours was the last count: nobody else references the task.
+        // It was written by `Task::new`, and is dropped once, here.
+        unsafe { std::ptr::drop_in_place(self.ptr.as_ptr()) };
+        // SAFETY: the block came from `alloc::alloc(layout)` in `Task::new`
+        // (same concrete type, so same layout); its contents are dropped and
+        // no reference to it remains.
+        unsafe { crate::greenlet::alloc::free(self.ptr.cast(), layout) };
+    }
+}
 
 /// Why a greenlet handed control back to its hub.
 pub(crate) enum Suspend {
@@ -78,6 +195,8 @@ pub(crate) type GreenletYielder = Yielder<HubRef, Suspend>;
 
 /// The non-generic part of every greenlet.
 pub(crate) struct Header {
+    /// The number of `TaskArc`s (see [`TaskArc`]).
+    refs: StdAtomicUsize,
     pub(crate) state: State,
     pub(crate) id: GreenletId,
     pub(crate) name: Option<Box<str>>,
@@ -180,6 +299,7 @@ impl Header {
             record.parent,
         );
         Header {
+            refs: StdAtomicUsize::new(0),
             state: State::new(join_interest),
             id,
             name,
@@ -421,12 +541,33 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    pub(crate) fn new(header: Header, func: F) -> Arc<Task<F, T>> {
-        Arc::new(Task {
-            header,
-            func: StdUnsafeCell::new(Some(func)),
-            completion: Completion::new(),
-        })
+    /// Allocates the greenlet: its reference for the hubs and the one for
+    /// its `JoinHandle`.
+    #[allow(clippy::new_ret_no_self)] // the task's two references, not the task
+    pub(crate) fn new(mut header: Header, func: F) -> (TaskRef, TaskArc<dyn JoinTarget<T>>) {
+        header.refs = StdAtomicUsize::new(2);
+        let block = crate::greenlet::alloc::alloc(Layout::new::<Task<F, T>>()).cast::<Self>();
+        // SAFETY: a fresh block with the size and alignment of `Task<F, T>`,
+        // owned by us.
+        unsafe {
+            block.as_ptr().write(Task {
+                header,
+                func: StdUnsafeCell::new(Some(func)),
+                completion: Completion::new(),
+            })
+        };
+        let raw: NonNull<dyn RawTask> = block;
+        let join: NonNull<dyn JoinTarget<T>> = block;
+        (
+            TaskArc {
+                ptr: raw,
+                _owns: PhantomData,
+            },
+            TaskArc {
+                ptr: join,
+                _owns: PhantomData,
+            },
+        )
     }
 }
 

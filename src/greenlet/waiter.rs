@@ -62,7 +62,7 @@ impl Waiter {
     pub(crate) fn key(&self) -> WaiterKey {
         match self {
             Waiter::Greenlet(task) => {
-                WaiterKey::Greenlet(std::sync::Arc::as_ptr(task) as *const () as usize)
+                WaiterKey::Greenlet(TaskRef::as_ptr(task) as *const () as usize)
             }
             Waiter::Thread(t) => WaiterKey::Thread(t.id()),
             Waiter::Async(w) => WaiterKey::of_waker(w),

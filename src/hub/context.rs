@@ -10,7 +10,6 @@
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
-use std::sync::Arc;
 
 use crate::greenlet::task::{Header, RawTask, TaskRef};
 use crate::hub::HubContext;
@@ -56,13 +55,10 @@ pub(crate) fn current_raw() -> Option<NonNull<dyn RawTask>> {
 
 /// The greenlet the calling code runs on, as a new reference.
 pub(crate) fn current_task() -> Option<TaskRef> {
-    let p = current_raw()?.as_ptr() as *const dyn RawTask;
-    // SAFETY: `p` came from an `Arc<dyn RawTask>` that the hub holds while it
-    // runs this greenlet; we add one strong count for the new `Arc`.
-    unsafe {
-        Arc::increment_strong_count(p);
-        Some(Arc::from_raw(p))
-    }
+    let p = current_raw()?;
+    // SAFETY: `p` came from a `TaskRef` that the hub holds while it runs
+    // this greenlet; we take one more count for the new reference.
+    Some(unsafe { TaskRef::clone_from_raw(p) })
 }
 
 /// The address of the current greenlet (its identity), if any.
