@@ -55,7 +55,9 @@ fn read_on_the_other_hub(rt: &greenhub::Runtime) -> Outcome {
     let (sock_tx, sock_rx) = mpsc::channel::<Arc<TcpStream>>();
     let first = rt.handle().spawn(move || {
         let s = TcpStream::connect(addr).unwrap();
-        assert!(greenhub::patch::is_tracked(std::os::fd::AsRawFd::as_raw_fd(&s)));
+        assert!(greenhub::patch::is_tracked(
+            std::os::fd::AsRawFd::as_raw_fd(&s)
+        ));
         // One wait here: the socket is registered with this hub's poller.
         s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
         let err = (&s).read(&mut [0u8; 8]).unwrap_err();
@@ -104,7 +106,11 @@ fn readiness_reaches_a_waiter_on_another_hub_while_the_first_is_busy() {
             );
             assert_ne!(o.first_hub, o.reader_hub, "{mode}: both ran on one hub");
             assert_eq!(o.got, b"ready", "{mode}");
-            assert!(o.took >= DELAY - Duration::from_millis(20), "{mode}: {:?}", o.took);
+            assert!(
+                o.took >= DELAY - Duration::from_millis(20),
+                "{mode}: {:?}",
+                o.took
+            );
             // Liveness: not held until the busy hub polls again.
             assert!(
                 o.took < SPIN - Duration::from_millis(700),
