@@ -13,7 +13,12 @@
 //!   or after it parked;
 //! - every waiter of a direction is woken by one edge;
 //! - an edge of one direction does not consume the other direction's
-//!   waiters.
+//!   waiters;
+//! - **several hubs** (`io/registration.rs`, "Several hubs"): a waiter on
+//!   hub B of an fd first registered with hub A, which is busy and never
+//!   polls, registers the fd with B's poller before parking and is woken
+//!   through B alone, whether the data arrives before, during or after that
+//!   registration.
 
 #![cfg(loom)]
 
@@ -92,5 +97,85 @@ fn directions_are_independent() {
         wait_for(&io, &writable, Direction::Write);
         reader.join().unwrap();
         hub.join().unwrap();
+    });
+}
+
+/// The kernel side of one fd watched by the epoll instances of two hubs:
+/// its readiness, and per hub whether the fd is registered and an event is
+/// pending. One lock, as the kernel's: a registration (`EPOLL_CTL_ADD`,
+/// which reports the current readiness) and the data's arrival (which
+/// queues an event on every registered instance) are atomic to each other.
+#[derive(Default)]
+struct Kernel {
+    data: bool,
+    registered: [bool; 2],
+    pending: [bool; 2],
+}
+
+impl Kernel {
+    fn register(&mut self, hub: usize) {
+        self.registered[hub] = true;
+        if self.data {
+            self.pending[hub] = true;
+        }
+    }
+
+    fn arrive(&mut self) {
+        self.data = true;
+        for hub in 0..2 {
+            if self.registered[hub] {
+                self.pending[hub] = true;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_waiter_on_another_hub_is_woken_through_its_own_poller() {
+    use loom::sync::Mutex;
+    const A: usize = 0;
+    const B: usize = 1;
+    loom::model(|| {
+        let io = Arc::new(ScheduledIo::default());
+        let kernel = Arc::new(Mutex::new(Kernel::default()));
+        let done = Arc::new(AtomicBool::new(false));
+        // Hub A registered the fd first, and is now busy: it never polls.
+        kernel.lock().unwrap().register(A);
+        let peer = {
+            let kernel = kernel.clone();
+            thread::spawn(move || kernel.lock().unwrap().arrive())
+        };
+        // Hub B polls until it dispatched an event or the waiter is done.
+        let hub_b = {
+            let (io, kernel, done) = (io.clone(), kernel.clone(), done.clone());
+            thread::spawn(move || {
+                loop {
+                    let event = std::mem::take(&mut kernel.lock().unwrap().pending[B]);
+                    if event {
+                        io.fire(Direction::Read);
+                        return;
+                    }
+                    if done.load(Acquire) {
+                        return;
+                    }
+                    thread::yield_now();
+                }
+            })
+        };
+        // The waiter, a greenlet of hub B: `Registration::io` and `park`.
+        loop {
+            let seq = io.load_seq(Direction::Read);
+            if kernel.lock().unwrap().data {
+                break; // the syscall succeeded
+            }
+            // `ensure_registered`: B's poller does not have the fd yet.
+            kernel.lock().unwrap().register(B);
+            if io.add_current_waiter(Direction::Read, seq) {
+                thread::park();
+            }
+        }
+        done.store(true, Release);
+        peer.join().unwrap();
+        hub_b.join().unwrap();
     });
 }

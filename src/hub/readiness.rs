@@ -7,7 +7,10 @@
 //!
 //! A [`ScheduledIo`] lives in an `Arc` owned by the socket (or by a one-off
 //! fd wait); its address is the `mio::Token` under which the fd is registered
-//! (edge-triggered, read and write interest) with one hub's poller.
+//! (edge-triggered, read and write interest) with the poller of each hub
+//! whose greenlets waited on it (`io/registration.rs`, "Several hubs"): any
+//! of them may dispatch an edge, and a second dispatch of the same edge is a
+//! spurious wake-up.
 //!
 //! # Protocol
 //!
@@ -36,7 +39,8 @@
 //! The hub turns a token back into a `&ScheduledIo`, so the `ScheduledIo`
 //! must outlive every event batch that may name it. Whoever drops the last
 //! socket handle first deregisters the fd (no later `epoll_wait` returns the
-//! token), then hands its `Arc` to the hub (`HubRemote::release`), which drops
+//! token), then hands its `Arc` to the hub (`HubRemote::release`; one clone
+//! to each hub it was registered with), which drops
 //! the released `Arc`s only right before its next `epoll_wait`, that is, after
 //! it finished dispatching the batch that might still name the token. A hub
 //! that has exited never dispatches again, so its released list is simply

@@ -6,16 +6,46 @@
 //! the next readiness edge (protocol in `scheduled.rs`), up to a deadline.
 //!
 //! - On a greenlet the wait parks the greenlet. The fd is registered with the
-//!   poller of the hub the greenlet runs on the first time it waits (a started
-//!   greenlet stays on its hub unless it opted into migration, so its
-//!   sockets' events usually arrive where it runs); other greenlets, on any
-//!   hub, may wait on it too, and so may a migrated greenlet: the registered
-//!   hub wakes them through their own hubs.
+//!   poller of the hub the greenlet runs on the first time it waits there
+//!   (a started greenlet stays on its hub unless it opted into migration, so
+//!   its sockets' events usually arrive where it runs). A greenlet of another
+//!   hub that waits on it (a shared socket, a migrated greenlet) registers it
+//!   with its own hub's poller too: see "Several hubs".
 //! - Off a greenlet the wait is a plain `poll(2)` on the fd, so sockets behave
 //!   like std's on ordinary threads, with or without a runtime.
 //!
-//! If the registered hub's runtime has shut down, the next wait moves the
-//! registration to the caller's hub.
+//! If a registered hub's runtime has shut down, the next wait takes that
+//! hub off the list.
+//!
+//! # Several hubs
+//!
+//! A readiness edge must reach a waiting greenlet through a hub that is
+//! polling, not through one that may be busy running a greenlet that does
+//! not yield for a while. So every hub that has had a waiter on the fd
+//! keeps it in its poller, under the same token (the one `ScheduledIo`):
+//! an edge is dispatched by each of them, and whichever polls first wakes
+//! the waiters, on whatever hub they are (a second dispatch only bumps the
+//! counter again: a spurious wake-up, which waiters tolerate).
+//!
+//! The state of the pair (this fd, hub H), under the registration's lock:
+//!
+//! - *unregistered* → *registered*: only a greenlet running on H, in
+//!   `ensure_registered`, before it adds itself as a waiter. The
+//!   `EPOLL_CTL_ADD` reports the fd's readiness at that moment, and the
+//!   waiter loaded the counter before its syscall: an edge between the
+//!   syscall and the ADD is either dispatched by another registered hub
+//!   (the counter moved: `add_waiter` refuses, the greenlet retries) or
+//!   reported by H's poller after the ADD. So no edge is lost whichever hub
+//!   the greenlet is on, and whether the other hubs poll or not.
+//! - *registered* → *unregistered*: the owner's deregistration or close
+//!   (any thread; `take_off` DELs it from every hub at once), or a later
+//!   waiter when H has exited (its poller is never polled again).
+//! - *closed* (shared registrations only): terminal; nobody registers.
+//!
+//! The state is freed only once every registered hub's DEL succeeded (or
+//! the hub exited), through each hub's released list: each holds a clone,
+//! so it lives until every hub that may still hold an event naming it has
+//! begun its next poll.
 //!
 //! # Taking a registration off
 //!
@@ -91,8 +121,11 @@ pub(crate) struct Registration {
 /// Where a [`Registration`] stands, under its lock.
 #[derive(Default)]
 struct Slot {
-    /// The hub whose poller has the fd, if registered.
+    /// The first hub whose poller has the fd, if registered.
     remote: Option<Arc<HubRemote>>,
+    /// The other hubs whose pollers have it (greenlets of several hubs
+    /// waited on it, see "Several hubs"); empty while `remote` is `None`.
+    more: Vec<Arc<HubRemote>>,
     /// A shared registration's fd's description when it was registered.
     file: Option<FileId>,
     /// A shared registration is closed for good (see `close_shared`).
@@ -214,33 +247,47 @@ impl Registration {
         })
     }
 
-    /// Registers `fd` with the caller's hub unless it is registered with a
-    /// live one already. Called on a greenlet only. `EBADF` once closed.
+    /// Registers `fd` with the caller's hub unless that hub's poller has it
+    /// already (see "Several hubs" in the module docs). Called on a greenlet
+    /// only. `EBADF` once closed.
     fn ensure_registered(&self, fd: RawFd) -> io::Result<()> {
+        let hub = context::hub().expect("greenhub: a greenlet runs on a hub");
+        let me = &hub.remote;
         let mut slot = self.hub.lock();
         if slot.closed {
             return Err(ebadf());
         }
-        if let Some(hub) = &slot.remote {
-            if !hub.has_exited() {
-                return Ok(());
-            }
-            // Its runtime is gone: nobody polls that poller any more, so
-            // the state is safe whatever the DEL does.
-            let _ = hub.deregister(fd);
-            slot.remote = None;
+        if slot.hubs().any(|h| Arc::ptr_eq(h, me)) {
+            return Ok(());
         }
-        let hub = context::hub().expect("greenhub: a greenlet runs on a hub");
-        let remote = hub.remote.clone();
+        // Hubs whose runtime is gone: nobody polls their pollers any more,
+        // so the state is safe whatever the DEL does.
+        slot.retain(|h| {
+            if h.has_exited() {
+                let _ = h.deregister(fd);
+                false
+            } else {
+                true
+            }
+        });
         // Under the lock, so that a `close_shared` (which takes it) is
         // wholly before this or after.
         let file = if self.shared {
-            Some(FileId::of(fd)?)
+            let now = FileId::of(fd)?;
+            // Registered elsewhere for another description: the number was
+            // closed and reused behind the table's back.
+            if slot.file.is_some_and(|f| f != now) {
+                return Err(ebadf());
+            }
+            Some(now)
         } else {
             None
         };
-        remote.register(fd, token(&self.io))?;
-        slot.remote = Some(remote);
+        // EPOLL_CTL_ADD reports the fd's current readiness (an edge if it is
+        // ready now), so nothing that arrived since the caller's syscall is
+        // missed by this poller.
+        me.register(fd, token(&self.io))?;
+        slot.push(me.clone());
         slot.file = file;
         Ok(())
     }
@@ -290,26 +337,70 @@ impl Registration {
     fn take_off(&self, fd: RawFd, close: bool) -> bool {
         let mut slot = self.hub.lock();
         slot.closed |= close;
-        let Some(hub) = slot.remote.take() else {
+        let hubs: Vec<Arc<HubRemote>> = slot
+            .remote
+            .take()
+            .into_iter()
+            .chain(slot.more.drain(..))
+            .collect();
+        if hubs.is_empty() {
             return false;
-        };
+        }
         // A DEL reaches whatever `fd` names now: issued only if that is
         // still the registered description (always so for a sole owner).
         let still_named = match slot.file.take() {
             None => true,
             Some(file) => FileId::of(fd).is_ok_and(|now| now == file),
         };
-        let off = still_named && hub.deregister(fd).is_ok();
+        // Every poller must be shown off (or dead) before the state may go.
+        let mut all_off = true;
+        for hub in &hubs {
+            let off = still_named && hub.deregister(fd).is_ok();
+            all_off &= off || hub.has_exited();
+        }
         drop(slot);
         self.io.wake_all();
-        if off || hub.has_exited() {
-            release(&hub, self.io.clone());
+        if all_off {
+            // One clone per hub: freed once every hub that may still hold
+            // an event naming it has started its next poll.
+            for hub in &hubs {
+                release(hub, self.io.clone());
+            }
         } else {
-            // The registration may live on (a dup keeps its description
+            // A registration may live on (a dup keeps its description
             // open) and name this state: it must never be freed.
             std::mem::forget(self.io.clone());
         }
         true
+    }
+}
+
+impl Slot {
+    /// Every hub whose poller has the fd.
+    fn hubs(&self) -> impl Iterator<Item = &Arc<HubRemote>> {
+        self.remote.iter().chain(self.more.iter())
+    }
+
+    fn push(&mut self, hub: Arc<HubRemote>) {
+        if self.remote.is_none() {
+            self.remote = Some(hub);
+        } else {
+            self.more.push(hub);
+        }
+    }
+
+    /// Keeps the hubs for which `keep` says so (`remote` stays the first).
+    fn retain(&mut self, mut keep: impl FnMut(&Arc<HubRemote>) -> bool) {
+        let mut all: Vec<_> = self
+            .remote
+            .take()
+            .into_iter()
+            .chain(self.more.drain(..))
+            .collect();
+        all.retain(|h| keep(h));
+        let mut all = all.into_iter();
+        self.remote = all.next();
+        self.more = all.collect();
     }
 }
 

@@ -38,7 +38,7 @@ fn cooperative() -> bool {
 }
 
 /// How an offloaded call ended.
-enum Offloaded<T> {
+pub(crate) enum Offloaded<T> {
     /// It returned `T`, and the caller was still waiting.
     Done(T),
     /// The wait was cut short: this errno (the job still runs to completion
@@ -50,7 +50,7 @@ enum Offloaded<T> {
 
 /// Runs `f` on the blocking pool of the calling greenlet's runtime and parks
 /// until it returns, without ever unwinding (see [`Offloaded`]).
-fn offload<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Offloaded<T> {
+pub(crate) fn offload<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Offloaded<T> {
     let Some(hub) = context::hub() else {
         return Offloaded::NoPool;
     };

@@ -13,6 +13,7 @@ use libc::{c_int, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use super::emul::{self, blocking, errno, set_errno};
 use super::fdtable::{self, Desc};
+use super::foreign::{self, Kind};
 use super::pipes;
 use super::real;
 use crate::hub::readiness::Direction::{Read, Write};
@@ -68,6 +69,13 @@ pub unsafe extern "C" fn accept4(
     len: *mut socklen_t,
     flags: c_int,
 ) -> c_int {
+    if foreign::is_socket(fd) {
+        // A blocking listener made elsewhere: wait for a connection first.
+        if let Err(e) = foreign::before_accept(fd) {
+            set_errno(e);
+            return -1;
+        }
+    }
     let track = manage_new();
     let real_flags = if track {
         flags | libc::SOCK_NONBLOCK
@@ -90,6 +98,8 @@ pub unsafe extern "C" fn accept4(
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let entry = match fdtable::get(fd) {
         Some(e) if !e.desc.nonblocking() => e,
+        // SAFETY: the caller's arguments, as given.
+        None if foreign::is_socket(fd) => return unsafe { foreign::connect(fd, addr, len) },
         // SAFETY: the caller's arguments, as given.
         _ => return unsafe { real::connect(fd, addr, len) },
     };
@@ -148,9 +158,17 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     super::probe();
-    if pipes::cooperative(fd) {
+    match foreign::kind(fd) {
         // SAFETY: the caller's arguments, as given.
-        return unsafe { pipes::read(fd, buf, n) };
+        Some(Kind::Pollable) => return unsafe { pipes::read(fd, buf, n) },
+        Some(Kind::Socket) => {
+            return foreign::socket_io(fd, Read, || {
+                // SAFETY: the caller's arguments; `recv` with no flags is
+                // `read` on a socket.
+                unsafe { real::recv(fd, buf, n, libc::MSG_DONTWAIT) }
+            });
+        }
+        None => {}
     }
     blocking(fd, Read, false, || {
         // SAFETY: the caller's arguments, as given.
@@ -162,9 +180,18 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 /// As `readv(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    if pipes::cooperative(fd) {
+    match foreign::kind(fd) {
         // SAFETY: the caller's arguments, as given.
-        return unsafe { pipes::readv(fd, iov, n) };
+        Some(Kind::Pollable) => return unsafe { pipes::readv(fd, iov, n) },
+        Some(Kind::Socket) if n >= 0 => {
+            let mut msg = iov_msg(iov, n);
+            return foreign::socket_io(fd, Read, || {
+                // SAFETY: the caller's iovecs; `recvmsg` with no flags is
+                // `readv` on a socket.
+                unsafe { real::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) }
+            });
+        }
+        _ => {}
     }
     blocking(fd, Read, false, || {
         // SAFETY: the caller's arguments, as given.
@@ -176,6 +203,12 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
 /// As `recv(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    if !dontwait(flags) && foreign::is_socket(fd) {
+        return foreign::socket_io(fd, Read, || {
+            // SAFETY: the caller's arguments, with MSG_DONTWAIT added.
+            unsafe { real::recv(fd, buf, n, flags | libc::MSG_DONTWAIT) }
+        });
+    }
     blocking(fd, Read, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::recv(fd, buf, n, flags) }
@@ -193,6 +226,12 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
+    if !dontwait(flags) && foreign::is_socket(fd) {
+        return foreign::socket_io(fd, Read, || {
+            // SAFETY: the caller's arguments, with MSG_DONTWAIT added.
+            unsafe { real::recvfrom(fd, buf, n, flags | libc::MSG_DONTWAIT, addr, len) }
+        });
+    }
     blocking(fd, Read, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
@@ -203,6 +242,12 @@ pub unsafe extern "C" fn recvfrom(
 /// As `recvmsg(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    if !dontwait(flags) && foreign::is_socket(fd) {
+        return foreign::socket_io(fd, Read, || {
+            // SAFETY: the caller's arguments, with MSG_DONTWAIT added.
+            unsafe { real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) }
+        });
+    }
     blocking(fd, Read, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::recvmsg(fd, msg, flags) }
@@ -213,9 +258,17 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 /// As `write(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    if pipes::cooperative(fd) {
+    match foreign::kind(fd) {
         // SAFETY: the caller's arguments, as given.
-        return unsafe { pipes::write(fd, buf, n) };
+        Some(Kind::Pollable) => return unsafe { pipes::write(fd, buf, n) },
+        Some(Kind::Socket) => {
+            return foreign::socket_io(fd, Write, || {
+                // SAFETY: the caller's arguments; `send` with no flags is
+                // `write` on a socket.
+                unsafe { real::send(fd, buf, n, libc::MSG_DONTWAIT) }
+            });
+        }
+        None => {}
     }
     blocking(fd, Write, false, || {
         // SAFETY: the caller's arguments, as given.
@@ -227,9 +280,18 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 /// As `writev(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    if pipes::cooperative(fd) {
+    match foreign::kind(fd) {
         // SAFETY: the caller's arguments, as given.
-        return unsafe { pipes::writev(fd, iov, n) };
+        Some(Kind::Pollable) => return unsafe { pipes::writev(fd, iov, n) },
+        Some(Kind::Socket) if n >= 0 => {
+            let msg = iov_msg(iov, n);
+            return foreign::socket_io(fd, Write, || {
+                // SAFETY: the caller's iovecs; `sendmsg` with no flags is
+                // `writev` on a socket.
+                unsafe { real::sendmsg(fd, &msg, libc::MSG_DONTWAIT) }
+            });
+        }
+        _ => {}
     }
     blocking(fd, Write, false, || {
         // SAFETY: the caller's arguments, as given.
@@ -241,6 +303,12 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize
 /// As `send(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
+    if !dontwait(flags) && foreign::is_socket(fd) {
+        return foreign::socket_io(fd, Write, || {
+            // SAFETY: the caller's arguments, with MSG_DONTWAIT added.
+            unsafe { real::send(fd, buf, n, flags | libc::MSG_DONTWAIT) }
+        });
+    }
     blocking(fd, Write, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::send(fd, buf, n, flags) }
@@ -258,6 +326,12 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
+    if !dontwait(flags) && foreign::is_socket(fd) {
+        return foreign::socket_io(fd, Write, || {
+            // SAFETY: the caller's arguments, with MSG_DONTWAIT added.
+            unsafe { real::sendto(fd, buf, n, flags | libc::MSG_DONTWAIT, addr, len) }
+        });
+    }
     blocking(fd, Write, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::sendto(fd, buf, n, flags, addr, len) }
@@ -268,6 +342,12 @@ pub unsafe extern "C" fn sendto(
 /// As `sendmsg(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    if !dontwait(flags) && foreign::is_socket(fd) {
+        return foreign::socket_io(fd, Write, || {
+            // SAFETY: the caller's arguments, with MSG_DONTWAIT added.
+            unsafe { real::sendmsg(fd, msg, flags | libc::MSG_DONTWAIT) }
+        });
+    }
     blocking(fd, Write, dontwait(flags), || {
         // SAFETY: the caller's arguments, as given.
         unsafe { real::sendmsg(fd, msg, flags) }
@@ -276,4 +356,14 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
 
 fn dontwait(flags: c_int) -> bool {
     flags & libc::MSG_DONTWAIT != 0
+}
+
+/// A `msghdr` carrying only the caller's `n` iovecs at `iov`, for `readv`
+/// and `writev` as `recvmsg` and `sendmsg`.
+fn iov_msg(iov: *const iovec, n: c_int) -> msghdr {
+    // SAFETY: an all-zero msghdr (no name, no control data) is valid.
+    let mut msg: msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.cast_mut();
+    msg.msg_iovlen = n as _;
+    msg
 }

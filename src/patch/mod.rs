@@ -31,14 +31,19 @@
 //!   poller.
 //! - `getaddrinfo` and `getnameinfo` on a greenlet run on the blocking pool
 //!   (`dns.rs`); `waitpid`, `wait4`, `waitid` and `wait` park the greenlet
-//!   until a child is ready (`process.rs`); blocking reads and writes on
-//!   pipes made by the hooked `pipe`/`pipe2` wait for readiness first
-//!   (`pipes.rs`). Each module's docs say how, and what a kill does.
+//!   until a child is ready (`process.rs`).
+//! - Fds the hooks did not create (sockets made off a greenlet, by a pool's
+//!   threads or before the runtime; `socketpair`s; pipes, FIFOs, eventfds
+//!   and other anonymous inodes, whoever made them), when blocking: a
+//!   greenlet's blocking read, write, `accept` or `connect` on one parks the
+//!   greenlet, without changing the description that plain threads sharing
+//!   it see (`foreign.rs`: per-call `MSG_DONTWAIT` on sockets, a readiness
+//!   wait before the real call on pipes, `pipes.rs`). Each module's docs say
+//!   how, and what a kill does.
 //! - Everything else passes straight to glibc, unchanged: calls off a
 //!   greenlet (the hubs' own calls, plain threads, the blocking pool), zero
-//!   timeouts, and every fd the hooks did not create (stdin, stdout, stderr,
-//!   inherited fds, files, pipes not made by the hooked `pipe`/`pipe2`,
-//!   `socketpair`s, sockets made off a greenlet).
+//!   timeouts, stdin, stdout and stderr, non-blocking descriptions, regular
+//!   files and devices.
 //!
 //! # Kills and timeouts never unwind out of a hook
 //!
@@ -85,7 +90,7 @@
 //! - `emul.rs`: blocking calls emulated on non-blocking fds; waits that
 //!   never unwind.
 //! - `hooks.rs`, `state.rs`, `timing.rs`, `dns.rs`, `process.rs`,
-//!   `pipes.rs`: the hooks.
+//!   `pipes.rs`: the hooks; `foreign.rs`: fds the hooks did not create.
 //! - `futex.rs`: `syscall` and the futex wait table; kills there abandon
 //!   the greenlet after a grace.
 //! - `killed.rs`: the grace of a killed greenlet in the other hooks.
@@ -94,6 +99,7 @@
 mod dns;
 mod emul;
 mod fdtable;
+mod foreign;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod futex;
 mod hooks;

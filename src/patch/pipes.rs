@@ -1,7 +1,7 @@
-//! Pipes: the hooked `pipe` and `pipe2` remember the fds they make, and a
-//! greenlet's blocking `read`, `readv`, `write` or `writev` on one of them
-//! parks the greenlet until the pipe is ready, then makes the real call,
-//! which then does not block. This is what `std::process` needs: the pipes
+//! Pipes, FIFOs and anonymous inodes (eventfd, timerfd, ...), whoever made
+//! them (`foreign.rs` decides which calls come here): a greenlet's blocking
+//! `read`, `readv`, `write` or `writev` on one parks the greenlet until the
+//! fd is ready, then makes the real call, which then does not block. This is what `std::process` needs: the pipes
 //! of `Command::output` and of `Stdio::piped()` children are made with
 //! `pipe2(O_CLOEXEC)`, and std reads the last one with a blocking
 //! `read_to_end`.
@@ -26,10 +26,11 @@
 //! unpatched, until the pipe is ready again.
 //!
 //! Left as they were: fds 0 to 2 (stdout's reentrant lock would let a
-//! second greenlet of the hub into a write that parks), non-blocking pipes,
-//! zero-length calls, pipes made before `main`, by shared libraries or by a
-//! raw syscall, and calls off a greenlet. `poll` and `select` over any pipe,
-//! whoever made it, park through [`all_pollable`].
+//! second greenlet of the hub into a write that parks), non-blocking
+//! descriptions, zero-length calls and calls off a greenlet (`foreign.rs`).
+//! `poll` and `select` over any pipe, whoever made it, park through
+//! [`all_pollable`]. The hooked `pipe` and `pipe2` still mark the fds they
+//! make (`forget` clears a mark), which nothing requires any more.
 
 use std::ffi::c_void;
 use std::os::fd::RawFd;
@@ -37,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use libc::{c_int, iovec, size_t, ssize_t};
 
-use super::emul::{self, select_coop, set_errno};
+use super::emul::{select_coop, set_errno};
 use super::fdtable;
 use super::real;
 
@@ -72,23 +73,6 @@ pub(crate) fn forget(fd: RawFd) {
     if marked(fd) {
         mark(fd, false);
     }
-}
-
-/// Whether a call on `fd` takes the cooperative pipe path: a pipe end made
-/// by the hooks, above stderr, patching enabled, on a greenlet, still a
-/// pipe (a stale bit is cleared), and the description blocking (the last
-/// two cost an `fstat` and an `fcntl`).
-pub(crate) fn cooperative(fd: RawFd) -> bool {
-    if !marked(fd) || fd <= 2 || !super::enabled() || !emul::on_greenlet() {
-        return false;
-    }
-    if !is_fifo(fd) {
-        forget(fd);
-        return false;
-    }
-    // SAFETY: F_GETFL takes no argument.
-    let flags = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
-    flags >= 0 && flags & libc::O_NONBLOCK == 0
 }
 
 /// Whether `fd` is open on a pipe or FIFO.
