@@ -1,5 +1,6 @@
 //! What every `tests/patch_*.rs` needs: patching enabled, and a
 //! single-threaded runtime (one hub) to run the body on.
+#![allow(dead_code)]
 
 /// Enables the hooks (once per process; later calls are no-ops).
 pub fn enable() {
