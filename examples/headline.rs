@@ -90,7 +90,14 @@ fn serve(listener: TcpListener, downstream: Downstream, spawn: impl Fn(Box<dyn F
             Ok((conn, _)) => {
                 let _ = conn.set_nodelay(true);
                 spawn(Box::new(move || {
-                    let _ = handle(conn, downstream);
+                    if let Err(e) = handle(conn, downstream) {
+                        // The first one only: a client sees the others as
+                        // closed connections.
+                        static SAID: AtomicBool = AtomicBool::new(false);
+                        if !SAID.swap(true, Ordering::Relaxed) {
+                            eprintln!("headline service: a connection failed: {e}");
+                        }
+                    }
                 }));
             }
             Err(e) => {

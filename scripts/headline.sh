@@ -27,7 +27,11 @@ esac
 
 # The connections need file descriptors: 10,000 connections with a
 # downstream call need about 20,000 in the service. Each process raises its
-# limit to 65,536 where it may (root), else its soft limit to the hard one.
+# limit to 65,536 where it may (CAP_SYS_RESOURCE), else its soft limit to
+# the hard one; where that is about 20,000, a few connections of the 10,000
+# fail (the service reports "Too many open files"; they are counted under
+# failures).
+echo "open-file limit: soft $(ulimit -Sn), hard $(ulimit -Hn)"
 echo "+ headline --conns $CONNS --secs $SECS --downstream $DOWNSTREAM --delay-ms $DELAY_MS ($PROFILE)"
 "${CARGO_TARGET_DIR:-target}/$dir/examples/headline" \
     --conns "$CONNS" --secs "$SECS" --downstream "$DOWNSTREAM" --delay-ms "$DELAY_MS"
