@@ -356,6 +356,41 @@ fn twenty_sleep_1_outputs_on_one_hub_overlap() {
     );
 }
 
+/// The same on two hubs (pinned and M:N): each hub parks its own children's
+/// waits.
+#[test]
+fn twenty_sleep_1_outputs_overlap_on_two_hubs() {
+    enable();
+    for (mode, builder) in common::mode_builders() {
+        if mode == "single" {
+            continue; // twenty_sleep_1_outputs_on_one_hub_overlap
+        }
+        let start = Instant::now();
+        let outputs = common::with_deadline("20 x sleep 1", 60, move || {
+            builder.build().unwrap().block_on(|| {
+                let hs: Vec<_> = (0..20)
+                    .map(|_| greenhub::spawn(|| Command::new("sleep").arg("1").output().unwrap()))
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        });
+        let took = start.elapsed();
+        println!("{mode}: 20 x `sleep 1` output() on two hubs: {took:?}");
+        assert_eq!(outputs.len(), 20, "{mode}");
+        for out in outputs {
+            assert!(out.status.success(), "{mode}: {:?}", out.status);
+            assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{mode}");
+        }
+        assert!(took >= Duration::from_secs(1), "{mode}: {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{mode}: the children did not overlap: {took:?}"
+        );
+    }
+}
+
 #[test]
 fn output_has_exact_streams_and_exit_code() {
     enable();
