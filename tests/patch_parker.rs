@@ -420,3 +420,89 @@ fn a_wake_up_taken_by_another_greenlets_park_is_delivered_by_the_sweep() {
     eprintln!("a wake-up taken by another greenlet's park arrived after {woke:?}");
     assert!(woke >= Duration::from_millis(20));
 }
+
+const UREQ_CHILD: &str = "ureq_resolve_timeout_child";
+
+/// `ureq` with a timeout resolves on a helper thread and waits for it in
+/// `mpsc::recv_timeout`. With a lookup that never answers in time (glibc
+/// reading `HOSTALIASES` from a FIFO that nobody writes: no network needed),
+/// the request fails with ureq's timeout, and a 10 ms ticker greenlet on the
+/// same hub keeps ticking meanwhile. In a child process: the environment
+/// variable must not be set in the multi-threaded test process.
+#[test]
+fn ureq_with_a_timeout_and_a_lookup_that_hangs_leaves_the_hub_running() {
+    let dir = std::env::temp_dir().join(format!("greenhub-ureq-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("hostaliases");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let out = common::run_child(UREQ_CHILD, &[("HOSTALIASES", fifo.to_str().unwrap())], 60);
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "child stdout:\n{stdout}\nchild stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child failed: {}", out.status);
+    assert!(stdout.contains("ureq: ok"), "{stdout}");
+}
+
+#[test]
+#[ignore = "helper run as a child process by ureq_with_a_timeout_and_a_lookup_that_hangs_leaves_the_hub_running"]
+fn ureq_resolve_timeout_child() {
+    if !common::is_child(UREQ_CHILD) {
+        return;
+    }
+    let fifo = std::env::var("HOSTALIASES").expect("HOSTALIASES");
+    let release = Arc::new(AtomicBool::new(false));
+    let r2 = release.clone();
+    // Lets the blocked lookups finish once the test is over.
+    let writer = std::thread::spawn(move || {
+        let c = std::ffi::CString::new(fifo).unwrap();
+        while !r2.load(SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for _ in 0..200 {
+            // SAFETY: a valid path; the fd is closed at once.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK) };
+            if fd >= 0 {
+                // SAFETY: an fd just opened.
+                unsafe { libc::close(fd) };
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let (result, took, ticks) = one_hub(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let t = ticker(stop.clone());
+        let h = greenhub::spawn(|| {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_millis(500)))
+                .build()
+                .into();
+            let start = Instant::now();
+            // No dot in the name: glibc's DNS backend reads HOSTALIASES.
+            let r = agent.get("http://zzgreenhubureq:1/").call();
+            (r.map(|_| ()).map_err(|e| e.to_string()), start.elapsed())
+        });
+        let (result, took) = h.join().unwrap();
+        stop.store(true, SeqCst);
+        (result, took, t.join().unwrap())
+    });
+    release.store(true, SeqCst);
+    writer.join().unwrap();
+    println!("ureq GET with a 500 ms timeout: {result:?} after {took:?}; ticker: {ticks} ticks");
+    if took < Duration::from_millis(400) {
+        // This resolver does not read HOSTALIASES: nothing blocked.
+        println!("ureq: ok (SKIPPED: the resolver did not block on HOSTALIASES)");
+        return;
+    }
+    let e = result.expect_err("the lookup never answered");
+    assert!(e.to_lowercase().contains("timeout"), "{e}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // Unpatched, the hub is blocked in recv_timeout: 0-1 ticks.
+    assert!(ticks >= 25, "the hub was blocked: {ticks} ticks");
+    println!("ureq: ok");
+}

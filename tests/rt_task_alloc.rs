@@ -125,3 +125,35 @@ fn blocks_freed_on_other_threads_are_reused() {
         }
     });
 }
+
+/// A closure larger than the 1 KiB that corosensei moves onto a new stack
+/// at once: the greenlet still runs, in each mode, and its captures are
+/// dropped exactly once (also for one killed before it starts).
+#[test]
+fn a_closure_larger_than_a_kib_runs() {
+    in_each_mode("a_closure_larger_than_a_kib_runs", |_mode| {
+        let big = [7u64; 1024]; // 8 KiB captured by value
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = DropCounter(drops.clone());
+        let sum = greenhub::spawn(move || {
+            let _d = d;
+            big.iter().sum::<u64>()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(sum, 7 * 1024);
+        assert_eq!(drops.load(SeqCst), 1);
+        // Killed at once: in M:N another hub may have started it already.
+        let d = DropCounter(drops.clone());
+        let h = greenhub::spawn(move || {
+            let _d = d;
+            big.iter().sum::<u64>()
+        });
+        h.kill();
+        match h.join() {
+            Ok(sum) => assert_eq!(sum, 7 * 1024),
+            Err(e) => assert!(e.is_killed()),
+        }
+        assert_eq!(drops.load(SeqCst), 2);
+    });
+}

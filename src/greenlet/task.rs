@@ -578,14 +578,26 @@ where
     T: 'static,
 {
     unsafe fn start(&self, stack: Stack) {
-        // SAFETY: the caller is the owning hub, starting the greenlet once.
-        let func = unsafe { (*self.func.get()).take() }.expect("greenhub: greenlet started twice");
+        // SAFETY: the caller is the owning hub, starting the greenlet once;
+        // nothing else touches the slot meanwhile.
+        let unstarted = unsafe { (*self.func.get()).is_some() };
+        assert!(unstarted, "greenhub: greenlet started twice");
         let this = self as *const Self;
+        // The coroutine's closure captures only `this`: corosensei moves its
+        // closure onto the new stack by value and refuses one over 1 KiB
+        // (a panic in the hub). The user's closure, of any size, is taken
+        // from the task on the greenlet's own stack, at its first resume,
+        // which the hub makes right after this call (`hub::run`), on this
+        // thread: a `!Send` closure never leaves it.
         let coro = Coro::with_stack(stack, move |yielder, _hub| {
             // SAFETY: the coroutine is stored in this task's header and the
             // owning hub holds an `Arc` to the task while it resumes it, so
             // the task outlives every run of this closure.
             let task = unsafe { &*this };
+            // SAFETY: we are the greenlet, at its first resume; the hub
+            // started it once (checked above) and nothing else touches the
+            // slot of a started greenlet.
+            let func = unsafe { (*task.func.get()).take() }.expect("checked at start");
             // SAFETY: we are the greenlet; the yielder lives on our stack.
             unsafe { *task.header.yielder.get() = yielder as *const GreenletYielder };
             let outcome = match panic::catch_unwind(AssertUnwindSafe(func)) {
