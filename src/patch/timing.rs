@@ -1,15 +1,58 @@
-//! The waiting hooks: `poll`, `select` and the sleeps (`nanosleep`,
-//! `clock_nanosleep`, `usleep`, `sleep`).
+//! The waiting hooks: `poll`, `ppoll`, `select`, `pselect` and the sleeps
+//! (`nanosleep`, `clock_nanosleep`, `usleep`, `sleep`).
 //!
 //! On a greenlet, with patching enabled, a sleep parks the greenlet on its
-//! hub's timers, and a `poll`/`select` with a non-zero timeout over tracked
-//! fds only parks it on the hub's poller. Everywhere else (off a greenlet,
-//! zero timeouts, any untracked fd in the set) they are glibc's.
+//! hub's timers.
+//!
+//! `poll`, `ppoll`, `select` and `pselect` with a non-zero timeout (or
+//! none), over any mix of fds (tracked sockets, sockets, pipes, eventfds
+//! and other fds made anywhere), park the greenlet:
+//!
+//! 1. The real call with a zero timeout answers first: anything ready
+//!    (regular files always are, for `POLLIN`/`POLLOUT`), a closed fd
+//!    (`POLLNVAL`; `EBADF` for the select calls), a negative fd (ignored),
+//!    bad input (`nfds` over `RLIMIT_NOFILE`, a bad pointer: the kernel's
+//!    `EINVAL` or `EFAULT`). A bad timeout (a negative timeval or timespec,
+//!    `tv_nsec` out of range) goes to glibc as given: `EINVAL` at once.
+//! 2. If nothing is ready, the greenlet parks until one of the fds may be
+//!    ready, through its hub's poller (`crate::io::park_pollfds`: each fd
+//!    watched through a private duplicate, for exactly the epoll events
+//!    that make `poll` report what was asked, so readability never wakes a
+//!    wait for `POLLPRI`), until the timeout, or until a kill or an expired
+//!    `greenhub::timeout` frame: then it fails with -1 and `ECANCELED` or
+//!    `ETIMEDOUT`. Fds that epoll refuses (regular files, directories, some
+//!    devices) report a fixed readiness, so one not ready at step 1 never
+//!    becomes ready and is not watched. For the select calls, an fd with an
+//!    error or hang-up that select does not count (in the write or except
+//!    set only) is not watched either.
+//! 3. After each wake, and at the timeout, the real call with a zero
+//!    timeout again gives the exact result (`revents`, the sets, the
+//!    count); if nothing is ready (a reader elsewhere took it), back to 2.
+//!    `select` then writes the time not slept into its timeval, as Linux.
+//!
+//! If the hub cannot watch the fds (`EMFILE` for a duplicate, epoll's
+//! `ENOSPC`), the real blocking call runs for the time left, as unpatched.
+//!
+//! **Signals.** `ppoll` and `pselect` apply their mask only around the real
+//! calls (glibc's, with a zero timeout), so a signal pending when the call
+//! starts, or at a later look, is delivered as the kernel's call delivers it
+//! (-1/`EINTR`). A signal arriving while the greenlet is parked runs its
+//! handler on the hub's thread under the thread's own mask and does not end
+//! the wait, for `poll` and `select` too (their kernel calls would fail with
+//! `EINTR`); a signal that the mask blocks but the thread does not is thus
+//! handled before the call returns. A `ppoll`/`pselect` whose mask unblocks
+//! a signal that the calling thread blocks (the race-free signal wait:
+//! block `SIGCHLD`, then wait with it unblocked) is passed to glibc as
+//! given, blocking the hub, since parked it could not be ended by that
+//! signal.
+//!
+//! Off a greenlet, with a zero timeout and in a `no_switch` scope, all four
+//! are glibc's, unchanged.
 //!
 //! A kill or an expired `greenhub::timeout` frame ends a sleep early with
 //! -1/`EINTR` (`clock_nanosleep` returns `EINTR`) and the remaining time set
 //! to zero, so that loops which sleep the rest again (std's `thread::sleep`)
-//! return at once; `poll` and `select` fail with `ECANCELED` or `ETIMEDOUT`.
+//! return at once.
 
 use std::time::{Duration, Instant};
 
