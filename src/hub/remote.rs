@@ -167,6 +167,35 @@ impl HubRemote {
         Ok(())
     }
 
+    #[cfg(feature = "patch")]
+    /// Watches `fd` under `token` for exactly the epoll `events` given
+    /// (`EPOLLET` added; `EPOLLERR` and `EPOLLHUP` are always reported, so
+    /// `events` may be 0), where mio's interests would ask for more (a
+    /// waiter for `POLLPRI` only must not be woken by mere readability).
+    /// Taken off with [`deregister`](Self::deregister) like any other fd.
+    pub(crate) fn register_events(
+        &self,
+        fd: std::os::fd::RawFd,
+        token: mio::Token,
+        events: u32,
+    ) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event {
+            events: events | libc::EPOLLET as u32,
+            u64: token.0 as u64,
+        };
+        // SAFETY: EPOLL_CTL_ADD on the poller's own epoll fd, with a valid
+        // event that the kernel copies; mio reads the token back from the
+        // same `u64` field.
+        let r =
+            unsafe { libc::epoll_ctl(self.registry.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.sources.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
     /// Stops watching `fd`.
     pub(crate) fn deregister(&self, fd: std::os::fd::RawFd) -> std::io::Result<()> {
         self.sources.fetch_sub(1, Relaxed);

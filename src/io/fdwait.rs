@@ -249,3 +249,92 @@ fn park_on(pfds: &[libc::pollfd], deadline: Option<Instant>) -> io::Result<bool>
         Wake::Interrupted(i) => i.raise(),
     }
 }
+
+#[cfg(feature = "patch")]
+/// The epoll events that make `poll(2)` report one of `events` (a pollfd's
+/// request): `EPOLLERR` and `EPOLLHUP` are always reported, so a request for
+/// nothing else maps to 0.
+fn epoll_events(events: i16) -> u32 {
+    let mut ev = 0;
+    for (poll, epoll) in [
+        (libc::POLLIN | libc::POLLRDNORM, libc::EPOLLIN),
+        (libc::POLLRDBAND, libc::EPOLLRDBAND),
+        (libc::POLLPRI, libc::EPOLLPRI),
+        (libc::POLLOUT | libc::POLLWRNORM, libc::EPOLLOUT),
+        (libc::POLLWRBAND, libc::EPOLLWRBAND),
+        (libc::POLLRDHUP, libc::EPOLLRDHUP),
+    ] {
+        if events & poll != 0 {
+            ev |= epoll as u32;
+        }
+    }
+    ev
+}
+
+#[cfg(feature = "patch")]
+/// For the `patch` hooks of `poll`, `ppoll`, `select` and `pselect`: parks
+/// the calling greenlet until one of `pfds` (a negative fd is skipped, as
+/// `poll(2)` ignores it) may have become ready for its `events` (or has an
+/// error or hang-up), `deadline` passes, or the greenlet is interrupted.
+/// Returns the [`Wake`] without raising an interrupt; the caller asks the
+/// kernel what is ready with a zero-timeout call, and waits again when
+/// nothing is (a reader of the same fd elsewhere may have taken it).
+///
+/// Each fd is watched, as in [`select`], through a private duplicate
+/// registered with the caller's hub, but for exactly the epoll events that
+/// make `poll` report its `events`, so that an event for anything else
+/// (readability of an fd asked only for `POLLPRI`) never wakes the wait.
+/// Fds that epoll refuses (`EPERM`: regular files, directories, some
+/// devices) always report the same fixed readiness to `poll`, so if they
+/// were not ready at the caller's zero-timeout look they never will be:
+/// they are skipped. An fd closed since that look ends the wait at once
+/// (the caller's next look reports it). Any other failure (`EMFILE` for the
+/// duplicate, `ENOSPC`/`ENOMEM` from epoll) is returned, having watched
+/// nothing.
+pub(crate) fn park_pollfds(pfds: &[libc::pollfd], deadline: Option<Instant>) -> io::Result<Wake> {
+    let hub = context::hub().expect("greenhub: a greenlet runs on a hub");
+    let remote = hub.remote.clone();
+    let key = Waiter::current_key();
+    let mut watches: Vec<Watch> = Vec::with_capacity(pfds.len());
+    let unwatch = |watches: Vec<Watch>| {
+        for w in watches {
+            let _ = remote.deregister(w.dup.as_raw_fd());
+            w.io.remove_waiter(Direction::Read, key);
+            w.io.remove_waiter(Direction::Write, key);
+            registration::release(&remote, w.io);
+            drop(w.dup);
+        }
+    };
+    for p in pfds.iter().filter(|p| p.fd >= 0) {
+        // SAFETY: F_DUPFD_CLOEXEC takes no pointer; the result is checked.
+        let dup = unsafe { libc::fcntl(p.fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            let e = io::Error::last_os_error();
+            unwatch(watches);
+            return match e.raw_os_error() {
+                Some(libc::EBADF) => Ok(Wake::Woken),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: `dup` is a new fd that nothing else owns.
+        let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+        let io = Arc::new(ScheduledIo::default());
+        // Any event of this registration is one the caller asked for: wake
+        // on either direction's dispatch.
+        io.add_waiter(Direction::Read, 0, Waiter::current());
+        io.add_waiter(Direction::Write, 0, Waiter::current());
+        match remote.register_events(dup.as_raw_fd(), token(&io), epoll_events(p.events)) {
+            Ok(()) => watches.push(Watch { dup, io }),
+            // Never registered: nothing can name its token.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            Err(e) => {
+                unwatch(watches);
+                return Err(e);
+            }
+        }
+    }
+    let first = pfds.first().map_or(0, |p| p.fd as u64);
+    let woke = wait::park_until(deadline, WaitOn::new(WaitKind::FdWait, first));
+    unwatch(watches);
+    Ok(woke)
+}

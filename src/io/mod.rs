@@ -25,5 +25,7 @@ pub(crate) mod registration;
 #[cfg(not(loom))]
 pub(crate) mod sys;
 
+#[cfg(all(feature = "patch", not(loom)))]
+pub(crate) use fdwait::park_pollfds;
 #[cfg(not(loom))]
 pub use fdwait::{Selected, select, wait_readable, wait_writable};

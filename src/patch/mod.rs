@@ -5,7 +5,8 @@
 //! With the feature, greenhub defines glibc's blocking socket and sleep
 //! functions in the final executable (`socket`, `accept`, `accept4`,
 //! `connect`, `read`, `readv`, `recv`, `recvfrom`, `recvmsg`, `write`,
-//! `writev`, `send`, `sendto`, `sendmsg`, `poll`, `select`, `nanosleep`,
+//! `writev`, `send`, `sendto`, `sendmsg`, `poll`, `ppoll`, `select`,
+//! `pselect`, `nanosleep`,
 //! `clock_nanosleep`, `usleep`, `sleep`), DNS (`getaddrinfo`,
 //! `getnameinfo`), child waits (`waitpid`, `wait4`, `waitid`, `wait`),
 //! `pipe`/`pipe2`, and on x86-64 `syscall` for futex waits (`futex.rs`),
@@ -26,9 +27,13 @@
 //!   call gives (`EAGAIN`; `EINPROGRESS` for `connect`). Off a greenlet, a
 //!   tracked socket blocks its thread in `poll(2)`, as a blocking socket
 //!   would.
-//! - Sleeps on a greenlet park it on the hub's timers; `poll` and `select`
-//!   with a timeout, over tracked sockets and pipes only, park it on the
-//!   poller.
+//! - Sleeps on a greenlet park it on the hub's timers; `poll`, `ppoll`,
+//!   `select` and `pselect` with a timeout, over any mix of fds, park it on
+//!   the poller until one is ready, and the real call with a zero timeout
+//!   gives the result (`timing.rs`: regular files are ready at once; a
+//!   signal arriving while parked runs its handler but does not end the
+//!   wait; a `ppoll`/`pselect` mask that unblocks a signal the thread
+//!   blocks passes through).
 //! - `getaddrinfo` and `getnameinfo` on a greenlet run on the blocking pool
 //!   (`dns.rs`); `waitpid`, `wait4`, `waitid` and `wait` park the greenlet
 //!   until a child is ready (`process.rs`).
@@ -50,15 +55,16 @@
 //! A greenlet killed, or whose [`timeout`](crate::timeout) expires, while it
 //! is blocked in a hooked call gets an error return, not an unwind (which
 //! would abort the process at the `extern "C"` boundary): socket calls,
-//! `poll` and `select` fail with `ECANCELED` (kill) or `ETIMEDOUT` (timeout;
-//! not `EINTR`, which std retries at once), and sleeps end early with
-//! `EINTR` and no time left. The kill or timeout stays pending and is raised
-//! at the greenlet's next greenhub blocking point (a greenhub sleep, lock,
-//! channel or join); until then hooked calls keep failing the same way. A
-//! killed greenlet whose code ignores those errors and never reaches such a
-//! point (a retry loop: on error, sleep and reconnect) is **abandoned** after
-//! a grace of 1 s or 64 failing calls (`killed.rs`): never resumed, its stack
-//! leaked, its joiners get `Killed`. A `timeout` frame's `ETIMEDOUT` is not
+//! `poll`, `ppoll`, `select` and `pselect` fail with `ECANCELED` (kill) or
+//! `ETIMEDOUT` (timeout; not `EINTR`, which std retries at once), and
+//! sleeps end early with `EINTR` and no time left. The kill or timeout
+//! stays pending and is raised at the greenlet's next greenhub blocking
+//! point (a greenhub sleep, lock, channel or join); until then hooked calls
+//! keep failing the same way. A killed greenlet whose code ignores those
+//! errors and never reaches such a point (a retry loop: on error, sleep and
+//! reconnect) is **abandoned** after a grace of 1 s or 64 failing calls
+//! (`killed.rs`): never resumed, its stack leaked, its joiners get
+//! `Killed`. A `timeout` frame's `ETIMEDOUT` is not
 //! escalated that way: the frame's code may handle it and go on.
 //!
 //! # Differences from a blocking socket

@@ -28,8 +28,8 @@
 //! Left as they were: fds 0 to 2 (stdout's reentrant lock would let a
 //! second greenlet of the hub into a write that parks), non-blocking
 //! descriptions, zero-length calls and calls off a greenlet (`foreign.rs`).
-//! `poll` and `select` over any pipe, whoever made it, park through
-//! [`all_pollable`]. The hooked `pipe` and `pipe2` still mark the fds they
+//! `poll`, `ppoll`, `select` and `pselect` over any pollable fd park on
+//! their own (`timing.rs`). The hooked `pipe` and `pipe2` still mark the fds they
 //! make (`forget` clears a mark), which nothing requires any more.
 
 use std::ffi::c_void;
@@ -39,7 +39,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use libc::{c_int, iovec, size_t, ssize_t};
 
 use super::emul::{select_coop, set_errno};
-use super::fdtable;
 use super::real;
 
 /// One bit per fd below `PIPE_FDS`: set while the fd is (probably) a pipe
@@ -73,15 +72,6 @@ pub(crate) fn forget(fd: RawFd) {
     if marked(fd) {
         mark(fd, false);
     }
-}
-
-/// Whether `fd` is open on a pipe or FIFO.
-fn is_fifo(fd: RawFd) -> bool {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat fills the stat buffer it is given.
-    let r = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
-    // SAFETY: fstat succeeded, so it filled the buffer.
-    r == 0 && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFIFO
 }
 
 /// Waits until `fd` is ready for `events` (without consuming anything), then
@@ -192,11 +182,4 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
         mark(b, true);
     }
     r
-}
-
-/// Whether a `poll`/`select` over `fds` may park the greenlet: each fd is
-/// negative (ignored), tracked, or a pipe (`fstat`), whoever made it.
-pub(crate) fn all_pollable(fds: impl IntoIterator<Item = RawFd>) -> bool {
-    fds.into_iter()
-        .all(|fd| fd < 0 || fdtable::get(fd).is_some() || is_fifo(fd))
 }

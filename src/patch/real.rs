@@ -16,7 +16,7 @@ use libc::{addrinfo, c_char, id_t, idtype_t, pid_t, rusage, siginfo_t};
 use libc::{
     c_int, c_long, c_uint, c_ulong, iovec, msghdr, nfds_t, pollfd, sockaddr, socklen_t, ssize_t,
 };
-use libc::{clockid_t, fd_set, size_t, timespec, timeval, useconds_t};
+use libc::{clockid_t, fd_set, sigset_t, size_t, timespec, timeval, useconds_t};
 
 /// Loads the real function cached in `slot`, resolving it on first use.
 /// `name` ends with a NUL. Aborts (with a message on stderr) if glibc has no
@@ -128,6 +128,8 @@ real_fns! {
     fn getnameinfo(sa: *const sockaddr, salen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int;
     fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int;
     fn select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int;
+    fn ppoll(fds: *mut pollfd, n: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int;
+    fn pselect(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *const timespec, mask: *const sigset_t) -> c_int;
     fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int;
     fn clock_nanosleep(clock: clockid_t, flags: c_int, req: *const timespec, rem: *mut timespec) -> c_int;
     fn usleep(usec: useconds_t) -> c_int;
