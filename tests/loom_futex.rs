@@ -100,6 +100,14 @@ use loom::thread;
 
 use parkword::{EMPTY, NOTIFIED, PARKED};
 
+/// `loom::model` with at least 3 preemptions (CI's 2 and more: these models
+/// are small, 3 takes seconds).
+fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = b.preemption_bound.map(|p| p.max(3));
+    b.check(f);
+}
+
 /// A waiter that is a loom thread.
 struct ThreadWaiter(thread::Thread);
 
@@ -178,7 +186,7 @@ impl Futex {
 /// waker's count says which.
 #[test]
 fn wait_vs_wake() {
-    loom::model(|| {
+    model(|| {
         let f = Futex::new();
         let f2 = f.clone();
         let waiter = thread::spawn(move || futex_wait(&f2.table, &f2.word, 0, false));
@@ -199,7 +207,7 @@ fn wait_vs_wake() {
 /// permit, and neither wake-up is lost although each wakes only one.
 #[test]
 fn two_waiters_wake_one_each() {
-    loom::model(|| {
+    model(|| {
         let f = Futex::new();
         let waiters: Vec<_> = (0..2)
             .map(|_| {
@@ -234,7 +242,7 @@ fn two_waiters_wake_one_each() {
 /// Two waiters behind a gate, one `wake(all)`: both pass.
 #[test]
 fn two_waiters_wake_all() {
-    loom::model(|| {
+    model(|| {
         let f = Futex::new();
         let woken = Arc::new(AtomicUsize::new(0));
         let waiters: Vec<_> = (0..2)
@@ -267,7 +275,7 @@ fn two_waiters_wake_all() {
 /// wake's count and the waiter's outcome agree, and nothing dangles.
 #[test]
 fn timed_out_wait_vs_wake() {
-    loom::model(|| {
+    model(|| {
         let f = Futex::new();
         let f2 = f.clone();
         let waiter = thread::spawn(move || futex_wait(&f2.table, &f2.word, 0, true));
@@ -606,7 +614,7 @@ impl Local {
 /// The hub (this thread) runs greenlets 0 and 1; another thread sets the
 /// flags in `order`, each followed by an `unpark`.
 fn parker_model(order: [usize; 2]) {
-    loom::model(move || {
+    model(move || {
         let hub = Arc::new(Hub {
             id: thread::current().id(),
             word: AtomicU32::new(EMPTY),

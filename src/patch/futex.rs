@@ -27,7 +27,9 @@
 //! both sides (Dekker's pattern: the waiter's check sees the new word or the
 //! waker sees the raised count). Spurious wake-ups are allowed by the
 //! contract (a kill's wake-up, a requeue turned into a wake): the caller
-//! re-checks its condition, as it must for the kernel's.
+//! re-checks its condition, as it must for the kernel's. The table and
+//! these steps are `table.rs`, which the loom models of
+//! `tests/loom_futex.rs` check.
 //!
 //! # When a wait parks the greenlet
 //!

@@ -37,6 +37,10 @@
 //! | hook, woken wait (hub) | its greenlet resumes | `EMPTY` -> `NOTIFIED`, which std's loop swaps back to `EMPTY` |
 //! | `unpark` (any thread) | any time | -> `NOTIFIED`; futex wake (all waits) only from `PARKED` |
 //!
+//! The steps that move `P` and the table are in `parkword.rs` (checked by
+//! the loom models of `tests/loom_futex.rs`); this module finds the word
+//! and runs them from the hook and the switch guard.
+//!
 //! So `P` is `PARKED` only inside a greenlet's `park` and while its hub
 //! blocks with waits outstanding; hub code between greenlets never finds it
 //! there (a `thread::park` of its own would spin on `PARKED - 1`). A token
@@ -50,10 +54,10 @@
 //! entering the hook; or its woken wait stored its own token and an
 //! `unpark` came before std's loop swapped it back (one word, two tokens,
 //! taken as one; found by the loom model, `tests/loom_futex.rs`). So the
-//! wake-up of another greenlet may be consumed. The **sweep** closes that hole: one of
-//! the waits (the *leader*) parks with a deadline, a *tick*, and when it
-//! fires after other greenlets ran with waits outstanding (the only way a
-//! token can be taken so), it wakes them all. A wake-up is thus never lost;
+//! wake-up of another greenlet may be consumed. The **sweep** closes those
+//! holes: one of the waits (the *leader*) parks with a deadline, a *tick*,
+//! and when it fires after other greenlets ran with waits outstanding (the
+//! only way a token can be taken so), it wakes them all. A wake-up is thus never lost;
 //! one consumed that way is delivered at the next wake of the word or the
 //! next tick: 10 ms at first, doubling while sweeps find every greenlet
 //! parked again or nothing ran, up to [`MAX_TICK`].
