@@ -33,13 +33,16 @@
 //! # Parker model (b)
 //!
 //! One loom thread is a hub running two greenlets that each do
-//! `while !flag { thread::park() }`; another thread sets the flags and
-//! calls `unpark` (std's code: swap in `NOTIFIED`, futex-wake from
-//! `PARKED`). What cannot run under loom is the greenlet switch itself:
+//! `while !flag { thread::park() }` (or, in the `park_timeout` models, one
+//! of them makes a single `park_timeout` call whose deadline passes);
+//! another thread sets the flags and calls `unpark` (std's code: swap in
+//! `NOTIFIED`, futex-wake from `PARKED`). What cannot run under loom is the greenlet switch itself:
 //! each greenlet is a small state machine (`Greenlet::run`) whose steps are
 //! std's `park` (`fetch_sub`, the check, the futex wait, the
-//! `compare_exchange` loop) and the hook's parker wait (`parker::park`:
-//! link, park, after the park the woken step or the leader's tick); a
+//! `compare_exchange` loop) or `park_timeout` (the same, then `swap(EMPTY)`)
+//! and the hook's parker wait (`parker::park`: link, park, after the park
+//! the woken step, the leader's tick, or the unlink and
+//! [`parkword::left`] when the deadline passed); a
 //! suspension returns to the hub loop, which resumes a greenlet when its
 //! waiter was woken. The hub loop calls the switch guard's functions where
 //! the hub does (`after` after each greenlet, `idle` before it blocks,
@@ -49,17 +52,21 @@
 //! thread rings it, a wake from the hub's own thread does not (as in
 //! greenhub: it only pushes onto the hub's own queue).
 //!
-//! The leader's **tick** (a timer) fires only when the hub would otherwise
-//! block for good (every unpark done, nothing ready, nothing rung), and only
-//! if, while a parker wait was linked, a running greenlet took in std's code
-//! a token that may be another's: the holes the sweep exists for
-//! (`parker.rs`, "The protocol"): std's fast path, or std's
-//! `compare_exchange` after a woken wait stored its token when an `unpark`
-//! came in between (one word, two tokens; the model found this second case,
-//! which the docs had missed; it tracks `unpark`s in ghost state to tell).
-//! The tick then does what `parker::tick` decides: sweep if other greenlets
-//! ran since the leader parked. Every other lost wake-up is a deadlock. Not modelled: the probe that finds the word, deadlines and
-//! kills of parker waits, the tick's timing and back-off.
+//! A deadline fires when the hub would otherwise block (nothing ready,
+//! nothing rung). The leader's **tick** (a timer) fires only when the hub
+//! would otherwise block for good (every unpark done, nothing ready, nothing
+//! rung), and only if, while a parker wait was linked, a running greenlet
+//! took in std's code a token that arrived after the hook's last look at
+//! the word: the holes the sweep exists for (`parker.rs`, "The protocol"):
+//! std's fast path; std's `compare_exchange` after a woken wait stored its
+//! token when an `unpark` came in between (one word, two tokens; told by
+//! ghost state that counts `unpark`s); `park_timeout`'s `swap(EMPTY)` after
+//! [`parkword::left`] found no token. The model found the last two, which
+//! the docs had missed. The tick then does what `parker::tick` decides:
+//! sweep if other greenlets ran since the leader parked. Every other lost
+//! wake-up is a deadlock. Not modelled: the probe that finds the word, kills
+//! of parker waits (their grace ends like a deadline), the tick's timing
+//! and back-off.
 //!
 //! Asserted: both greenlets finish (their flag set, they returned from
 //! `park`); hub code between greenlets never finds the word `PARKED`; no
@@ -77,14 +84,19 @@
 //! - no fence in `Table::link`: `wait_vs_wake`, `two_waiters_wake_one_each`,
 //!   `two_waiters_wake_all` (deadlocks);
 //! - `Table::after_park` does not unlink a node whose owner gives up:
-//!   `timed_out_wait_vs_wake` ("a node stayed linked");
+//!   `timed_out_wait_vs_wake` ("a node stayed linked") and both
+//!   `park_timeout` models;
 //! - `parkword::idle` ignores a token (treats `NOTIFIED` like `PARKED`):
-//!   both parker models (a deadlock: the hub blocks with a token that came
+//!   every parker model (a deadlock: the hub blocks with a token that came
 //!   without a wake-up);
 //! - `Table::wake` no longer wakes every parker wait (the broadcast; it
-//!   honours `n` for them too): both parker models (deadlocks);
+//!   honours `n` for them too): every parker model (deadlocks);
 //! - `parkword::woken` does not sweep when a token is already there:
-//!   `parker_unpark_second_then_first` (a deadlock).
+//!   `parker_unpark_first_then_second`, `parker_unpark_second_then_first`
+//!   (deadlocks);
+//! - `parkword::left` never sweeps, or not when the leader leaves:
+//!   `parker_park_timeout_first_vs_unpark` (deadlocks: the wait left
+//!   behind has no leader, so no tick).
 
 #![cfg(loom)]
 
@@ -370,11 +382,20 @@ enum Step {
         /// `local.runs` when it last parked.
         runs: u64,
         leader: bool,
+        /// The wait has a deadline (`park_timeout`).
+        deadline: bool,
     },
     /// Back from the futex wait: std's `compare_exchange(NOTIFIED, EMPTY)`.
     /// `woken`: `Hub::unparks` before the woken wait stored its token.
     AfterFutex {
         woken: Option<usize>,
+    },
+    /// `park_timeout` back from its futex wait: std's `swap(EMPTY)`, then
+    /// it returns. `woken` as for `AfterFutex`; `left`: the wait timed out,
+    /// and `parkword::left` woke the others (or not).
+    AfterTimed {
+        woken: Option<usize>,
+        left: Option<bool>,
     },
     Done,
 }
@@ -384,12 +405,15 @@ enum Resume {
     Start,
     Woken,
     Tick,
+    Deadline,
 }
 
 /// The hub's own state (its thread only).
 struct Local {
     hub: Arc<Hub>,
     steps: [Cell<Step>; 2],
+    /// Greenlet `g` makes one `park_timeout` call instead of its flag loop.
+    timed: [bool; 2],
     waits: Cell<u32>,
     /// `parker.rs`'s `local.runs`.
     runs: Cell<u64>,
@@ -407,6 +431,21 @@ impl Local {
         for _ in 0..16 {
             match self.steps[g].get() {
                 Step::Check => {
+                    if self.timed[g] {
+                        // std's `park_timeout`: a token, or a futex wait
+                        // with a deadline.
+                        let prev = h.word.fetch_sub(1, Acquire);
+                        assert_ne!(prev, PARKED, "park from PARKED: spins on PARKED - 1");
+                        if prev == NOTIFIED {
+                            if h.lot.count() > 0 {
+                                self.token_taken.set(true);
+                            }
+                            self.steps[g].set(Step::Done);
+                            return;
+                        }
+                        self.steps[g].set(Step::FutexWait);
+                        continue;
+                    }
                     if h.flags[g].load(Acquire) {
                         self.steps[g].set(Step::Done);
                         return;
@@ -439,7 +478,14 @@ impl Local {
                         None => {
                             // SAFETY: not linked: ours alone.
                             drop(unsafe { Box::from_raw(node.as_ptr()) });
-                            self.steps[g].set(Step::AfterFutex { woken: None });
+                            self.steps[g].set(if self.timed[g] {
+                                Step::AfterTimed {
+                                    woken: None,
+                                    left: None,
+                                }
+                            } else {
+                                Step::AfterFutex { woken: None }
+                            });
                         }
                         Some(leader) => {
                             self.guard.set(true);
@@ -448,27 +494,37 @@ impl Local {
                                 wait,
                                 runs: self.runs.get(),
                                 leader,
+                                deadline: self.timed[g],
                             });
                             return;
                         }
                     }
                 }
                 Step::Waiting {
-                    node, wait, runs, ..
+                    node,
+                    wait,
+                    runs,
+                    deadline,
+                    ..
                 } => {
+                    let give_up = why == Resume::Deadline;
+                    let unparks = h.unparks.load(std::sync::atomic::Ordering::Relaxed);
                     // SAFETY: linked, not yet reported woken or unlinked.
-                    match unsafe { h.table.after_park(node, || false) } {
+                    match unsafe { h.table.after_park(node, || give_up) } {
                         Parked::Woken => {
                             // SAFETY: unlinked by a waker: ours alone.
                             drop(unsafe { Box::from_raw(node.as_ptr()) });
-                            let unparks = h.unparks.load(std::sync::atomic::Ordering::Relaxed);
                             parkword::woken(&h.table, h.addr(), &h.word);
-                            self.steps[g].set(Step::AfterFutex {
-                                woken: Some(unparks),
+                            let woken = Some(unparks);
+                            self.steps[g].set(if deadline {
+                                Step::AfterTimed { woken, left: None }
+                            } else {
+                                Step::AfterFutex { woken }
                             });
                         }
                         Parked::Linked { leader } => {
                             assert!(why != Resume::Woken, "resumed by a wake but still linked");
+                            assert!(!give_up);
                             if why == Resume::Tick && leader {
                                 // `parker::tick`: sweep if others ran.
                                 if self.runs.get().wrapping_sub(runs) > 1 {
@@ -480,11 +536,36 @@ impl Local {
                                 wait,
                                 runs: self.runs.get(),
                                 leader,
+                                deadline,
                             });
                             return;
                         }
-                        Parked::Unlinked { .. } => unreachable!("no deadline"),
+                        Parked::Unlinked { leader, others } => {
+                            assert!(give_up);
+                            // SAFETY: unlinked by its owner: ours alone.
+                            drop(unsafe { Box::from_raw(node.as_ptr()) });
+                            let swept = parkword::left(&h.table, h.addr(), &h.word, leader, others);
+                            self.steps[g].set(Step::AfterTimed {
+                                woken: None,
+                                left: Some(swept),
+                            });
+                        }
                     }
+                }
+                Step::AfterTimed { woken, left } => {
+                    let prev = h.word.swap(EMPTY, Acquire);
+                    // A token that came after the wait's own look at the
+                    // word is eaten here: after a woken wait stored its
+                    // own (as in `AfterFutex`), or after `parkword::left`
+                    // found none (its load may not see an `unpark` that
+                    // this swap does).
+                    let now = h.unparks.load(std::sync::atomic::Ordering::Relaxed);
+                    let unseen = woken.is_some_and(|u| u != now) || left == Some(false);
+                    if prev == NOTIFIED && unseen && h.lot.count() > 0 {
+                        self.token_taken.set(true);
+                    }
+                    self.steps[g].set(Step::Done);
+                    return;
                 }
                 Step::AfterFutex { woken } => {
                     let r = h.word.compare_exchange(NOTIFIED, EMPTY, Acquire, Acquire);
@@ -532,6 +613,11 @@ impl Local {
         }
     }
 
+    /// A wait with a deadline, whose timer may fire.
+    fn deadline_due(&self) -> Option<usize> {
+        (0..2).find(|&g| matches!(self.steps[g].get(), Step::Waiting { deadline: true, .. }))
+    }
+
     /// The leader waiting for its tick, if a tick may fire.
     fn tick_due(&self) -> Option<usize> {
         if !self.token_taken.get() {
@@ -574,9 +660,12 @@ impl Local {
                         p.rung = false;
                         break None;
                     }
+                    if let Some(g) = self.deadline_due() {
+                        break Some((g, Resume::Deadline));
+                    }
                     if p.done {
                         if let Some(g) = self.tick_due() {
-                            break Some(g);
+                            break Some((g, Resume::Tick));
                         }
                     }
                     p = h.cv.wait(p).unwrap();
@@ -592,7 +681,7 @@ impl Local {
                 // `guard_settle`.
                 let _ = parkword::settle(&h.table, h.addr(), &h.word, h.lot);
             }
-            if let Some(g) = tick {
+            if let Some((g, why)) = tick {
                 self.ticks.set(self.ticks.get() + 1);
                 assert!(self.ticks.get() < 8, "the leader ticks without end");
                 assert_ne!(
@@ -600,7 +689,7 @@ impl Local {
                     PARKED,
                     "hub code finds the word PARKED"
                 );
-                self.run(g, Resume::Tick);
+                self.run(g, why);
                 self.after();
             }
         }
@@ -611,9 +700,10 @@ impl Local {
     }
 }
 
-/// The hub (this thread) runs greenlets 0 and 1; another thread sets the
-/// flags in `order`, each followed by an `unpark`.
-fn parker_model(order: [usize; 2]) {
+/// The hub (this thread) runs greenlets 0 and 1 (a `while !flag { park() }`
+/// loop, or one `park_timeout` where `timed`); another thread sets the flags
+/// in `order`, each followed by an `unpark`.
+fn parker_model(order: &'static [usize], timed: [bool; 2]) {
     model(move || {
         let hub = Arc::new(Hub {
             id: thread::current().id(),
@@ -628,7 +718,7 @@ fn parker_model(order: [usize; 2]) {
         });
         let h2 = hub.clone();
         let unparker = thread::spawn(move || {
-            for g in order {
+            for &g in order {
                 h2.flags[g].store(true, Release);
                 h2.unpark();
             }
@@ -638,6 +728,7 @@ fn parker_model(order: [usize; 2]) {
         let local = Local {
             hub: hub.clone(),
             steps: [Cell::new(Step::Check), Cell::new(Step::Check)],
+            timed,
             waits: Cell::new(0),
             runs: Cell::new(0),
             guard: Cell::new(false),
@@ -652,7 +743,7 @@ fn parker_model(order: [usize; 2]) {
 /// The flag of the greenlet that runs first is set first.
 #[test]
 fn parker_unpark_first_then_second() {
-    parker_model([0, 1]);
+    parker_model(&[0, 1], [false, false]);
 }
 
 /// The flag of the greenlet that runs second is set first: the second
@@ -660,5 +751,19 @@ fn parker_unpark_first_then_second() {
 /// case).
 #[test]
 fn parker_unpark_second_then_first() {
-    parker_model([1, 0]);
+    parker_model(&[1, 0], [false, false]);
+}
+
+/// Greenlet 1's `park_timeout` times out (its wait unlinks itself) while
+/// greenlet 0 waits for its flag: the leaving wait may be the leader, and
+/// std's `swap(EMPTY)` after it may eat greenlet 0's token.
+#[test]
+fn parker_park_timeout_vs_unpark() {
+    parker_model(&[0], [false, true]);
+}
+
+/// As `parker_park_timeout_vs_unpark`, the timed greenlet running first.
+#[test]
+fn parker_park_timeout_first_vs_unpark() {
+    parker_model(&[1], [true, false]);
 }

@@ -48,18 +48,19 @@
 //! no wake-up; the guard's next call (after each greenlet, before and after
 //! blocking) sees `NOTIFIED` and wakes every wait, as does a woken wait
 //! that finds one when it stores its own, and a timed-out wait whose
-//! `park_timeout` would swap it away. Two cases escape every check, both
-//! the running greenlet taking in std's own code a token that arrived
-//! while it ran: it calls `park` and takes it on the fast path, never
-//! entering the hook; or its woken wait stored its own token and an
-//! `unpark` came before std's loop swapped it back (one word, two tokens,
-//! taken as one; found by the loom model, `tests/loom_futex.rs`). So the
-//! wake-up of another greenlet may be consumed. The **sweep** closes those
-//! holes: one of the waits (the *leader*) parks with a deadline, a *tick*,
-//! and when it fires after other greenlets ran with waits outstanding (the
-//! only way a token can be taken so), it wakes them all. A wake-up is thus never lost;
-//! one consumed that way is delivered at the next wake of the word or the
-//! next tick: 10 ms at first, doubling while sweeps find every greenlet
+//! `park_timeout` would swap it away. What escapes every check is the
+//! running greenlet taking, in std's own code, a token that arrived while
+//! it ran, after the hook's last look at the word: on `park`'s fast path
+//! (never entering the hook); in std's loop after its woken wait stored
+//! its own token (one word, two tokens, taken as one); in
+//! `park_timeout`'s swap after its wait timed out. (The loom models of
+//! `tests/loom_futex.rs` found the last two.) So the wake-up of another
+//! greenlet may be consumed. The **sweep** closes those holes: one of the
+//! waits (the *leader*) parks with a deadline, a *tick*, and when it fires
+//! after other greenlets ran with waits outstanding (the only way a token
+//! can be taken so), it wakes them all. A wake-up is thus never lost; one
+//! consumed that way is delivered at the next wake of the word or the next
+//! tick: 10 ms at first, doubling while sweeps find every greenlet
 //! parked again or nothing ran, up to [`MAX_TICK`].
 //!
 //! # Costs and limits
@@ -251,7 +252,9 @@ fn park(
                 }
                 continue;
             }
-            Parked::Unlinked { leader, others } => parkword::left(&TABLE, addr, w, leader, others),
+            Parked::Unlinked { leader, others } => {
+                parkword::left(&TABLE, addr, w, leader, others);
+            }
         }
         if timed_out {
             return Err(libc::ETIMEDOUT);

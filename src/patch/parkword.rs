@@ -45,11 +45,19 @@ pub fn woken<W: WakeUp>(table: &Table<W>, addr: usize, w: &AtomicU32) {
 /// A parker wait unlinked itself ([`Table::after_park`]'s
 /// `Parked::Unlinked`): std's `park_timeout` swaps in `EMPTY` next, eating
 /// a token meant for another wait; a leader leaving makes another one
-/// leader. Either way the others are woken.
-pub fn left<W: WakeUp>(table: &Table<W>, addr: usize, w: &AtomicU32, leader: bool, others: bool) {
-    if others && (leader || w.load(Ordering::SeqCst) == NOTIFIED) {
+/// leader. Either way the others are woken. Returns whether they were.
+pub fn left<W: WakeUp>(
+    table: &Table<W>,
+    addr: usize,
+    w: &AtomicU32,
+    leader: bool,
+    others: bool,
+) -> bool {
+    let sweep_them = others && (leader || w.load(Ordering::SeqCst) == NOTIFIED);
+    if sweep_them {
         sweep(table, addr);
     }
+    sweep_them
 }
 
 /// Wakes every parker wait on `addr`.
