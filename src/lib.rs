@@ -159,6 +159,14 @@ pub mod net;
 mod offload;
 #[cfg(all(feature = "patch", not(loom), target_os = "linux", target_env = "gnu"))]
 pub mod patch;
+// Under loom, only the futex table's protocol of `patch`, without the libc
+// hooks (a test binary defining `syscall` would intercept loom's own calls):
+// for tests/loom_futex.rs.
+#[cfg(loom)]
+mod patch {
+    pub mod parkword;
+    pub mod table;
+}
 #[cfg(not(loom))]
 pub mod pool;
 #[cfg(not(loom))]
@@ -252,4 +260,6 @@ pub mod __private {
     pub use crate::hub::run::{Ran, Resumed, run_until_suspended};
     pub use crate::hub::search::SearchHub;
     pub use crate::hub::watch::RunningSlot;
+    pub use crate::patch::parkword;
+    pub use crate::patch::table::{Lot, Node, Parked, Table, WakeUp};
 }

@@ -27,7 +27,9 @@
 //! both sides (Dekker's pattern: the waiter's check sees the new word or the
 //! waker sees the raised count). Spurious wake-ups are allowed by the
 //! contract (a kill's wake-up, a requeue turned into a wake): the caller
-//! re-checks its condition, as it must for the kernel's.
+//! re-checks its condition, as it must for the kernel's. The table and
+//! these steps are `table.rs`, which the loom models of
+//! `tests/loom_futex.rs` check.
 //!
 //! # When a wait parks the greenlet
 //!
@@ -69,59 +71,31 @@
 //! held stays held.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use libc::{c_int, c_long, timespec};
 
 use super::emul::{on_greenlet, set_errno};
 use super::real;
+use super::table::{Node, Parked, Table, WakeUp};
 use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::task::RawTask;
 use crate::greenlet::wait::{Wake, park_uninterruptible};
 use crate::greenlet::waiter::Waiter;
 use crate::hub::context;
-use crate::loom::SpinLock;
 
 /// How long a killed greenlet's futex wait still waits for its wake-up
 /// before the greenlet is abandoned (see the module docs).
 pub(crate) const KILL_GRACE: Duration = Duration::from_millis(500);
 
-const BUCKETS: usize = 256;
+/// The hook's table of parked greenlets (`table.rs` has its protocol).
+pub(super) static TABLE: Table<Waiter> = Table::new();
 
-/// One parked greenlet. Lives on its stack while linked.
-pub(super) struct Node {
-    pub(super) addr: usize,
-    pub(super) bitset: u32,
-    /// Taken by the waker that unlinks the node (under the bucket lock).
-    pub(super) waiter: Option<Waiter>,
-    /// Set by that waker, under the lock: the wait ends with 0.
-    pub(super) woken: bool,
-    /// A wait on a hub thread's std parker word (`parker.rs`): every wake
-    /// of the address wakes all of them, whatever its count, and unlinking
-    /// one updates its thread's `Lot`.
-    pub(super) parker: Option<&'static super::parker::Lot>,
-    /// This parker wait keeps its thread's sweep tick (`parker.rs`).
-    pub(super) leader: bool,
-}
-
-/// Pointers to linked nodes. Only touched under the bucket's lock.
-pub(super) struct List(pub(super) Vec<NonNull<Node>>);
-
-// SAFETY: the nodes' owners are parked until they see, under the lock, that
-// their node is unlinked; the list only moves between threads inside that
-// lock, with the right to touch those nodes (which hold a `Send` waiter).
-unsafe impl Send for List {}
-
-static TABLE: [SpinLock<List>; BUCKETS] = [const { SpinLock::new(List(Vec::new())) }; BUCKETS];
-
-/// Nodes linked in the whole table (raised before the waiter's check).
-pub(super) static WAITERS: AtomicUsize = AtomicUsize::new(0);
-
-pub(super) fn bucket(addr: usize) -> &'static SpinLock<List> {
-    // Futex words are 4-byte aligned; mix the bits above.
-    let h = (addr >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
-    &TABLE[h >> (usize::BITS - 8)]
+impl WakeUp for Waiter {
+    fn wake_up(self) {
+        self.wake();
+    }
 }
 
 /// Greenhub's `syscall`: `SYS_futex` is handled here, everything else goes
@@ -348,29 +322,19 @@ fn wait(addr: usize, val: u32, bitset: u32, deadline: Option<Instant>) -> Result
     // SAFETY: the hub holds an `Arc` to the running greenlet, alive while
     // it runs and while it is parked (in its hub's live set).
     let task: &dyn RawTask = unsafe { task.as_ref() };
-    let mut node = Node {
-        addr,
-        bitset,
-        waiter: Some(Waiter::current()),
-        woken: false,
-        parker: None,
-        leader: false,
-    };
+    let mut node = Node::new(addr, bitset, Waiter::current());
     let raw = NonNull::from(&mut node);
-    let lock = bucket(addr);
-    {
-        let mut list = lock.lock();
-        WAITERS.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+    let check = || {
         // SAFETY: the kernel accepted `addr` as a futex word of this process
         // (the probe); a futex word is an aligned u32 that other threads
         // change atomically.
-        let now = unsafe { (*(addr as *const AtomicU32)).load(Ordering::SeqCst) };
-        if now != val {
-            WAITERS.fetch_sub(1, Ordering::Relaxed);
-            return Err(libc::EAGAIN);
-        }
-        list.0.push(raw);
+        unsafe { (*(addr as *const AtomicU32)).load(Ordering::SeqCst) == val }
+    };
+    // SAFETY: `node` stays on this stack, unmoved, until `after_park` says
+    // it is woken or unlinked (the loop below returns, or abandons the
+    // greenlet and so never frees this stack, only then).
+    if unsafe { TABLE.link(raw, check) }.is_none() {
+        return Err(libc::EAGAIN);
     }
     let on = WaitOn::new(WaitKind::Futex, addr as u64);
     let mut grace: Option<Instant> = None;
@@ -384,27 +348,24 @@ fn wait(addr: usize, val: u32, bitset: u32, deadline: Option<Instant>) -> Result
             (d, g) => d.or(g),
         };
         let wake = park_uninterruptible(task, until, on);
-        let mut list = lock.lock();
-        // SAFETY: our own node; a waker writes it only under the lock.
-        if unsafe { (*raw.as_ptr()).woken } {
-            return Ok(());
+        let mut timed_out = false;
+        let give_up = || {
+            let now = Instant::now();
+            timed_out = matches!(wake, Wake::TimedOut) && deadline.is_some_and(|d| now >= d);
+            timed_out || grace.is_some_and(|g| now >= g)
+        };
+        // SAFETY: linked above, not yet reported woken or unlinked.
+        match unsafe { TABLE.after_park(raw, give_up) } {
+            Parked::Woken => return Ok(()),
+            Parked::Linked { .. } => continue,
+            Parked::Unlinked { .. } => {}
         }
-        let now = Instant::now();
-        let timed_out = matches!(wake, Wake::TimedOut) && deadline.is_some_and(|d| now >= d);
-        let abandon = grace.is_some_and(|g| now >= g);
-        if !timed_out && !abandon {
-            continue;
-        }
-        // Still linked (not woken): unlink it ourselves.
-        list.0.retain(|&p| p != raw);
-        WAITERS.fetch_sub(1, Ordering::Relaxed);
-        drop(list);
         if timed_out {
             return Err(libc::ETIMEDOUT);
         }
         // Unlinked, nothing of ours is referenced by anyone: see the module
         // docs ("Kills and timeouts").
-        node.waiter = None;
+        node.forget_waiter();
         crate::greenlet::abandon_current();
     }
 }
@@ -413,38 +374,7 @@ fn wait(addr: usize, val: u32, bitset: u32, deadline: Option<Instant>) -> Result
 /// shares a bit with `bitset`, and every parker wait on `addr` whatever `n`;
 /// returns how many.
 pub(super) fn wake(addr: usize, n: usize, bitset: u32) -> usize {
-    fence(Ordering::SeqCst);
-    if WAITERS.load(Ordering::Relaxed) == 0 {
-        return 0;
-    }
-    let mut woken = Vec::new();
-    {
-        let mut list = bucket(addr).lock();
-        list.0.retain(|&p| {
-            // SAFETY: linked nodes are alive: their owners wait for us to
-            // unlink them, under the lock we hold.
-            let node = unsafe { &mut *p.as_ptr() };
-            if node.addr != addr || node.bitset & bitset == 0 {
-                return true;
-            }
-            if let Some(lot) = node.parker {
-                lot.unlinked(node.leader);
-            } else if woken.len() >= n {
-                return true;
-            }
-            if let Some(w) = node.waiter.take() {
-                woken.push(w);
-            }
-            node.woken = true;
-            false
-        });
-        WAITERS.fetch_sub(woken.len(), Ordering::Relaxed);
-    }
-    let k = woken.len();
-    for w in woken {
-        w.wake();
-    }
-    k
+    TABLE.wake(addr, n, bitset)
 }
 
 /// Whether `addr` lies in the calling thread's static thread-local storage

@@ -112,10 +112,14 @@ mod hooks;
 mod killed;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod parker;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod parkword;
 mod pipes;
 mod process;
 mod real;
 mod state;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod table;
 mod timing;
 
 use std::io;

@@ -37,6 +37,10 @@
 //! | hook, woken wait (hub) | its greenlet resumes | `EMPTY` -> `NOTIFIED`, which std's loop swaps back to `EMPTY` |
 //! | `unpark` (any thread) | any time | -> `NOTIFIED`; futex wake (all waits) only from `PARKED` |
 //!
+//! The steps that move `P` and the table are in `parkword.rs` (checked by
+//! the loom models of `tests/loom_futex.rs`); this module finds the word
+//! and runs them from the hook and the switch guard.
+//!
 //! So `P` is `PARKED` only inside a greenlet's `park` and while its hub
 //! blocks with waits outstanding; hub code between greenlets never finds it
 //! there (a `thread::park` of its own would spin on `PARKED - 1`). A token
@@ -44,15 +48,19 @@
 //! no wake-up; the guard's next call (after each greenlet, before and after
 //! blocking) sees `NOTIFIED` and wakes every wait, as does a woken wait
 //! that finds one when it stores its own, and a timed-out wait whose
-//! `park_timeout` would swap it away. One case escapes every check: the
-//! running greenlet itself calls `park` after such a token arrived and
-//! takes it on the fast path, never entering the hook. So the wake-up of
-//! another greenlet may be consumed. The **sweep** closes that hole: one of
-//! the waits (the *leader*) parks with a deadline, a *tick*, and when it
-//! fires after other greenlets ran with waits outstanding (the only way a
-//! token can be taken so), it wakes them all. A wake-up is thus never lost;
-//! one consumed that way is delivered at the next wake of the word or the
-//! next tick: 10 ms at first, doubling while sweeps find every greenlet
+//! `park_timeout` would swap it away. What escapes every check is the
+//! running greenlet taking, in std's own code, a token that arrived while
+//! it ran, after the hook's last look at the word: on `park`'s fast path
+//! (never entering the hook); in std's loop after its woken wait stored
+//! its own token (one word, two tokens, taken as one); in
+//! `park_timeout`'s swap after its wait timed out. (The loom models of
+//! `tests/loom_futex.rs` found the last two.) So the wake-up of another
+//! greenlet may be consumed. The **sweep** closes those holes: one of the
+//! waits (the *leader*) parks with a deadline, a *tick*, and when it fires
+//! after other greenlets ran with waits outstanding (the only way a token
+//! can be taken so), it wakes them all. A wake-up is thus never lost; one
+//! consumed that way is delivered at the next wake of the word or the next
+//! tick: 10 ms at first, doubling while sweeps find every greenlet
 //! parked again or nothing ran, up to [`MAX_TICK`].
 //!
 //! # Costs and limits
@@ -74,12 +82,14 @@
 
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use libc::c_int;
 
-use super::futex::{self, Node, WAITERS};
+use super::futex::{self, TABLE};
+use super::parkword::{self, NOTIFIED};
+use super::table::{Lot, Node, Parked};
 use crate::greenlet::runinfo::{WaitKind, WaitOn};
 use crate::greenlet::task::RawTask;
 use crate::greenlet::wait::{Wake, park_uninterruptible};
@@ -87,35 +97,12 @@ use crate::greenlet::waiter::Waiter;
 use crate::hub::context;
 use crate::hub::guard::SwitchGuard;
 
-const EMPTY: u32 = 0;
-const NOTIFIED: u32 = 1;
-const PARKED: u32 = u32::MAX;
-
 /// The first sweep tick.
 const MIN_TICK: Duration = Duration::from_millis(10);
 /// The longest sweep tick (reached while sweeps keep finding nothing).
 pub(super) const MAX_TICK: Duration = Duration::from_millis(160);
 /// Probes for the parker word per thread.
 pub(super) const PROBES: u8 = 4;
-
-/// The parker waits of one hub thread, shared with wakers on any thread.
-/// Leaked, one per hub thread that ever had such a wait (a few words).
-pub(crate) struct Lot {
-    /// Parker waits linked (changed under the word's bucket lock).
-    count: AtomicUsize,
-    /// One of them is the leader (under the same lock).
-    leader: AtomicBool,
-}
-
-impl Lot {
-    /// A waker unlinked one of this lot's waits (under the bucket lock).
-    pub(super) fn unlinked(&self, leader: bool) {
-        self.count.fetch_sub(1, Ordering::Relaxed);
-        if leader {
-            self.leader.store(false, Ordering::Relaxed);
-        }
-    }
-}
 
 /// What the hub thread knows of its parker.
 struct Local {
@@ -178,10 +165,9 @@ pub(super) fn wait(addr: usize, deadline: Option<Instant>) -> Option<Result<(), 
         let lot = match local.lot.get() {
             Some(l) => l,
             None => {
-                let l: &'static Lot = Box::leak(Box::new(Lot {
-                    count: AtomicUsize::new(0),
-                    leader: AtomicBool::new(false),
-                }));
+                // Leaked: one per hub thread that ever had such a wait (a
+                // few words), shared with wakers on any thread.
+                let l: &'static Lot = Box::leak(Box::new(Lot::new()));
                 local.lot.set(Some(l));
                 l
             }
@@ -218,34 +204,14 @@ fn park(
     deadline: Option<Instant>,
 ) -> Result<(), c_int> {
     let w = word(addr);
-    let mut node = Node {
-        addr,
-        bitset: u32::MAX,
-        waiter: Some(Waiter::current()),
-        woken: false,
-        parker: Some(lot),
-        leader: false,
-    };
+    let mut node = Node::parker(addr, Waiter::current(), lot);
     let raw = NonNull::from(&mut node);
-    let lock = futex::bucket(addr);
-    let mut leader;
-    {
-        let mut list = lock.lock();
-        WAITERS.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        // std checked for `PARKED` just before its system call; since then
-        // only an `unpark` can have changed it, to `NOTIFIED`, which std's
-        // loop takes when we return.
-        if w.load(Ordering::SeqCst) != PARKED {
-            WAITERS.fetch_sub(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        leader = !lot.leader.swap(true, Ordering::Relaxed);
-        // SAFETY: our own node, not yet linked.
-        unsafe { (*raw.as_ptr()).leader = leader };
-        lot.count.fetch_add(1, Ordering::Relaxed);
-        list.0.push(raw);
-    }
+    // SAFETY: `node` stays on this stack, unmoved, until `after_park` says
+    // it is woken or unlinked (the loop below returns, or abandons the
+    // greenlet and so never frees this stack, only then).
+    let Some(mut leader) = (unsafe { parkword::link(&TABLE, raw, w) }) else {
+        return Ok(());
+    };
     if let Some(hub) = context::hub() {
         hub.set_switch_guard(Some(&GUARD));
     }
@@ -262,48 +228,38 @@ fn park(
         let until = [deadline, grace, tick_at].into_iter().flatten().min();
         let runs = local.runs.get();
         let wake = park_uninterruptible(task, until, on);
-        let mut list = lock.lock();
-        // SAFETY: our own node; a waker writes it only under the lock.
-        let (woken, is_leader) = unsafe { ((*raw.as_ptr()).woken, (*raw.as_ptr()).leader) };
-        leader = is_leader;
-        if woken {
-            drop(list);
-            // Std's loop leaves `park` when it can swap `NOTIFIED` for
-            // `EMPTY`. A token already there may be another greenlet's:
-            // wake them all for it.
-            if w.swap(NOTIFIED, Ordering::SeqCst) == NOTIFIED {
-                sweep(addr);
+        let mut now = None;
+        let mut timed_out = false;
+        let give_up = || {
+            let t = Instant::now();
+            now = Some(t);
+            timed_out = matches!(wake, Wake::TimedOut) && deadline.is_some_and(|d| t >= d);
+            timed_out || grace.is_some_and(|g| t >= g)
+        };
+        // SAFETY: linked above, not yet reported woken or unlinked.
+        match unsafe { TABLE.after_park(raw, give_up) } {
+            Parked::Woken => {
+                parkword::woken(&TABLE, addr, w);
+                return Ok(());
             }
-            return Ok(());
-        }
-        let now = Instant::now();
-        let timed_out = matches!(wake, Wake::TimedOut) && deadline.is_some_and(|d| now >= d);
-        let abandon = grace.is_some_and(|g| now >= g);
-        if !timed_out && !abandon {
-            if leader && tick_at.is_some_and(|t| now >= t) {
-                tick_at = None;
-                drop(list);
-                // Our own run before this park counts one.
-                let others_ran = local.runs.get().wrapping_sub(runs) > 1;
-                tick(local, lot, addr, others_ran);
+            Parked::Linked { leader: l } => {
+                leader = l;
+                if leader && matches!((tick_at, now), (Some(t), Some(n)) if n >= t) {
+                    tick_at = None;
+                    // Our own run before this park counts one.
+                    let others_ran = local.runs.get().wrapping_sub(runs) > 1;
+                    tick(local, lot, addr, others_ran);
+                }
+                continue;
             }
-            continue;
-        }
-        // Still linked: unlink ourselves.
-        list.0.retain(|&p| p != raw);
-        WAITERS.fetch_sub(1, Ordering::Relaxed);
-        lot.unlinked(leader);
-        let others = lot.count.load(Ordering::Relaxed) > 0;
-        drop(list);
-        // Std's `park_timeout` swaps in `EMPTY` next, eating a token meant
-        // for another wait; a leader leaving makes another one leader.
-        if others && (leader || w.load(Ordering::SeqCst) == NOTIFIED) {
-            sweep(addr);
+            Parked::Unlinked { leader, others } => {
+                parkword::left(&TABLE, addr, w, leader, others);
+            }
         }
         if timed_out {
             return Err(libc::ETIMEDOUT);
         }
-        node.waiter = None;
+        node.forget_waiter();
         crate::greenlet::abandon_current();
     }
 }
@@ -316,7 +272,7 @@ fn tick(local: &Local, lot: &Lot, addr: usize, others_ran: bool) {
         local.tick.set((local.tick.get() * 2).min(MAX_TICK));
         return;
     }
-    let count = lot.count.load(Ordering::Relaxed);
+    let count = lot.count();
     // Every greenlet of the last sweep parked again, and no more: nothing
     // was waiting for that sweep. Otherwise keep sweeping often.
     let t = if count >= local.after_sweep.get() && count > 0 {
@@ -331,29 +287,18 @@ fn tick(local: &Local, lot: &Lot, addr: usize, others_ran: bool) {
 
 /// Wakes every parker wait on `addr`.
 fn sweep(addr: usize) {
-    futex::wake(addr, 0, u32::MAX);
+    parkword::sweep(&TABLE, addr);
 }
 
-/// The word back to `EMPTY` if a greenlet's `park` or `idle` left it
-/// `PARKED`; a token that came without a wake-up wakes every wait. Returns
-/// the lot's wait count.
+/// [`parkword::settle`] on this thread's word, if found; the lot's wait
+/// count.
 fn settle(local: &Local) -> usize {
     let addr = local.addr.get();
     let Some(lot) = local.lot.get() else { return 0 };
     if addr == 0 {
         return 0;
     }
-    let count = lot.count.load(Ordering::SeqCst);
-    let w = word(addr);
-    match w.load(Ordering::SeqCst) {
-        // Fails only on an `unpark`'s `NOTIFIED`, which wakes them all.
-        PARKED => {
-            let _ = w.compare_exchange(PARKED, EMPTY, Ordering::SeqCst, Ordering::SeqCst);
-        }
-        NOTIFIED if count > 0 => sweep(addr),
-        _ => {}
-    }
-    count
+    parkword::settle(&TABLE, addr, word(addr), lot)
 }
 
 /// The switch guard's `after` (see the module docs' table): a greenlet
@@ -385,15 +330,9 @@ fn guard_idle() -> bool {
         let Some(lot) = local.lot.get() else {
             return true;
         };
-        if addr == 0 || lot.count.load(Ordering::SeqCst) == 0 {
+        if addr == 0 {
             return true;
         }
-        match word(addr).compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) | Err(PARKED) => true,
-            Err(_) => {
-                sweep(addr);
-                false
-            }
-        }
+        parkword::idle(&TABLE, addr, word(addr), lot)
     })
 }
