@@ -54,5 +54,9 @@ WHY = {
              "from outside to a free hub, which happens to split them evenly here. The fix is the `unsafe` "
              "migration opt-in (`Builder::migratable`, `src/hub/migrate.rs`): a woken greenlet goes to its "
              "hub's stealable deque and the idle hub takes it over; the row below measures it. The default "
-             "stays as it is, because moving a started stack is only sound with the caller's promise.",
+             "stays as it is, because moving a started stack is only sound with the caller's promise. "
+             "Placement that spreads them was tried: each hub taking only its fair share of the injector "
+             "(length / hubs) instead of a batch of up to 32 gave M:N/single 1.61, 1.62 and 1.35 against "
+             "1.58, 1.50 and 1.58 without it (3 alternating runs each, beside two compilers): no change "
+             "that this noise can show, so it was not kept.",
 }
