@@ -216,18 +216,8 @@ const RELEASE_AFTER: Duration = Duration::from_millis(1500);
 /// process is unsound).
 #[test]
 fn a_lookup_that_blocks_parks_only_its_greenlet() {
-    let dir = std::env::temp_dir().join(format!("greenhub-dns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let fifo = dir.join("hostaliases");
-    let _ = std::fs::remove_file(&fifo);
-    let c = CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid path string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let out = common::run_child(
-        BLOCKING_LOOKUP_CHILD,
-        &[("HOSTALIASES", fifo.to_str().unwrap())],
-        60,
-    );
+    let (dir, fifo) = patch_common::hostaliases_fifo("dns");
+    let out = common::run_child(BLOCKING_LOOKUP_CHILD, &[("HOSTALIASES", &fifo)], 60);
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

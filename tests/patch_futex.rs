@@ -8,24 +8,12 @@
 mod common;
 mod patch_common;
 
-use patch_common::{enable, one_hub};
+use patch_common::{enable, one_hub, ticker};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, Once, RwLock};
 use std::time::{Duration, Instant};
-
-/// A greenlet that counts 10 ms ticks until `stop` is set; returns them.
-fn ticker(stop: Arc<AtomicBool>) -> greenhub::JoinHandle<usize> {
-    greenhub::spawn(move || {
-        let mut ticks = 0;
-        while !stop.load(SeqCst) {
-            std::thread::sleep(Duration::from_millis(10));
-            ticks += 1;
-        }
-        ticks
-    })
-}
 
 #[test]
 fn two_greenlets_contending_for_a_std_mutex_held_across_a_sleep_both_finish() {

@@ -9,25 +9,13 @@
 mod common;
 mod patch_common;
 
-use patch_common::{enable, one_hub};
+use patch_common::{enable, one_hub, ticker};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
-
-/// A greenlet that counts 10 ms ticks until `stop` is set; returns them.
-fn ticker(stop: Arc<AtomicBool>) -> greenhub::JoinHandle<usize> {
-    greenhub::spawn(move || {
-        let mut ticks = 0;
-        while !stop.load(SeqCst) {
-            std::thread::sleep(Duration::from_millis(10));
-            ticks += 1;
-        }
-        ticks
-    })
-}
 
 /// Runs `f` on a runtime of two hubs (M:N), with the hooks enabled.
 fn two_hubs<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -431,14 +419,8 @@ const UREQ_CHILD: &str = "ureq_resolve_timeout_child";
 /// variable must not be set in the multi-threaded test process.
 #[test]
 fn ureq_with_a_timeout_and_a_lookup_that_hangs_leaves_the_hub_running() {
-    let dir = std::env::temp_dir().join(format!("greenhub-ureq-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let fifo = dir.join("hostaliases");
-    let _ = std::fs::remove_file(&fifo);
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid path string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let out = common::run_child(UREQ_CHILD, &[("HOSTALIASES", fifo.to_str().unwrap())], 60);
+    let (dir, fifo) = patch_common::hostaliases_fifo("ureq");
+    let out = common::run_child(UREQ_CHILD, &[("HOSTALIASES", &fifo)], 60);
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!(

@@ -96,19 +96,10 @@ pub unsafe extern "C" fn ppoll(
     if !cooperative() {
         return passthrough();
     }
-    // SAFETY: a non-null `t` points at a timespec (the caller's contract).
-    let timeout = match unsafe { t.as_ref() }.map(duration) {
-        None => None,
-        // Zero, or invalid (the kernel's EINVAL).
-        Some(None) => return passthrough(),
-        Some(Some(d)) if d.is_zero() => return passthrough(),
-        Some(Some(d)) => Some(d),
-    };
-    // SAFETY: a non-null `mask` points at a sigset (the caller's contract).
-    if unsafe { unblocks_a_blocked_signal(mask) } {
+    // SAFETY: the caller's timeout and mask (`ppoll`/`pselect`'s contract).
+    let Some(deadline) = (unsafe { masked_deadline(t, mask) }) else {
         return passthrough();
-    }
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    };
     // SAFETY: the caller's arguments (`ppoll`'s contract).
     unsafe { poll_coop(fds, n, deadline, mask) }
 }
@@ -196,6 +187,30 @@ fn cooperate(
             return r;
         }
     }
+}
+
+/// The deadline of a `ppoll` or `pselect` that parks its greenlet (`None`
+/// inside: no timeout), or `None` when the call must go to glibc as given: a
+/// zero timeout, an invalid one (the kernel's `EINVAL`), or a mask that
+/// unblocks a signal the thread blocks (see the module docs).
+///
+/// # Safety
+///
+/// `t` is null or points at a timespec; `mask` is null or points at a
+/// sigset.
+unsafe fn masked_deadline(t: *const timespec, mask: *const sigset_t) -> Option<Option<Instant>> {
+    // SAFETY: the caller's promise.
+    let timeout = match unsafe { t.as_ref() }.map(duration) {
+        None => None,
+        Some(None) => return None,
+        Some(Some(d)) if d.is_zero() => return None,
+        Some(Some(d)) => Some(d),
+    };
+    // SAFETY: the caller's promise.
+    if unsafe { unblocks_a_blocked_signal(mask) } {
+        return None;
+    }
+    Some(timeout.and_then(|t| Instant::now().checked_add(t)))
 }
 
 /// Whether `mask` (null: none) lets in a signal that the calling thread
@@ -307,19 +322,10 @@ pub unsafe extern "C" fn pselect(
     if !cooperative() || !(0..=libc::FD_SETSIZE as c_int).contains(&n) {
         return passthrough();
     }
-    // SAFETY: a non-null `t` points at a timespec (the caller's contract).
-    let timeout = match unsafe { t.as_ref() }.map(duration) {
-        None => None,
-        // Zero, or invalid (the kernel's EINVAL).
-        Some(None) => return passthrough(),
-        Some(Some(d)) if d.is_zero() => return passthrough(),
-        Some(Some(d)) => Some(d),
-    };
-    // SAFETY: a non-null `mask` points at a sigset (the caller's contract).
-    if unsafe { unblocks_a_blocked_signal(mask) } {
+    // SAFETY: the caller's timeout and mask (`ppoll`/`pselect`'s contract).
+    let Some(deadline) = (unsafe { masked_deadline(t, mask) }) else {
         return passthrough();
-    }
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    };
     let zero = timespec {
         tv_sec: 0,
         tv_nsec: 0,
