@@ -4,8 +4,8 @@
 //! hub parker of `src/hub/doorbell.rs` (`prepare_idle`/`finish_idle` vs.
 //! `unpark`), as `src/hub/mod.rs` composes them (`run`, `next_local`,
 //! `search`, `leave_search`, `sleep`, `park`) and as `src/hub/shared.rs`
-//! and `src/hub/remote.rs` post work (`inject`, `notify_one`,
-//! `HubRemote::push`/`unpark`).
+//! and `src/hub/remote.rs` post work (`inject`, also its M:N placement on
+//! a hub's `incoming`; `notify_one`, `HubRemote::push`/`unpark`).
 //!
 //! Each hub is a loom thread that runs greenhub's own steps of the hub loop:
 //! [`SearchHub::search_shared`] (step 2: in M:N mode
@@ -59,6 +59,8 @@
 //!   re-checks it as well);
 //! - `go_idle` does not re-check the stealable deques:
 //!   `idle_hub_vs_spawn_on_busy_hub`, `two_idle_hubs_vs_two_spawns_on_busy_hub`;
+//! - `IdleRuntime::has_stealable_work` does not look at the hubs'
+//!   `incoming` queues: `idle_hub_vs_inject_placed_on_busy_hub`;
 //! - no fence in `Idle::announce_idle` (F_a), or none in
 //!   `Idle::hub_to_notify` (F_n): every model but `idle_hub_vs_inbox_push`;
 //! - no fence in `Idle::end_search` (F_l), or no hand-off by the last
@@ -121,12 +123,18 @@ struct Remote {
     doorbell: Doorbell,
     driver: Driver,
     stealer: Option<Stealer<usize>>,
+    /// `HubRemote::incoming`: greenlets placed on this hub from outside.
+    incoming: Injector<usize>,
 }
 
 impl Remote {
-    /// `HubRemote::unpark`.
-    fn ring(&self) {
-        self.doorbell.ring_with(|| self.driver.wake());
+    /// `HubRemote::ring`: returns whether the hub was idle (and woken).
+    fn ring(&self) -> bool {
+        let idle = self.doorbell.ring();
+        if idle {
+            self.driver.wake();
+        }
+        idle
     }
 
     /// `HubRemote::push`: a started greenlet of this hub, woken elsewhere.
@@ -190,6 +198,10 @@ impl IdleRuntime for Shared {
     fn ring_hub(&self, hub: usize) {
         self.hubs[hub].ring();
     }
+
+    fn incoming(&self, hub: usize) -> Option<&Injector<usize>> {
+        self.steals.then(|| &self.hubs[hub].incoming)
+    }
 }
 
 impl Shared {
@@ -216,6 +228,7 @@ impl Shared {
                     doorbell: Doorbell::default(),
                     driver: Driver::new(),
                     stealer: steals.then(|| q.stealer()),
+                    incoming: Injector::new(),
                 })
                 .collect(),
             steals,
@@ -237,6 +250,16 @@ impl Shared {
     fn inject(&self, item: usize) {
         self.injector.push(item);
         self.notify_one();
+    }
+
+    /// `Shared::inject` in M:N mode with several hubs: place the greenlet
+    /// on hub `hub`'s `incoming`, ring that hub, and if it was not idle,
+    /// the real `notify_one`.
+    fn inject_placed(&self, hub: usize, item: usize) {
+        self.hubs[hub].incoming.push(item);
+        if !self.hubs[hub].ring() {
+            self.notify_one();
+        }
     }
 
     /// `HubContext::spawn` in M:N mode, on a hub that stays busy: push to
@@ -371,13 +394,19 @@ impl Hub {
     }
 
     /// `HubContext::next_local` (no timers, no fairness tick): `ready`,
-    /// then `fresh`, then the inbox.
+    /// then `fresh`, then `incoming` (`take_incoming`), then the inbox.
     fn next_local(&self) -> Option<usize> {
         if let Some(item) = self.ready.borrow_mut().pop_front() {
             return Some(item);
         }
         if let Some(item) = self.fresh.pop() {
             return Some(item);
+        }
+        let incoming = &self.remote().incoming;
+        if !incoming.is_empty() {
+            if let Some(item) = incoming.steal_into(&self.fresh) {
+                return Some(item);
+            }
         }
         let mut ready = self.ready.borrow_mut();
         if self.remote().inbox.drain_into(&mut ready) > 0 {
@@ -544,6 +573,49 @@ fn two_idle_hubs_vs_two_busy_spawns() {
         };
         hub1.join().unwrap();
         let searching = [hub0.join().unwrap(), hub2.join().unwrap()];
+        shared.check_end(searching.iter().filter(|&&s| s).count());
+    });
+}
+
+/// Placement (`Shared::inject` in M:N mode): a thread outside the runtime
+/// places a greenlet on busy hub 1 (its `incoming`; the ring finds hub 1
+/// not idle, so `notify_one` follows) while hub 0 goes idle: hub 0 must
+/// steal it from hub 1's `incoming`.
+#[test]
+fn idle_hub_vs_inject_placed_on_busy_hub() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::new(2, 1);
+        let _busy = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let poster = {
+            let shared = shared.clone();
+            thread::spawn(move || shared.inject_placed(1, 0))
+        };
+        poster.join().unwrap();
+        let searching = hub0.join().unwrap();
+        shared.check_end(searching as usize);
+    });
+}
+
+/// Placement on two idle hubs, one greenlet each (round robin), each
+/// greenlet keeping its hub busy until both have run: both hubs must run
+/// one, whichever rings and notifications land first.
+#[test]
+fn two_idle_hubs_vs_placed_busy_injects() {
+    loom::model(|| {
+        let (shared, mut fresh) = Shared::with_mode(2, 2, true, true);
+        let fresh1 = fresh.pop().unwrap();
+        let hub0 = spawn_hub(0, &shared, fresh.pop().unwrap());
+        let hub1 = spawn_hub(1, &shared, fresh1);
+        let poster = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                shared.inject_placed(0, 0);
+                shared.inject_placed(1, 1);
+            })
+        };
+        poster.join().unwrap();
+        let searching = [hub0.join().unwrap(), hub1.join().unwrap()];
         shared.check_end(searching.iter().filter(|&&s| s).count());
     });
 }

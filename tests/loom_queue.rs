@@ -2,7 +2,8 @@
 //! greenlets (`src/hub/queue.rs`: `StealQueue`/`Stealer`, under loom the
 //! mutex-based stand-in for `crossbeam-deque`) used as `src/hub/mod.rs` uses
 //! it — the owner spawns onto it (`HubContext::spawn`: push, then
-//! `notify_one`) and pops it (`next_local`) while searching hubs steal
+//! `notify_one`) and pops it (`next_local`: newest first, the oldest on a
+//! fairness tick) while searching hubs steal
 //! batches from it (`search`/`steal`: a search permit from `Idle`, then
 //! `Stealer::steal_into` their own deque, then `leave_search`) and run their
 //! own deque — together with the `searching` counter of the idle protocol
@@ -88,7 +89,19 @@ fn owner(shared: &Shared, fresh: &StealQueue<usize>, items: &[usize]) {
         fresh.push(item);
         shared.notify_one();
     }
-    while let Some(item) = fresh.pop() {
+    // `next_local`: the newest first, the oldest on a fairness tick (here
+    // every other pop).
+    let mut tick = 0;
+    loop {
+        tick += 1;
+        let oldest = if tick % 2 == 0 {
+            fresh.pop_oldest()
+        } else {
+            None
+        };
+        let Some(item) = oldest.or_else(|| fresh.pop()) else {
+            break;
+        };
         shared.run(item);
     }
 }

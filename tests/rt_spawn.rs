@@ -419,7 +419,9 @@ fn single_threaded_with_two_hubs_is_an_error() {
 
 #[test]
 fn mn_with_one_hub_runs_new_and_woken_greenlets_in_turn() {
-    // One M:N hub has nobody to steal from; it schedules like a pinned hub.
+    // One M:N hub has nobody to steal from; it runs without a stealable
+    // deque but schedules as every M:N hub does: unstarted greenlets newest
+    // first, and a `yield_now` lets the unstarted ones run.
     let rt = Builder::new().hubs(1).build().unwrap();
     assert_eq!(rt.hubs(), 1);
     let order = rt.block_on(|| {
@@ -441,10 +443,48 @@ fn mn_with_one_hub_runs_new_and_woken_greenlets_in_turn() {
         }
         rx.iter().collect::<Vec<_>>()
     });
-    // FIFO: every greenlet's first round before anyone's second.
-    assert_eq!(order, [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]);
+    // Every greenlet's first round before anyone's second; newest first.
+    assert_eq!(order, [(0, 2), (0, 1), (0, 0), (1, 2), (1, 1), (1, 0)]);
     let total = rt.handle().metrics().total();
     // The three spawned on the hub (`block_on`'s greenlet counts as spawned
     // from outside).
     assert_eq!((total.spawned, total.steals), (3, 0));
+}
+
+#[test]
+fn mn_runs_the_newest_unstarted_first_but_not_for_ever() {
+    // One M:N hub: deterministic. The main greenlet keeps spawning and
+    // yielding; each yield runs the newest unstarted greenlet (the one just
+    // spawned), yet the oldest one (`first`) must run within a bounded
+    // number of turns (every 61st tick takes the oldest), not only when the
+    // main greenlet stops spawning.
+    let rt = Builder::new().hubs(1).build().unwrap();
+    let turns = rt.block_on(|| {
+        let started = Arc::new(AtomicBool::new(false));
+        let first = {
+            let started = started.clone();
+            greenhub::spawn(move || started.store(true, Ordering::SeqCst))
+        };
+        let mut turns = 0;
+        let mut others = Vec::new();
+        while !started.load(Ordering::SeqCst) && turns < 10_000 {
+            let ran = Arc::new(AtomicBool::new(false));
+            let flag = ran.clone();
+            others.push(greenhub::spawn(move || flag.store(true, Ordering::SeqCst)));
+            greenhub::yield_now();
+            // Newest first: the greenlet spawned just before the yield ran.
+            assert!(
+                ran.load(Ordering::SeqCst),
+                "turn {turns}: the newest did not run"
+            );
+            turns += 1;
+        }
+        first.join().unwrap();
+        for h in others {
+            h.join().unwrap();
+        }
+        turns
+    });
+    assert!(turns > 1, "the oldest was simply run first ({turns} turns)");
+    assert!(turns <= 61, "the oldest waited {turns} turns");
 }

@@ -194,6 +194,49 @@ fn mn_greenlets_from_outside_are_spread_and_stay_put() {
     });
 }
 
+/// Placement never strands work: greenlets spawned from outside are placed
+/// round robin on the hubs' `incoming` queues, so half of them land on a hub
+/// that is stuck in a greenlet that never gives it back; the idle hub must
+/// steal those and run all of them while that hub is still stuck.
+#[test]
+fn mn_greenlets_placed_on_a_stuck_hub_are_stolen() {
+    with_deadline("mn_placed_on_a_stuck_hub", 60, || {
+        let rt = Builder::new().hubs(2).build().unwrap();
+        let release = Arc::new(AtomicBool::new(false));
+        let stuck_on = Arc::new(Mutex::new(None));
+        let blocker = {
+            let (release, stuck_on) = (release.clone(), stuck_on.clone());
+            rt.spawn(move || {
+                *stuck_on.lock().unwrap() = Some(std::thread::current().id());
+                while !release.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        while stuck_on.lock().unwrap().is_none() {
+            std::thread::yield_now();
+        }
+        let stuck = stuck_on.lock().unwrap().unwrap();
+        let handles: Vec<_> = (0..8)
+            .map(|i| rt.spawn(move || (i, std::thread::current().id())))
+            .collect();
+        let ran: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            ran.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (0..8).collect::<Vec<_>>()
+        );
+        assert!(
+            ran.iter().all(|r| r.1 != stuck),
+            "all ran on the free hub while the other was stuck: {ran:?}"
+        );
+        assert!(!release.load(Ordering::Acquire));
+        release.store(true, Ordering::Release);
+        blocker.join().unwrap();
+        let total = rt.handle().metrics().total();
+        assert!(total.stolen >= 1, "the free hub stole from the stuck one");
+    });
+}
+
 #[test]
 fn pinned_greenlets_stay_on_their_spawners_hub() {
     with_deadline("pinned_greenlets_stay", 120, || {

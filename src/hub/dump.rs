@@ -186,7 +186,12 @@ impl HubContext {
             };
             greenlets.push(info(header, state, now));
         }
-        for task in self.ready.borrow().iter() {
+        for task in self
+            .ready
+            .borrow()
+            .iter()
+            .chain(self.newborn.borrow().iter())
+        {
             let header = task.header();
             if !header.is_started() {
                 greenlets.push(info(header, GreenletState::NotStarted, now));
@@ -198,7 +203,7 @@ impl HubContext {
             index: self.index,
             answered: true,
             greenlets,
-            unlisted: self.fresh.len(),
+            unlisted: self.fresh.len() + self.remote.incoming.len(),
             quiet: HubQuiet {
                 runs: crate::hub::stats::read(&self.remote.stats.switches),
                 timers: self.timers.borrow().len(),

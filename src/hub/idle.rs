@@ -184,6 +184,14 @@ pub trait IdleRuntime {
     fn shutting_down(&self) -> bool;
     /// Rings hub `hub`'s doorbell (`HubRemote::ring`, `doorbell.rs`).
     fn ring_hub(&self, hub: usize);
+    /// Hub `hub`'s queue of unstarted greenlets placed on it from outside
+    /// (M:N mode only; `Shared::inject`), which searching hubs may steal
+    /// from like its deque.
+    #[inline]
+    fn incoming(&self, hub: usize) -> Option<&Injector<Self::Item>> {
+        let _ = hub;
+        None
+    }
 
     /// Posting stealable work, steps 2-4 (the caller pushed it): wakes a
     /// idle hub, counted as a searcher, unless a hub is searching.
@@ -198,7 +206,10 @@ pub trait IdleRuntime {
     #[inline]
     fn has_stealable_work(&self) -> bool {
         !self.injector().is_empty()
-            || (0..self.num_hubs()).any(|i| self.stealer(i).is_some_and(|s| !s.is_empty()))
+            || (0..self.num_hubs()).any(|i| {
+                self.stealer(i).is_some_and(|s| !s.is_empty())
+                    || self.incoming(i).is_some_and(|q| !q.is_empty())
+            })
     }
 }
 

@@ -5,9 +5,13 @@
 //! - `ready`: started greenlets woken on this hub, and in single-threaded and
 //!   pinned mode also new ones (FIFO). Never stolen.
 //! - `fresh`: in M:N mode, greenlets spawned here that have not started yet:
-//!   a `crossbeam-deque` worker that idle hubs steal from (`queue.rs`); also
-//!   started greenlets of the `unsafe` migration opt-in that became runnable
-//!   (`migrate.rs`), which idle hubs may take over.
+//!   a `crossbeam-deque` worker, popped newest first (`pop_unstarted`), that
+//!   idle hubs steal the oldest from (`queue.rs`); also started greenlets of
+//!   the `unsafe` migration opt-in that became runnable (`migrate.rs`),
+//!   which idle hubs may take over. (`newborn` plays its part for an M:N
+//!   runtime with one hub, which runs as pinned.)
+//! - `incoming` (in [`HubRemote`]): in M:N mode, greenlets spawned from
+//!   outside the hubs and placed on this one (`Shared::inject`); stealable.
 //! - its inbox (`inbox.rs`, in [`HubRemote`]): greenlets woken from other
 //!   threads.
 //! - timers (`time/heap.rs`), a `mio::Poll` it blocks in, a stack cache
@@ -15,12 +19,13 @@
 //!
 //! # The loop
 //!
-//! 1. Every tick: run the next greenlet from `ready`, else `fresh`, else the
-//!    inbox; right after a greenlet yielded, `fresh` goes first (so
-//!    `yield_now` lets new greenlets run too, not only started ones). Every
-//!    61st tick first take from the injector and `fresh`, move the inbox
-//!    over and fire due timers, so no source starves (Go and tokio use the
-//!    same 61).
+//! 1. Every tick: run the next greenlet from `ready`, else the newest
+//!    unstarted one, else `incoming`, else the inbox; right after a greenlet
+//!    yielded, unstarted greenlets go first (so `yield_now` lets new
+//!    greenlets run too, not only started ones). Every 61st tick first take
+//!    from the injector, `incoming` and the *oldest* of `fresh`, move the
+//!    inbox over and fire due timers, so no source starves (Go and tokio use
+//!    the same 61).
 //! 2. Out of local work: search (`search.rs`): inbox, timers, the global
 //!    injector, then (M:N only) steal a batch of unstarted greenlets from a
 //!    random other hub.
@@ -99,6 +104,9 @@ pub(crate) struct HubContext {
     current: Cell<Option<NonNull<dyn RawTask>>>,
     ready: RefCell<VecDeque<TaskRef>>,
     fresh: StealQueue<TaskRef>,
+    /// An M:N runtime's unstarted greenlets when it has one hub (and so runs
+    /// as `Pinned`, without `fresh`): popped newest first, like `fresh`.
+    newborn: RefCell<VecDeque<TaskRef>>,
     /// Reused buffer for routing the inbox when greenlets may migrate.
     inbox_batch: RefCell<VecDeque<TaskRef>>,
     timers: RefCell<TimerHeap<Waiter>>,
@@ -113,6 +121,11 @@ pub(crate) struct HubContext {
     /// that `yield_now` lets new greenlets run too (M:N keeps them apart from
     /// the started ones in `ready`).
     yielded: Cell<bool>,
+    /// Whether `fresh` or `newborn` may hold unstarted greenlets: always in
+    /// M:N mode; for `newborn`, set by a spawn and cleared when a pop finds
+    /// it empty. A yield sets `yielded` only then, so that `yield_now` among
+    /// started greenlets does not pay for a look at empty queues.
+    maybe_unstarted: Cell<bool>,
     /// `std::thread::panicking()` when the hub last resumed a greenlet: true
     /// only while another greenlet of this hub is suspended mid-unwind.
     panicking_at_resume: Cell<bool>,
@@ -142,6 +155,7 @@ impl HubContext {
         poll: mio::Poll,
     ) -> HubContext {
         let remote = shared.hubs[index].clone();
+        let mn = shared.mode == Mode::MN;
         HubContext {
             index,
             shared,
@@ -149,6 +163,7 @@ impl HubContext {
             current: Cell::new(None),
             ready: RefCell::new(VecDeque::new()),
             fresh,
+            newborn: RefCell::new(VecDeque::new()),
             inbox_batch: RefCell::new(VecDeque::new()),
             timers: RefCell::new(TimerHeap::default()),
             stacks: RefCell::new(StackPool::new()),
@@ -158,6 +173,7 @@ impl HubContext {
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4)),
             searching: Cell::new(false),
             yielded: Cell::new(false),
+            maybe_unstarted: Cell::new(mn),
             panicking_at_resume: Cell::new(false),
             deferred_kills: RefCell::new(Vec::new()),
             coarse: Cell::new(coarse_now()),
@@ -287,9 +303,14 @@ impl HubContext {
             return;
         }
         bump(&self.remote.stats.spawned);
-        if self.shared.mode == Mode::MN && !local {
+        if local {
+            self.ready.borrow_mut().push_back(task);
+        } else if self.shared.mode == Mode::MN {
             self.fresh.push(task);
             self.shared.notify_one();
+        } else if self.shared.newest_first {
+            self.newborn.borrow_mut().push_back(task);
+            self.maybe_unstarted.set(true);
         } else {
             self.ready.borrow_mut().push_back(task);
         }
@@ -351,25 +372,74 @@ impl HubContext {
             if let Some(task) = self.shared.injector.pop() {
                 return Some(task);
             }
-            if let Some(task) = self.fresh.pop() {
+            if let Some(task) = self.remote.incoming.pop() {
+                return Some(task);
+            }
+            // Unstarted greenlets run newest first (`pop_unstarted`); the
+            // oldest one goes now, so a steady stream of spawns cannot
+            // postpone it for ever.
+            if let Some(task) = self.fresh.pop_oldest() {
+                return Some(task);
+            }
+            if let Some(task) = self.newborn.borrow_mut().pop_front() {
                 return Some(task);
             }
         }
         if self.yielded.replace(false) {
-            if let Some(task) = self.fresh.pop() {
+            if let Some(task) = self.pop_unstarted() {
                 return Some(task);
             }
         }
         if let Some(task) = self.ready.borrow_mut().pop_front() {
             return Some(task);
         }
-        if let Some(task) = self.fresh.pop() {
+        if let Some(task) = self.pop_unstarted() {
+            return Some(task);
+        }
+        if let Some(task) = self.take_incoming() {
             return Some(task);
         }
         if self.take_inbox() > 0 {
             return self.ready.borrow_mut().pop_front();
         }
         None
+    }
+
+    /// The newest unstarted greenlet (M:N only; single-threaded and pinned
+    /// runtimes queue new greenlets in `ready`, in spawn order, as gevent
+    /// does).
+    ///
+    /// Newest first is the work-first order of work-stealing schedulers
+    /// (Cilk, rayon): a greenlet that spawns children and joins them has
+    /// its children run, and finish, before its siblings start, so the
+    /// greenlets started at once, each holding a touched stack, stay few
+    /// (a tree of depth d and fanout f: about d * f, not the whole
+    /// breadth). Thieves take the oldest, i.e. the largest pieces of work.
+    #[inline]
+    fn pop_unstarted(&self) -> Option<TaskRef> {
+        // One of the two queues is in use, never both: `fresh` in M:N mode,
+        // `newborn` when M:N has one hub (a call to an empty crossbeam
+        // deque's `pop` would cost every `yield_now` there).
+        if self.shared.mode == Mode::MN {
+            self.fresh.pop()
+        } else {
+            let task = self.newborn.borrow_mut().pop_back();
+            if task.is_none() {
+                self.maybe_unstarted.set(false);
+            }
+            task
+        }
+    }
+
+    /// M:N: a greenlet placed on this hub from outside (`Shared::inject`),
+    /// with a batch more moved into `fresh`.
+    #[inline]
+    fn take_incoming(&self) -> Option<TaskRef> {
+        let incoming = &self.remote.incoming;
+        if incoming.is_empty() {
+            return None;
+        }
+        incoming.steal_into(&self.fresh)
     }
 
     /// Moves the inbox to the back of `ready`.

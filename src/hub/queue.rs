@@ -1,5 +1,7 @@
 //! The run queues that other hubs may take from: each hub's deque of
-//! unstarted greenlets and the runtime's global injector.
+//! unstarted greenlets (its owner pops the newest, thieves take the oldest:
+//! see `HubContext::pop_unstarted` for why), each hub's `incoming` queue and
+//! the runtime's global injector.
 //!
 //! Normally these are `crossbeam-deque`'s `Worker`/`Stealer`/`Injector`. That
 //! crate is not loom-instrumented, so under `--cfg loom` a mutex-protected
@@ -21,8 +23,10 @@ mod imp {
     use super::STEAL_LIMIT;
     use crossbeam_deque::Steal;
 
-    /// A hub's own deque (FIFO). Only its hub pushes and pops.
-    pub struct StealQueue<T>(crossbeam_deque::Worker<T>);
+    /// A hub's own deque: its hub pushes and pops the newest end (LIFO),
+    /// and takes the oldest through its own stealer; other hubs steal the
+    /// oldest end.
+    pub struct StealQueue<T>(crossbeam_deque::Worker<T>, crossbeam_deque::Stealer<T>);
     /// Another hub's handle on a `StealQueue`.
     pub struct Stealer<T>(crossbeam_deque::Stealer<T>);
     /// The global queue for work submitted from outside the hubs.
@@ -30,7 +34,9 @@ mod imp {
 
     impl<T> StealQueue<T> {
         pub fn new() -> Self {
-            StealQueue(crossbeam_deque::Worker::new_fifo())
+            let worker = crossbeam_deque::Worker::new_lifo();
+            let oldest = worker.stealer();
+            StealQueue(worker, oldest)
         }
         pub fn stealer(&self) -> Stealer<T> {
             Stealer(self.0.stealer())
@@ -39,9 +45,14 @@ mod imp {
         pub fn push(&self, item: T) {
             self.0.push(item)
         }
+        /// The newest greenlet.
         #[inline]
         pub fn pop(&self) -> Option<T> {
             self.0.pop()
+        }
+        /// The oldest greenlet.
+        pub fn pop_oldest(&self) -> Option<T> {
+            retry(|| self.1.steal())
         }
         pub fn is_empty(&self) -> bool {
             self.0.is_empty()
@@ -143,6 +154,9 @@ mod imp {
             self.0.with(|q| q.push_back(item))
         }
         pub fn pop(&self) -> Option<T> {
+            self.0.with(|q| q.pop_back())
+        }
+        pub fn pop_oldest(&self) -> Option<T> {
             self.0.with(|q| q.pop_front())
         }
         pub fn is_empty(&self) -> bool {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::greenlet::task::TaskRef;
 use crate::hub::doorbell::Doorbell;
 use crate::hub::inbox::Inbox;
-use crate::hub::queue::Stealer;
+use crate::hub::queue::{Injector, Stealer};
 use crate::hub::stats::HubStats;
 use crate::hub::watch::RunningSlot;
 use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering::*};
@@ -40,6 +40,10 @@ pub(crate) struct HubRemote {
     exited: AtomicBool,
     /// The hub's deque of unstarted greenlets, in M:N mode.
     pub(crate) stealer: Option<Stealer<TaskRef>>,
+    /// M:N mode: unstarted greenlets spawned from outside the hubs and
+    /// placed on this hub (`Shared::inject`). The hub moves them into its
+    /// deque; idle hubs may steal them, as from the deque.
+    pub(crate) incoming: Injector<TaskRef>,
     /// The runtime's shutdown counter: active hubs plus queued inbox items
     /// (see `hub/shutdown.rs`).
     pending: Arc<AtomicUsize>,
@@ -78,6 +82,7 @@ impl HubRemote {
             has_timer_cancels: AtomicBool::new(false),
             exited: AtomicBool::new(false),
             stealer,
+            incoming: Injector::new(),
             pending,
             stats: HubStats::new(hubs),
             outside_joins: AtomicU64::new(0),
@@ -111,10 +116,15 @@ impl HubRemote {
         Ok(())
     }
 
-    /// Rings the hub's doorbell: ends its wait in the poller, if it waits (see `doorbell.rs`).
+    /// Rings the hub's doorbell: ends its wait in the poller, if it waits
+    /// (see `doorbell.rs`). Returns whether it did (the hub was idle).
     #[inline]
-    pub(crate) fn ring(&self) {
-        self.doorbell.ring_with(|| self.wake_poller());
+    pub(crate) fn ring(&self) -> bool {
+        let idle = self.doorbell.ring();
+        if idle {
+            self.wake_poller();
+        }
+        idle
     }
 
     /// Writes the poller's waker (the ringer's half of `doorbell.rs`, once it

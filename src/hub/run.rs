@@ -10,7 +10,6 @@ use super::HubContext;
 use crate::error::JoinError;
 use crate::greenlet::state::State;
 use crate::greenlet::task::{HubRef, StackInfo, Suspend, TaskRef};
-use crate::hub::shared::Mode;
 use crate::hub::stats::{bump, count};
 use crate::stack::guard_size;
 
@@ -142,7 +141,7 @@ impl HubContext {
                     self.ready.borrow_mut().push_back(task);
                 }
                 // Only M:N keeps unstarted greenlets apart (see `yielded`).
-                self.yielded.set(self.shared.mode == Mode::MN);
+                self.yielded.set(self.maybe_unstarted.get());
             }
             Ran::Parked => bump(&self.remote.stats.parks),
             Ran::Returned => self.finish(&task),

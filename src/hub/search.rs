@@ -111,6 +111,11 @@ pub trait SearchHub {
                     return Some(task);
                 }
             }
+            if let Some(incoming) = rt.incoming(victim) {
+                if let Some(task) = self.count_steal(victim, || incoming.steal_into(self.fresh())) {
+                    return Some(task);
+                }
+            }
         }
         None
     }
@@ -223,6 +228,12 @@ impl HubContext {
         if let Some(task) = self.ready.borrow_mut().pop_front() {
             return Some(task);
         }
+        if let Some(task) = self.pop_unstarted() {
+            return Some(task);
+        }
+        if let Some(task) = self.take_incoming() {
+            return Some(task);
+        }
         SearchHub::search_shared(self)
     }
 
@@ -263,7 +274,10 @@ impl HubContext {
 
     /// Nothing queued for this hub (woken greenlets, inbox or new spawns).
     fn has_no_local_work(&self) -> bool {
-        self.ready.borrow().is_empty() && self.remote.inbox.is_empty() && self.fresh.is_empty()
+        self.ready.borrow().is_empty()
+            && self.remote.inbox.is_empty()
+            && self.fresh.is_empty()
+            && self.newborn.borrow().is_empty()
     }
 
     /// Time until the next timer, if any.

@@ -30,9 +30,16 @@ pub(crate) enum Mode {
 
 pub(crate) struct Shared {
     pub(crate) mode: Mode,
+    /// The runtime was built M:N: each hub runs its unstarted greenlets
+    /// newest first (`HubContext::next_local`), also when it has one hub
+    /// and so runs as `Pinned`.
+    pub(crate) newest_first: bool,
     pub(crate) hubs: Box<[Arc<HubRemote>]>,
-    /// Greenlets spawned from outside the runtime's hubs.
+    /// Greenlets spawned from outside the runtime's hubs (M:N places them
+    /// on the hubs' `incoming` queues instead, `inject`).
     pub(crate) injector: Injector<TaskRef>,
+    /// The next hub `inject` places a greenlet on (M:N, round robin).
+    pub(crate) place: AtomicUsize,
     pub(crate) idle: Idle,
     /// Set once, by `Runtime::shutdown`/drop.
     pub(crate) shutdown: AtomicBool,
@@ -72,8 +79,25 @@ impl Shared {
             self.note_ended();
             return;
         }
-        self.injector.push(task);
-        self.notify_one();
+        if self.mode == Mode::MN && self.hubs.len() > 1 {
+            // Placement: round robin over the hubs, so that greenlets spawned
+            // together from outside start spread over the hubs, not on
+            // whichever hub happened to wake first and took a batch (a
+            // started greenlet stays on its hub: a lopsided start stays
+            // lopsided, BENCHMARKS.md 'mixed'). The queue is stealable, so a
+            // busy hub's share still goes to an idle one: the ring wakes the
+            // hub if it is idle, and if it is not, posting follows the idle
+            // protocol (`notify_one`) as for any stealable work.
+            let i = self.place.fetch_add(1, Relaxed) % self.hubs.len();
+            let hub = &self.hubs[i];
+            hub.incoming.push(task);
+            if !hub.ring() {
+                self.notify_one();
+            }
+        } else {
+            self.injector.push(task);
+            self.notify_one();
+        }
         // Pairs with the SeqCst store in `begin_shutdown`: either the hubs'
         // final drain sees our push, or we see the flag and drain ourselves.
         fence(SeqCst);
@@ -88,9 +112,11 @@ impl Shared {
         IdleRuntime::notify_one(self);
     }
 
-    /// Cancels every greenlet still in the injector (shutdown).
+    /// Cancels every greenlet still in the injector or a hub's `incoming`
+    /// (shutdown).
     pub(crate) fn cancel_injected(&self) {
-        while let Some(task) = self.injector.pop() {
+        let queues = std::iter::once(&self.injector).chain(self.hubs.iter().map(|h| &h.incoming));
+        while let Some(task) = queues.clone().find_map(|q| q.pop()) {
             // SAFETY: popped from the injector, so we own the unstarted
             // greenlet (only `spawn`-ed, `Send` closures go there).
             unsafe { task.cancel(JoinError::killed()) };
@@ -209,5 +235,10 @@ impl IdleRuntime for Shared {
     #[inline]
     fn ring_hub(&self, hub: usize) {
         self.hubs[hub].ring();
+    }
+
+    #[inline]
+    fn incoming(&self, hub: usize) -> Option<&Injector<TaskRef>> {
+        (self.mode == Mode::MN).then(|| &self.hubs[hub].incoming)
     }
 }

@@ -127,7 +127,8 @@ impl HubContext {
                 self.note_ended();
             }
         }
-        let ready: Vec<_> = self.ready.borrow_mut().drain(..).collect();
+        let mut ready: Vec<_> = self.ready.borrow_mut().drain(..).collect();
+        ready.extend(self.newborn.borrow_mut().drain(..));
         for task in ready {
             if !task.header().is_started() {
                 // SAFETY: we popped the unstarted greenlet.

@@ -409,7 +409,8 @@ impl Builder {
         // stealable deque would only cost atomics and fences on every spawn
         // and pop (a large share of a spawn+join, see PROFILE.md). It
         // runs as one pinned hub, which schedules the same greenlets in the
-        // same FIFO order through a plain queue.
+        // same order (`newest_first`) through plain queues.
+        let newest_first = self.mode == Mode::MN;
         if self.mode == Mode::MN && n == 1 {
             self.mode = Mode::Pinned;
         }
@@ -459,8 +460,10 @@ impl Builder {
         }
         let shared = Arc::new(Shared {
             mode: self.mode,
+            newest_first,
             hubs: remotes.into_boxed_slice(),
             injector: Injector::new(),
+            place: AtomicUsize::new(0),
             idle: Idle::new(n),
             shutdown: AtomicBool::new(false),
             terminated: AtomicBool::new(false),

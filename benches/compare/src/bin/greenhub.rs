@@ -165,13 +165,24 @@ fn mixed(rt: &greenhub::Runtime, name: &str, a: &Args, n: usize) {
                     x ^= c::cpu_chunk((k * rounds + r) as u64);
                     greenhub::sleep(c::MIXED_SLEEP);
                 }
-                x
+                // The hub it ended on (its thread's name ends in the index).
+                let hub = std::thread::current().name().map(str::to_owned);
+                (x, hub.unwrap_or_default())
             })
         })
         .collect();
+    let mut per_hub = std::collections::BTreeMap::new();
     for h in hs {
-        std::hint::black_box(h.join().unwrap());
+        let (x, hub) = h.join().unwrap();
+        std::hint::black_box(x);
+        *per_hub.entry(hub).or_insert(0) += 1;
     }
+    let el = t.elapsed();
+    // How the tasks ended up spread over the hubs, largest share first
+    // (e.g. `split=5/3`): what bounds default M:N here (BENCHMARKS.md).
+    let mut split: Vec<usize> = per_hub.into_values().collect();
+    split.sort_unstable_by(|a, b| b.cmp(a));
+    let split: Vec<String> = split.iter().map(|k| k.to_string()).collect();
     let chunks = rounds * c::MIXED_TASKS;
-    c::report(name, a, chunks, t.elapsed(), chunks, "");
+    c::report(name, a, chunks, el, chunks, &format!("split={}", split.join("/")));
 }
