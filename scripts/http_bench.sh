@@ -12,13 +12,20 @@
 # figures from other machines.
 #
 # Environment: RUNS (default 3), DURATION seconds (default 10),
-# CONNS (default 64), SERVERS (a space-separated subset of the names below).
+# CONNS (default 64), SERVERS (a space-separated subset of the names below),
+# SCHED=1: also print (to stderr), for each run, where the server's threads
+# and wrk's spent it: per thread, CPU time, time runnable but waiting for a
+# CPU (the run-queue delay) and times put on a CPU, from
+# /proc/<pid>/task/<tid>/schedstat (was a hub descheduled while its
+# connections waited? BENCHMARKS.md, http):
+#   SCHED=1 RUNS=1 SERVERS="greenhub-mn2 tokio-multi2" bash scripts/http_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
+SCHED=${SCHED:-0}
 
 command -v wrk >/dev/null || {
     SUDO=""
@@ -33,6 +40,7 @@ TK=target/release/examples/http_tokio
 declare -A CMD=(
     [greenhub-single]="$GH --port 0 --mode single"
     [greenhub-mn2]="$GH --port 0 --mode mn --hubs 2"
+    [greenhub-pinned2]="$GH --port 0 --mode pinned --hubs 2"
     [tokio-current]="$TK --port 0"
     [tokio-multi2]="$TK --port 0 --threads 2"
 )
@@ -52,6 +60,24 @@ to_us() {
 
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
+# SCHED=1: "tid name cpu_ns wait_ns slices" for every thread of process $1.
+snap() {
+    for t in /proc/"$1"/task/*; do
+        [ -r "$t/schedstat" ] && echo "$(basename "$t") $(tr ' ' '_' <"$t/comm") $(cat "$t/schedstat")"
+    done
+    return 0
+}
+
+# SCHED=1: server $1's threads between snapshots $2 and $3; wrk's from $4.
+sched_report() {
+    echo "== $1"
+    join <(echo "$2" | sort) <(echo "$3" | sort) | awk '
+        { cpu = ($7 - $3) / 1e9; wait = ($8 - $4) / 1e9; n = $9 - $5
+          if (cpu > 0.01) printf "  %-18s cpu %5.2f s  runnable-but-waiting %5.2f s  on a CPU %7d times\n", $2, cpu, wait, n }'
+    echo "$4" | awk -v d=$((DURATION - 1)) '$3 > 1e7 {
+        printf "  %-18s cpu %5.2f s  runnable-but-waiting %5.2f s  on a CPU %7d times (its first %d s)\n", "wrk", $3 / 1e9, $4 / 1e9, $5, d }'
+}
+
 # One wrk run against server $1; prints "RPS P99_US".
 bench_once() {
     local name=$1 log pid addr out rps p99
@@ -70,7 +96,21 @@ bench_once() {
         kill "$pid"
         exit 1
     fi
-    out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://$addr/")
+    if [ "$SCHED" = 1 ]; then
+        local before wfile wpid wsnap
+        before=$(snap "$pid")
+        wfile=$(mktemp)
+        wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://$addr/" >"$wfile" &
+        wpid=$!
+        sleep $((DURATION - 1))
+        wsnap=$(snap "$wpid")
+        wait "$wpid"
+        out=$(cat "$wfile")
+        rm -f "$wfile"
+        sched_report "$name" "$before" "$(snap "$pid")" "$wsnap" >&2
+    else
+        out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://$addr/")
+    fi
     kill -TERM "$pid"
     wait "$pid" || true
     rm -f "$log"

@@ -394,7 +394,7 @@ impl Hub {
     }
 
     /// `HubContext::next_local` (no timers, no fairness tick): `ready`,
-    /// then `fresh`, then `incoming` (`take_incoming`), then the inbox.
+    /// then `fresh`, then the inbox, then `incoming` (`take_incoming`).
     fn next_local(&self) -> Option<usize> {
         if let Some(item) = self.ready.borrow_mut().pop_front() {
             return Some(item);
@@ -402,17 +402,17 @@ impl Hub {
         if let Some(item) = self.fresh.pop() {
             return Some(item);
         }
-        let incoming = &self.remote().incoming;
-        if !incoming.is_empty() {
-            if let Some(item) = incoming.steal_into(&self.fresh) {
-                return Some(item);
+        {
+            let mut ready = self.ready.borrow_mut();
+            if self.remote().inbox.drain_into(&mut ready) > 0 {
+                return ready.pop_front();
             }
         }
-        let mut ready = self.ready.borrow_mut();
-        if self.remote().inbox.drain_into(&mut ready) > 0 {
-            return ready.pop_front();
+        let incoming = &self.remote().incoming;
+        if incoming.is_empty() {
+            return None;
         }
-        None
+        incoming.steal_into(&self.fresh)
     }
 }
 

@@ -66,6 +66,10 @@ def med(g, w, t, n, rt, key=None):
     k = (w, t, n, rt)
     return summary(g[k], w, key)[0] if k in g else None
 
+def how(w):
+    """What got a met target there (why.HOW), if it is written down."""
+    return ". " + HOW[w] + "." if w in HOW else ""
+
 def targets(g):
     out = []
     def line(name, ok, text):
@@ -74,7 +78,7 @@ def targets(g):
     if gh and may:
         r = gh / may
         line("switch ≤ 0.35× may's", r <= 0.35, f"greenhub-mn {fmt(gh)} ns vs may {fmt(may)} ns per switch (1 thread): {r:.2f}×"
-             + ("" if r <= 0.35 else f", {r / 0.35:.2f}× the target. " + WHY["switch"]))
+             + (how("switch") if r <= 0.35 else f", {r / 0.35:.2f}× the target. " + WHY["switch"]))
     for w, lim in (("spawn", 0.6), ("pingpong", 0.5), ("skynet", 0.6)):
         gh, tk = med(g, w, 1, 1_000_000, "greenhub-mn"), med(g, w, 1, 1_000_000, "tokio-current")
         ghs = med(g, w, 1, 1_000_000, "greenhub-single")
@@ -83,7 +87,7 @@ def targets(g):
             extra = f" (greenhub-single: {ghs / tk:.2f}×)" if ghs else ""
             line(f"{w} ≤ {lim}× tokio current-thread", r <= lim,
                  f"greenhub-mn (1 hub) {fmt(gh)} ns vs tokio-current {fmt(tk)} ns: {r:.2f}×{extra}"
-                 + ("" if r <= lim else f", {r / lim:.2f}× the target. " + WHY[w]))
+                 + (how(w) if r <= lim else f", {r / lim:.2f}× the target. " + WHY[w]))
     kib = med(g, "idle", 1, 1_000_000, "greenhub-mn")
     if kib is not None:
         mc = sh("cat /proc/sys/vm/max_map_count")
@@ -125,7 +129,7 @@ def targets(g):
         mg = med(g, "mixed", 2, 400, "greenhub-migrate")
         line("mixed: M:N (2 hubs) ≥ 1.7× single-threaded", r >= 1.7,
              f"CPU-chunk throughput M:N/single = {r:.2f}×" + (f" (pinned/single = {s / p:.2f}×)" if p else "")
-             + ("" if r >= 1.7 else f", {1.7 / r:.2f}× short. " + WHY["mixed"]))
+             + (how("mixed") if r >= 1.7 else f", {1.7 / r:.2f}× short. " + WHY["mixed"]))
         if mg:
             rm = s / mg
             line("mixed: M:N with migration (`Builder::migratable`, unsafe opt-in) ≥ 1.7× single-threaded",
@@ -143,9 +147,12 @@ WHY = {
     "http": "",
     "mixed": "",
 }
+# What got a met target there (optional).
+HOW = {}
 try:
-    from why import WHY as _W
+    from why import WHY as _W, HOW as _H
     WHY.update(_W)
+    HOW.update(_H)
 except ImportError:
     pass
 

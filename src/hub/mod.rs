@@ -20,7 +20,7 @@
 //! # The loop
 //!
 //! 1. Every tick: run the next greenlet from `ready`, else the newest
-//!    unstarted one, else `incoming`, else the inbox; right after a greenlet
+//!    unstarted one, else the inbox, else `incoming`; right after a greenlet
 //!    yielded, unstarted greenlets go first (so `yield_now` lets new
 //!    greenlets run too, not only started ones). Every 61st tick first take
 //!    from the injector, `incoming` and the *oldest* of `fresh`, move the
@@ -396,13 +396,12 @@ impl HubContext {
         if let Some(task) = self.pop_unstarted() {
             return Some(task);
         }
-        if let Some(task) = self.take_incoming() {
-            return Some(task);
-        }
         if self.take_inbox() > 0 {
             return self.ready.borrow_mut().pop_front();
         }
-        None
+        // After the inbox: greenlets already started and woken go before
+        // new ones from outside.
+        self.take_incoming()
     }
 
     /// The newest unstarted greenlet (M:N only; single-threaded and pinned

@@ -27,7 +27,10 @@ const DEFAULT_MAX_BLOCKING_THREADS: usize = 64;
 ///
 /// - **M:N** (the default, [`work_stealing`](Self::work_stealing)): one hub
 ///   per core; idle hubs steal greenlets that have not started yet from busy
-///   ones. A started greenlet stays on its hub.
+///   ones. A started greenlet stays on its hub. A hub starts its newest
+///   unstarted greenlet first (work-first: a greenlet that spawns children
+///   and joins them has them run before its siblings start), and greenlets
+///   spawned from outside the runtime are spread over the hubs round robin.
 /// - **single-threaded** ([`single_threaded`](Self::single_threaded)): one
 ///   hub and one FIFO run queue. Greenlets never run in parallel, and a run
 ///   is deterministic for a given input: gevent's semantics.
