@@ -104,3 +104,70 @@ fn shutdown_stops_greenlets_that_wake_each_other_forever() {
     }
     shutdown_with_ping_pong(Builder::new().pinned().hubs(2), "pinned");
 }
+
+/// Greenlets spawned from outside an M:N runtime wait in the hubs'
+/// `incoming` queues until a hub takes them. A shutdown while both hubs are
+/// stuck in greenlets that never give them back (so nothing was taken) must
+/// still end every one of them: each join returns, and each closure is
+/// dropped exactly once, run or not.
+#[test]
+fn shutdown_ends_greenlets_still_placed_on_stuck_hubs() {
+    with_deadline("shutdown_placed_on_stuck_hubs", 60, || {
+        let rt = Builder::new().hubs(2).build().unwrap();
+        let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stuck = Arc::new(AtomicUsize::new(0));
+        let blockers: Vec<_> = (0..2)
+            .map(|_| {
+                let (release, stuck) = (release.clone(), stuck.clone());
+                rt.spawn(move || {
+                    stuck.fetch_add(1, SeqCst);
+                    while !release.load(SeqCst) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        // Both hubs stuck: one blocker each (each hub runs one at a time, and
+        // neither blocker ends before the release).
+        while stuck.load(SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let placed: Vec<_> = (0..10)
+            .map(|_| {
+                let guard = DropCounter(dropped.clone());
+                let ran = ran.clone();
+                rt.spawn(move || {
+                    let _guard = guard;
+                    ran.fetch_add(1, SeqCst);
+                })
+            })
+            .collect();
+        assert_eq!(ran.load(SeqCst), 0, "no hub was free to run them");
+        let releaser = std::thread::spawn({
+            let release = release.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(50));
+                release.store(true, SeqCst);
+            }
+        });
+        drop(rt);
+        releaser.join().unwrap();
+        for h in blockers {
+            let _ = h.join();
+        }
+        let mut killed = 0;
+        for h in placed {
+            if h.join().is_err() {
+                killed += 1;
+            }
+        }
+        assert_eq!(dropped.load(SeqCst), 10, "every closure dropped once");
+        assert_eq!(
+            killed + ran.load(SeqCst),
+            10,
+            "each one either ran or was cancelled"
+        );
+    });
+}

@@ -26,9 +26,10 @@
 //!    from the injector, `incoming` and the *oldest* of `fresh`, move the
 //!    inbox over and fire due timers, so no source starves (Go and tokio use
 //!    the same 61).
-//! 2. Out of local work: search (`search.rs`): inbox, timers, the global
-//!    injector, then (M:N only) steal a batch of unstarted greenlets from a
-//!    random other hub.
+//! 2. Out of local work: search (`search.rs`): inbox, timers, its own
+//!    `incoming`, the global injector, then (M:N only) steal a batch of the
+//!    oldest unstarted greenlets from a random other hub's deque or
+//!    `incoming`.
 //! 3. Nothing anywhere: go idle (`search.rs`) by the idle protocol
 //!    (`idle.rs`), blocked in the poller (`doorbell.rs`) until the next timer, an
 //!    IO event or a wake-up. A hub whose stack cache holds pages to give back stays blocked at most
