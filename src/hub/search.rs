@@ -272,12 +272,14 @@ impl HubContext {
         }
     }
 
-    /// Nothing queued for this hub (woken greenlets, inbox or new spawns).
+    /// Nothing queued for this hub (woken greenlets, inbox, new spawns, or
+    /// greenlets placed on it from outside).
     fn has_no_local_work(&self) -> bool {
         self.ready.borrow().is_empty()
             && self.remote.inbox.is_empty()
             && self.fresh.is_empty()
             && self.newborn.borrow().is_empty()
+            && self.remote.incoming.is_empty()
     }
 
     /// Time until the next timer, if any.
