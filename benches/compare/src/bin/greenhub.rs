@@ -184,5 +184,12 @@ fn mixed(rt: &greenhub::Runtime, name: &str, a: &Args, n: usize) {
     split.sort_unstable_by(|a, b| b.cmp(a));
     let split: Vec<String> = split.iter().map(|k| k.to_string()).collect();
     let chunks = rounds * c::MIXED_TASKS;
-    c::report(name, a, chunks, el, chunks, &format!("split={}", split.join("/")));
+    c::report(
+        name,
+        a,
+        chunks,
+        el,
+        chunks,
+        &format!("split={}", split.join("/")),
+    );
 }
