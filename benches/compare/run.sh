@@ -14,4 +14,10 @@ command -v wrk >/dev/null || {
 }
 CARGO_TARGET_DIR=target/compare cargo build --release --manifest-path benches/compare/Cargo.toml
 cargo build --release --example http_server --example http_tokio
+# Fresh page-cache pages for the binaries just built: a binary whose cached
+# pages landed badly in this VM once switched 2.5x slower than a
+# byte-identical copy (benches/compare/VARIATION.md). Needs root; skipped
+# otherwise.
+sync
+if [ -w /proc/sys/vm/drop_caches ]; then echo 1 >/proc/sys/vm/drop_caches; fi
 exec python3 benches/compare/run.py
