@@ -43,9 +43,10 @@ fn std_tcp_echo_with_a_thousand_greenlets_on_one_hub() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = greenhub::spawn(move || {
+            let mut echoes = Vec::with_capacity(CLIENTS);
             for _ in 0..CLIENTS {
                 let (mut s, _) = listener.accept().unwrap();
-                greenhub::spawn(move || {
+                echoes.push(greenhub::spawn(move || {
                     let mut buf = [0u8; 64];
                     loop {
                         match s.read(&mut buf).unwrap() {
@@ -53,7 +54,12 @@ fn std_tcp_echo_with_a_thousand_greenlets_on_one_hub() {
                             n => s.write_all(&buf[..n]).unwrap(),
                         }
                     }
-                });
+                }));
+            }
+            // Every echo greenlet ends on its client's close, before the
+            // runtime shuts down (which would kill one still waiting).
+            for e in echoes {
+                e.join().unwrap();
             }
         });
         let clients: Vec<_> = (0..CLIENTS)
