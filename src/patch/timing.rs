@@ -144,15 +144,9 @@ unsafe fn poll_coop(
         unsafe { std::slice::from_raw_parts(fds, n as usize) }.to_vec()
     };
     let block = |left: Option<Duration>| {
-        let ts = left.map(|l| timespec {
-            tv_sec: l.as_secs() as _,
-            tv_nsec: l.subsec_nanos() as _,
-        });
-        let tp = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const timespec);
+        let ts = left.map(to_timespec);
         // SAFETY: the caller's pollfds and mask, with the time left.
-        unsafe { real::ppoll(fds, n, tp, mask) }
+        unsafe { real::ppoll(fds, n, timespec_ptr(&ts), mask) }
     };
     cooperate(&copy, deadline, look, block)
 }
@@ -334,15 +328,9 @@ pub unsafe extern "C" fn pselect(
     // blocks, and `block` waits for the time left.
     let look = || unsafe { real::pselect(n, r, w, e, &zero, mask) };
     let block = |left: Option<Duration>| {
-        let ts = left.map(|l| timespec {
-            tv_sec: l.as_secs() as _,
-            tv_nsec: l.subsec_nanos() as _,
-        });
-        let tp = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const timespec);
+        let ts = left.map(to_timespec);
         // SAFETY: as above.
-        unsafe { real::pselect(n, r, w, e, tp, mask) }
+        unsafe { real::pselect(n, r, w, e, timespec_ptr(&ts), mask) }
     };
     // SAFETY: the caller's sets (`pselect`'s contract).
     unsafe { sets_coop(n, [r, w, e], deadline, look, block) }
@@ -548,4 +536,18 @@ unsafe fn zero_rem(rem: *mut timespec) {
             })
         };
     }
+}
+
+/// `d` as a `timespec` (the time left of a blocking `ppoll`/`pselect`).
+fn to_timespec(d: Duration) -> timespec {
+    timespec {
+        tv_sec: d.as_secs() as _,
+        tv_nsec: d.subsec_nanos() as _,
+    }
+}
+
+/// The timeout argument for `ts`: null (wait without limit) when `None`.
+fn timespec_ptr(ts: &Option<timespec>) -> *const timespec {
+    ts.as_ref()
+        .map_or(std::ptr::null(), |t| t as *const timespec)
 }
