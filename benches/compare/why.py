@@ -6,24 +6,22 @@ there or below."""
 
 WHY = {
     "switch": "A greenhub switch is a corosensei context switch plus a trip through the hub's run loop "
-              "(pop `ready`, resume, push back): about 193 instructions per switch (callgrind, `switch --n "
-              "200000`: 38.7 M, PROFILE.md); may's is a generator switch plus its own queue. The switch "
+              "(pop `ready`, resume, push back): about 197 instructions per switch (callgrind, `switch --n "
+              "200000`: 39.3 M, PROFILE.md); may's is a generator switch plus its own queue. The switch "
               "medians move by tens of percent between rounds here (see min–max), more than the distance "
               "to this target.",
-    "spawn": "User time is already below the target: 1M spawn+joins, `/usr/bin/time`, greenhub-mn 0.14 s of "
-             "user time against tokio-current's 0.23–0.24 s (0.6×; about 1,135 instructions per spawn+join "
-             "against tokio's 1,990, callgrind). The system time is level, 0.14–0.18 s against 0.14–0.15 s: "
-             "the kernel faulting in the memory of a million live tasks (90,070 minor faults against "
-             "tokio's 82,052, about 360 bytes per greenlet: the 256-byte task block, its handle, a queue "
-             "slot), which keeps the total at about 0.75×. Task-block chunks on 2 MiB huge pages cut the "
-             "faults to 16,709 and the time to about 0.5× back to back, but every run started 5 s after "
-             "the last took 0.8–0.96 s in this VM (its balloon driver hands free 2 MiB blocks back to the "
-             "host), so that was dropped (PROFILE.md, 'Newest-first order'). What is left is bytes per "
-             "live greenlet (a smaller header), not instructions.",
+    "spawn": "The kernel's side is what is left. What only a started greenlet needs is a run block apart "
+             "from the header now (`Running`), so a greenlet waiting to start or to be joined holds a "
+             "160-byte block, not 304, and a 40-byte handle, not 48: 1M spawn+joins fault in 52,948 pages "
+             "instead of 90,075, and a 5-round A/B put greenhub-mn at 0.57× tokio-current (PROFILE.md, "
+             "'The run state apart'). User time was 0.6× tokio's before; the remaining system time is "
+             "those 52,948 first touches, one per 4 KiB of blocks, handles and queue slots. Task-block "
+             "chunks on 2 MiB huge pages were tried and dropped: in this VM every run started 5 s after "
+             "the last took 0.8–0.96 s (its balloon driver hands free 2 MiB blocks back to the host).",
     "pingpong": "A round trip is two channel hand-offs, each a park (waiter registered under the channel's "
                 "lock, then a context switch to the hub loop and on to the peer) and a wake-up; tokio's "
                 "current-thread mpsc does the same hand-off by polling the peer's future with no stack "
-                "switch. About 1,300 instructions per round trip (callgrind, `pingpong --n 100000`: 129.8 M), "
+                "switch. About 1,300 instructions per round trip (callgrind, `pingpong --n 100000`: 130.4 M), "
                 "two switches of about 190 each and the rest spread thin: no function above 7% (the send, "
                 "the receive, the wait list, `hub::schedule`, the state word, the waiter's reference "
                 "count; PROFILE.md). Each hand-off also takes the channel's lock twice and makes four more "
@@ -62,6 +60,12 @@ WHY = {
 }
 
 HOW = {
+    "spawn": "What only a started greenlet needs (coroutine, stack bounds, per-stack state, wait record) "
+             "is a run block apart from the header, made when a hub starts it and freed when it finishes "
+             "(`Running`, src/greenlet/task.rs); so a greenlet waiting to start or to be joined holds a "
+             "160-byte block instead of 304, and its handle is 40 bytes instead of 48. 1M spawn+joins "
+             "fault in 52,948 pages instead of 90,075 (PROFILE.md, 'The run state apart'); user time was "
+             "already about 0.6× tokio's",
     "skynet": "M:N runs a hub's unstarted greenlets newest first, so the tree runs depth first and a few "
               "dozen stacks cycle through the hub's cache (6,394 minor faults for 1M leaves, down from "
               "216,291 in FIFO order; PROFILE.md, 'Newest-first order'). greenhub-single keeps gevent's "

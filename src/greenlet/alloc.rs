@@ -1,6 +1,8 @@
 //! Greenhub's allocator for greenlet task blocks (`greenlet::task`): one
 //! block per greenlet, allocated at spawn and freed when the last
-//! reference (`TaskArc`) goes, on whatever thread that is.
+//! reference (`TaskArc`) goes, on whatever thread that is; and one run block
+//! (`task::Running`) per started greenlet, allocated by the hub that starts
+//! it and freed by the hub that finishes it.
 //!
 //! Blocks come in size classes of [`GRANULE`] bytes up to [`MAX_BLOCK`]
 //! (larger or over-aligned tasks go to the global allocator). Each thread
@@ -30,7 +32,9 @@
 //!   span, or by the pool (a span a thread gave up at exit). Carving makes it
 //!   *live* (the owner of the span carves).
 //! - **live**: owned by the task it holds; the task's reference count decides
-//!   who frees it (the thread that drops the last reference, `TaskArc`).
+//!   who frees it (the thread that drops the last reference, `TaskArc`). A
+//!   live run block is owned by the hub that owns its greenlet, which frees
+//!   it (`Header::end_run`).
 //!   Freeing makes it *cached* on the freeing thread.
 //! - **cached**: on a list of one thread's cache; only that thread touches
 //!   it (pops it: *live*; hands the list to the pool: *pooled*). A thread

@@ -366,7 +366,8 @@ impl Builder {
             None => 0,
             Some(size) => {
                 class_for(size)?;
-                size.max(MIN_STACK_SIZE)
+                // At most `MAX_STACK_SIZE` (64 MiB), checked just above.
+                size.max(MIN_STACK_SIZE) as u32
             }
         };
         let record = RunRecord::new(Location::caller(), parent, born);

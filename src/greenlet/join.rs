@@ -44,11 +44,21 @@ use crate::hub::context;
 /// ```
 pub struct JoinHandle<T> {
     task: TaskArc<dyn JoinTarget<T>>,
-    registered: Option<WaiterKey>,
-    taken: bool,
+    outcome: Outcome,
     /// `T` may be `!Send` (from `spawn_local`): the handle is `Send` only when
     /// `T` is (see the impls below).
     _marker: PhantomData<*const T>,
+}
+
+/// Where a handle stands with its greenlet's outcome. One enum rather than
+/// a key and a flag: the handle is 40 bytes, not 48 (a program that keeps a
+/// million handles keeps them all).
+enum Outcome {
+    /// Not taken yet; the waiter this handle registered in the join slot,
+    /// if any (so a repeated wait does not register again).
+    Pending(Option<WaiterKey>),
+    /// `join` (or the future) returned it.
+    Taken,
 }
 
 // SAFETY: the handle gives access to `T` only through `join`, which moves it
@@ -62,8 +72,7 @@ impl<T> JoinHandle<T> {
     pub(crate) fn new(task: TaskArc<dyn JoinTarget<T>>) -> JoinHandle<T> {
         JoinHandle {
             task,
-            registered: None,
-            taken: false,
+            outcome: Outcome::Pending(None),
             _marker: PhantomData,
         }
     }
@@ -110,7 +119,7 @@ impl<T> JoinHandle<T> {
     }
 
     fn join_until(&mut self, deadline: Option<Instant>) -> Option<Result<T, JoinError>> {
-        if self.taken {
+        if matches!(self.outcome, Outcome::Taken) {
             return Some(Err(JoinError::io(io::Error::other(
                 "greenhub: this greenlet was already joined",
             ))));
@@ -122,9 +131,12 @@ impl<T> JoinHandle<T> {
             ))));
         }
         loop {
+            let Outcome::Pending(registered) = &mut self.outcome else {
+                unreachable!("checked above, and only a return takes it");
+            };
             // SAFETY: we are the single handle and have not taken the outcome.
-            if let Some(outcome) = unsafe { self.task.poll_join(&mut self.registered) } {
-                self.taken = true;
+            if let Some(outcome) = unsafe { self.task.poll_join(registered) } {
+                self.outcome = Outcome::Taken;
                 count_join(self.header());
                 return Some(outcome);
             }
@@ -276,7 +288,7 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.header().name.as_deref()
+        self.header().name()
     }
 
     fn header(&self) -> &Header {
@@ -298,7 +310,7 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if this.taken {
+        if matches!(this.outcome, Outcome::Taken) {
             return Poll::Ready(Err(JoinError::io(io::Error::other(
                 "greenhub: this greenlet was already joined",
             ))));
@@ -311,10 +323,13 @@ impl<T> Future for JoinHandle<T> {
                 "greenhub: a greenlet cannot join itself",
             ))));
         }
+        let Outcome::Pending(registered) = &mut this.outcome else {
+            unreachable!("checked above");
+        };
         // SAFETY: we are the single handle and have not taken the outcome.
-        match unsafe { this.task.poll_join_waker(&mut this.registered, cx.waker()) } {
+        match unsafe { this.task.poll_join_waker(registered, cx.waker()) } {
             Some(outcome) => {
-                this.taken = true;
+                this.outcome = Outcome::Taken;
                 count_join(this.header());
                 Poll::Ready(outcome)
             }
@@ -325,7 +340,7 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        if !self.taken {
+        if matches!(self.outcome, Outcome::Pending(_)) {
             // SAFETY: we are the single handle, dropped once, outcome not taken.
             unsafe { self.task.drop_handle() };
         }

@@ -164,7 +164,7 @@ impl Greenlet {
     /// });
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.task.header().name.as_deref()
+        self.task.header().name()
     }
 
     /// Makes the greenlet's current or next [`park`] return, like
@@ -365,7 +365,7 @@ pub(crate) fn wake_and_yield_to(waiter: Waiter) {
     let me = unsafe { me.as_ref() };
     let header = me.header();
     if header.state.load().is_killed()
-        || header.stack.switch_forbidden()
+        || header.stack().switch_forbidden()
         || std::thread::panicking()
     {
         return Waiter::Greenlet(target).wake();

@@ -91,14 +91,12 @@ impl WaitOn {
     }
 }
 
-/// The per-greenlet record. Lives in the greenlet's `Header`.
+/// The per-greenlet record of its spawn. Lives in the greenlet's `Header`.
 pub(crate) struct RunRecord {
     pub(crate) site: &'static Location<'static>,
     pub(crate) parent: Option<GreenletId>,
     /// Coarse monotonic time of the spawn, in nanoseconds ([`coarse_now`]).
     pub(crate) born: u64,
-    wait: Cell<Option<WaitOn>>,
-    until: Cell<Option<Instant>>,
 }
 
 impl RunRecord {
@@ -108,10 +106,20 @@ impl RunRecord {
         parent: Option<GreenletId>,
         born: u64,
     ) -> RunRecord {
-        RunRecord {
-            site,
-            parent,
-            born,
+        RunRecord { site, parent, born }
+    }
+}
+
+/// What a started greenlet last parked on. Lives with the rest of its run
+/// state (`greenlet::task::Running`): only a started greenlet parks.
+pub(crate) struct WaitRecord {
+    wait: Cell<Option<WaitOn>>,
+    until: Cell<Option<Instant>>,
+}
+
+impl WaitRecord {
+    pub(crate) const fn new() -> WaitRecord {
+        WaitRecord {
             wait: Cell::new(None),
             until: Cell::new(None),
         }

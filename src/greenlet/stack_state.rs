@@ -133,7 +133,7 @@ pub(crate) fn with_state_of<R>(
         // SAFETY: `task` is the running greenlet (the caller's own lookup);
         // the hub holds an `Arc` to it while it runs, and only the greenlet
         // itself (that is, the caller) touches the state.
-        Some(task) => Some(f(&unsafe { task.as_ref() }.header().stack)),
+        Some(task) => Some(f(unsafe { task.as_ref() }.header().stack())),
         None => THREAD_STACK.try_with(|t| f(&t.0)).ok(),
     }
 }

@@ -1,19 +1,23 @@
-//! The greenlet control block: one allocation per greenlet.
+//! The greenlet control block: one allocation per greenlet, and one more
+//! while it is started.
 //!
 //! A greenlet is a `Task<F, T>`: a non-generic [`Header`] (reference count,
-//! state word, id, name, owning hub, coroutine) followed by the closure `F`
-//! (until it starts) and the [`Completion`] slots for its output `T`, in one
-//! block from greenhub's task-block allocator (`greenlet::alloc`). Hubs and
-//! wakers hold it type-erased as a [`TaskRef`] (`TaskArc<dyn RawTask>`); its
-//! `JoinHandle` as `TaskArc<dyn JoinTarget<T>>`. [`TaskArc`] is `Arc` with
-//! the count in the header and the block from that allocator.
+//! state word, id, name, owning hub, spawn record) followed by the closure
+//! `F` (until it starts) and the [`Completion`] slots for its output `T`, in
+//! one block from greenhub's task-block allocator (`greenlet::alloc`). Hubs
+//! and wakers hold it type-erased as a [`TaskRef`] (`TaskArc<dyn RawTask>`);
+//! its `JoinHandle` as `TaskArc<dyn JoinTarget<T>>`. [`TaskArc`] is `Arc`
+//! with the count in the header and the block from that allocator.
 //!
-//! An unstarted greenlet is only its boxed closure: no stack, no coroutine.
-//! The hub that first runs it (possibly one that stole it) takes a pooled
-//! stack, builds the coroutine and becomes its owner for good
-//! (docs/ARCHITECTURE.md, 'The soundness rule': a started greenlet never
-//! changes thread), unless the greenlet was spawned with the `unsafe`
-//! migration opt-in (`hub::migrate`).
+//! An unstarted greenlet is only its header and boxed closure: no stack, no
+//! coroutine. The hub that first runs it (possibly one that stole it) takes
+//! a pooled stack, makes its run block ([`Running`]: coroutine, yielder,
+//! stack bounds, per-stack state, wait record), builds the coroutine there
+//! and becomes its owner for good (docs/ARCHITECTURE.md, 'The soundness
+//! rule': a started greenlet never changes thread), unless the greenlet was
+//! spawned with the `unsafe` migration opt-in (`hub::migrate`). When the
+//! greenlet finishes, its hub frees the run block with the stack, so a
+//! greenlet waiting for its joiner holds only the first block.
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell as StdUnsafeCell;
@@ -32,7 +36,7 @@ use crate::error::JoinError;
 use crate::greenlet::GreenletId;
 use crate::greenlet::completion::Completion;
 use crate::greenlet::reason::KillReason;
-use crate::greenlet::runinfo::RunRecord;
+use crate::greenlet::runinfo::{RunRecord, WaitRecord};
 use crate::greenlet::stack_state::StackState;
 use crate::greenlet::state::State;
 use crate::greenlet::waiter::WaiterKey;
@@ -199,9 +203,12 @@ pub(crate) struct Header {
     refs: StdAtomicUsize,
     pub(crate) state: State,
     pub(crate) id: GreenletId,
-    pub(crate) name: Option<Box<str>>,
-    /// Requested stack size in bytes, 0 for the runtime's default.
-    pub(crate) stack_size: usize,
+    /// Boxed twice so that the header holds one word for it (most
+    /// greenlets have no name): see [`Header::name`].
+    name: Option<Box<Box<str>>>,
+    /// Requested stack size in bytes, 0 for the runtime's default (at most
+    /// `MAX_STACK_SIZE`, checked at spawn, so 32 bits hold it).
+    pub(crate) stack_size: u32,
     /// The hub that runs the greenlet: null until a hub starts it, then
     /// that hub; for a migratable greenlet, the hub that last adopted it.
     /// Holds one strong count of that hub's `Arc` (released on change and in
@@ -220,30 +227,63 @@ pub(crate) struct Header {
     /// that hub) is suspended mid-unwind. std counts panics per OS thread, so
     /// such a greenlet must not move (`hub::migrate`).
     pub(crate) suspended_unwinding: StdAtomicBool,
-    /// The running coroutine. Hub-owned: see `Header`'s `Sync` argument.
-    coroutine: StdUnsafeCell<Option<Coro>>,
-    /// The greenlet's yielder, set by the greenlet when it starts. Only the
-    /// greenlet itself reads it.
-    yielder: StdUnsafeCell<*const GreenletYielder>,
-    /// Guard range and usable size of the stack, for the overflow report.
-    stack_info: StdUnsafeCell<StackInfo>,
+    /// What only a started greenlet has ([`Running`]): null until a hub
+    /// starts it, and again once its coroutine is gone. Hub-owned, as the
+    /// coroutine inside it: see `Header`'s `Sync` argument.
+    run: StdUnsafeCell<*mut Running>,
     /// Index in the owning hub's live set.
     pub(crate) live_slot: StdAtomicUsize,
+    /// Spawn site, parent and age, for the run-info dump (what it waits on
+    /// is in [`Running`]).
+    pub(crate) record: RunRecord,
+    /// The greenlet's `tracing` span, entered while it runs.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
+}
+
+/// The part of a greenlet that exists only while it is started: its
+/// coroutine (which owns its stack), its yielder, where its stack and guard
+/// are, its per-stack state and what it last parked on.
+///
+/// It is a block of its own, from the task-block allocator, made by the hub
+/// that starts the greenlet and freed by the hub that finishes it, so that a
+/// greenlet that is spawned but not started yet, or finished but not joined
+/// yet, costs only its header, closure and output slot (a million spawned
+/// greenlets waiting for their joiner hold 136 bytes less each; the figures
+/// are in benches/compare/PROFILE.md, "The run state apart"). A hub starts
+/// and finishes greenlets one after another, so these blocks cycle through
+/// its allocator cache and stay warm.
+///
+/// Who touches it: the hub that owns the greenlet and the greenlet itself,
+/// on that hub's thread (`Header`'s `Sync` argument); a migratable
+/// greenlet's new hub after the hand-over (`hub::migrate`).
+pub(crate) struct Running {
+    /// The coroutine; `None` only before `RawTask::start` stores it and
+    /// after the hub took it out to finish or leak the greenlet.
+    coroutine: Option<Coro>,
+    /// The greenlet's yielder, set by the greenlet when it starts. Only the
+    /// greenlet itself reads it.
+    yielder: *const GreenletYielder,
+    /// Guard range and usable size of the stack, for the overflow report.
+    stack_info: StackInfo,
     /// The per-stack state of whatever stack of this greenlet runs: its
     /// `greenhub::timeout` deadline, its `greenhub::local!` values, its
     /// `no_switch` depth (`greenlet::stack_state`). Only the greenlet itself
     /// touches it; raw greenlets running inside it exchange their own state
     /// with it around each switch. Its locals are emptied at the end of the
     /// closure in `Task::start`.
-    pub(crate) stack: StackState,
-    /// Spawn site, parent, age and wait reason, for the run-info dump. Its
-    /// wait cell is only touched by the greenlet and, while it is suspended,
-    /// its hub, on the same thread (see `greenlet::runinfo`).
-    pub(crate) record: RunRecord,
-    /// The greenlet's `tracing` span, entered while it runs.
-    #[cfg(feature = "tracing")]
-    pub(crate) span: tracing::Span,
+    stack: StackState,
+    /// What the greenlet last parked on, for the run-info dump: written by
+    /// the greenlet, read by its hub while it is suspended, on one thread
+    /// (see `greenlet::runinfo`).
+    wait: WaitRecord,
 }
+
+// The header's budget (see `Running`): every spawned greenlet carries it
+// until it is joined, so growing it shows in the page faults of a million
+// spawns. The `tracing` feature adds the span; loom's atomics are larger.
+#[cfg(not(any(feature = "tracing", loom)))]
+const _: () = assert!(std::mem::size_of::<Header>() <= 96);
 
 /// Where a running greenlet's stack and guard are.
 #[derive(Clone, Copy, Default)]
@@ -254,26 +294,28 @@ pub(crate) struct StackInfo {
 }
 
 // SAFETY: `Header` is shared between threads through `Arc`. Its atomic and
-// immutable fields are Sync. The `stack` state is only touched by the
-// greenlet itself, which runs on one thread once started (and is not touched
-// before it starts). Its `locals` hold `!Send` values, but
-// they are created by the greenlet on its (fixed) thread, dropped by it on that
-// thread at the end of `Task::start`'s closure, and an unstarted greenlet's map
-// is empty; a leaked greenlet's values are forgotten, never dropped elsewhere
-// (`LocalMap`'s `Drop`). `trace` is immutable but for its wait cell, which
-// the greenlet writes before it parks and its own hub reads while it is
-// parked, on the greenlet's one thread. The `StdUnsafeCell` fields (`coroutine`, `yielder`,
-// `stack_info`) are only touched by the hub that owns the greenlet, on that
-// hub's thread, while the greenlet is dequeued or running there (the state
-// protocol gives that hub exclusive use), and by the greenlet itself, which
-// runs on that same thread. The coroutine is created on the owner hub and
-// never leaves it (started greenlets do not migrate), and it is removed
-// (completed, unwound or leaked) by that hub before the last `Arc` can drop
-// elsewhere (the hub's live set holds an `Arc` until then). The one
-// exception is a greenlet spawned with the `unsafe` migration opt-in: its
-// spawner promised that nothing on its stack is tied to a thread, and it
-// moves only while suspended and queued, with a deque's release/acquire
-// between the old hub's last touch and the new hub's first (`hub::migrate`);
+// immutable fields are Sync. The `run` cell, and the run block it points at,
+// are reached only as follows. The block's `stack` state is only touched by
+// the greenlet itself, which runs on one thread once started (the block does
+// not exist before it starts). Its `locals` hold `!Send` values, but they are
+// created by the greenlet on its (fixed) thread, dropped by it on that thread
+// at the end of `Task::start`'s closure; a leaked greenlet's values are
+// forgotten, never dropped elsewhere (`LocalMap`'s `Drop`; a leaked
+// greenlet's run block is never freed). The block's `wait` record is written
+// by the greenlet before it parks and read by its own hub while it is
+// parked, on the greenlet's one thread. The `run` cell and the block's
+// `coroutine`, `yielder` and `stack_info` are only touched by the hub that
+// owns the greenlet, on that hub's thread, while the greenlet is dequeued or
+// running there (the state protocol gives that hub exclusive use), and by
+// the greenlet itself, which runs on that same thread. The coroutine is
+// created on the owner hub and never leaves it (started greenlets do not
+// migrate), and it is removed (completed, unwound or leaked) by that hub
+// before the last `Arc` can drop elsewhere (the hub's live set holds an
+// `Arc` until then). The one exception is a greenlet spawned with the
+// `unsafe` migration opt-in: its spawner promised that nothing on its stack
+// is tied to a thread, and it moves (with its run block) only while
+// suspended and queued, with a deque's release/acquire between the old
+// hub's last touch and the new hub's first (`hub::migrate`);
 // a queue or a live set holds an `Arc` throughout, so the rule above holds
 // for whichever hub owns it last.
 unsafe impl Sync for Header {}
@@ -282,10 +324,13 @@ unsafe impl Sync for Header {}
 unsafe impl Send for Header {}
 
 impl Header {
+    /// Inlined into the spawn path: out of line, the header was built on
+    /// the stack and copied (36 instructions per spawn).
+    #[inline]
     pub(crate) fn new(
         id: GreenletId,
         name: Option<Box<str>>,
-        stack_size: usize,
+        stack_size: u32,
         join_interest: bool,
         migratable: bool,
         escalate: bool,
@@ -302,18 +347,15 @@ impl Header {
             refs: StdAtomicUsize::new(0),
             state: State::new(join_interest),
             id,
-            name,
+            name: name.map(Box::new),
             stack_size,
             owner: StdAtomicPtr::new(std::ptr::null_mut()),
             migratable,
             escalate,
             kill_reason: KillReason::new(),
             suspended_unwinding: StdAtomicBool::new(false),
-            coroutine: StdUnsafeCell::new(None),
-            yielder: StdUnsafeCell::new(std::ptr::null()),
-            stack_info: StdUnsafeCell::new(StackInfo::default()),
+            run: StdUnsafeCell::new(std::ptr::null_mut()),
             live_slot: StdAtomicUsize::new(usize::MAX),
-            stack: StackState::new(),
             #[cfg(feature = "tracing")]
             span,
             record,
@@ -350,6 +392,12 @@ impl Header {
         }
     }
 
+    /// The greenlet's name, if it was given one.
+    #[inline]
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref().map(|n| &**n)
+    }
+
     /// Whether a hub has started this greenlet.
     #[inline]
     pub(crate) fn is_started(&self) -> bool {
@@ -380,16 +428,97 @@ impl Header {
         }
     }
 
+    /// Makes the run block of a greenlet about to start, its stack at
+    /// `info`; [`RawTask::start`] then stores the coroutine in it.
+    ///
+    /// # Safety
+    ///
+    /// Only the owning hub, once, before the first resume.
+    pub(crate) unsafe fn begin_run(&self, info: StackInfo) {
+        let block = crate::greenlet::alloc::alloc(Layout::new::<Running>()).cast::<Running>();
+        // SAFETY: a fresh block with the size and alignment of `Running`,
+        // owned by us; the caller has exclusive use of the cell, which is
+        // still null (a greenlet starts once).
+        unsafe {
+            block.as_ptr().write(Running {
+                coroutine: None,
+                yielder: std::ptr::null(),
+                stack_info: info,
+                stack: StackState::new(),
+                wait: WaitRecord::new(),
+            });
+            debug_assert!(
+                (*self.run.get()).is_null(),
+                "greenhub: greenlet started twice"
+            );
+            *self.run.get() = block.as_ptr();
+        }
+    }
+
+    /// The run block. Only while the greenlet is started (between
+    /// `begin_run` and `end_run`/`leak_run`), by the owning hub or the
+    /// greenlet, on their thread.
+    #[inline(always)]
+    fn running(&self) -> *mut Running {
+        // SAFETY: the cell is written only by the owning hub, on this
+        // thread, while the greenlet is not running (see the callers).
+        let run = unsafe { *self.run.get() };
+        debug_assert!(
+            !run.is_null(),
+            "greenhub: run state of a greenlet that is not started"
+        );
+        run
+    }
+
+    /// Frees the run block of a greenlet that finished, once its coroutine
+    /// has been taken out (its stack is back in the pool).
+    ///
+    /// # Safety
+    ///
+    /// Only the owning hub, once the greenlet will never run again, with no
+    /// reference into the block left.
+    pub(crate) unsafe fn end_run(&self) {
+        let run = self.running();
+        // SAFETY: exclusive by the caller's contract; the block came from
+        // `alloc` in `begin_run` with this layout. Dropping it drops the
+        // per-stack state, whose locals the closure already destroyed.
+        unsafe {
+            *self.run.get() = std::ptr::null_mut();
+            debug_assert!(
+                (*run).coroutine.is_none(),
+                "greenhub: run state freed with its coroutine"
+            );
+            std::ptr::drop_in_place(run);
+            crate::greenlet::alloc::free(
+                NonNull::new_unchecked(run).cast(),
+                Layout::new::<Running>(),
+            );
+        }
+    }
+
+    /// Forgets the run block of a greenlet whose stack is leaked (never
+    /// resumed, never freed): frames on that stack may still point into the
+    /// block, and its locals must not be dropped elsewhere.
+    ///
+    /// # Safety
+    ///
+    /// As for [`end_run`](Self::end_run).
+    pub(crate) unsafe fn leak_run(&self) {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { *self.run.get() = std::ptr::null_mut() };
+    }
+
     /// The coroutine slot.
     ///
     /// # Safety
     ///
-    /// Only the owning hub, while it has the greenlet dequeued or running,
-    /// and without another live reference into the slot.
+    /// Only the owning hub of a started greenlet, while it has the greenlet
+    /// dequeued or running, and without another live reference into the slot.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn coroutine(&self) -> &mut Option<Coro> {
-        // SAFETY: exclusive by the caller's contract.
-        unsafe { &mut *self.coroutine.get() }
+        // SAFETY: exclusive by the caller's contract; the block is alive
+        // while the greenlet is started.
+        unsafe { &mut (*self.running()).coroutine }
     }
 
     /// The greenlet's yielder.
@@ -402,36 +531,43 @@ impl Header {
         // SAFETY: the yielder lives at a fixed place on the greenlet's own
         // stack for as long as the greenlet runs, and was stored before any
         // code of the greenlet could call this.
-        unsafe { &**self.yielder.get() }
+        unsafe { &*(*self.running()).yielder }
     }
 
-    /// Records the stack the greenlet runs on.
-    ///
-    /// # Safety
-    ///
-    /// Only the owning hub, before the first resume.
-    pub(crate) unsafe fn set_stack_info(&self, info: StackInfo) {
-        // SAFETY: exclusive by the caller's contract.
-        unsafe { *self.stack_info.get() = info }
-    }
-
-    /// The stack the greenlet runs on. Used by the overflow handler and the
-    /// run-info dump, on the owning hub's thread.
+    /// The stack the greenlet runs on. Used by the overflow handler, for
+    /// the running greenlet of the faulting thread.
     pub(crate) fn stack_info(&self) -> StackInfo {
         // SAFETY: written once before the first resume, by the thread that
-        // also calls this (the owning hub); a plain copy.
-        unsafe { *self.stack_info.get() }
+        // also calls this (the owning hub, or the greenlet on it); a plain
+        // copy.
+        unsafe { (*self.running()).stack_info }
+    }
+
+    /// The per-stack state ([`Running`]'s `stack`). Only the greenlet itself,
+    /// while it runs.
+    #[inline(always)]
+    pub(crate) fn stack(&self) -> &StackState {
+        // SAFETY: the block is alive while the greenlet runs, and only the
+        // greenlet touches this field (see `Running`).
+        unsafe { &(*self.running()).stack }
+    }
+
+    /// What the started greenlet last parked on. The greenlet writes it;
+    /// its hub reads it while it is suspended, on the same thread.
+    #[inline(always)]
+    pub(crate) fn wait_record(&self) -> &WaitRecord {
+        // SAFETY: as for `stack`: alive while started, one thread.
+        unsafe { &(*self.running()).wait }
     }
 }
 
 impl Drop for Header {
     fn drop(&mut self) {
-        // A coroutine that was not removed by its hub would be dropped here,
-        // possibly on another thread. That cannot happen (see the Sync
-        // argument above); if it ever did, leaking is the sound choice.
-        if let Some(coro) = self.coroutine.get_mut().take() {
-            std::mem::forget(coro);
-        }
+        // A run block (and coroutine) not removed by its hub would be
+        // dropped here, possibly on another thread. That cannot happen (see
+        // the Sync argument above); if it ever did, leaking is the sound
+        // choice.
+        // (A non-null `run` is simply not freed.)
         let owner = *self.owner.get_mut();
         if !owner.is_null() {
             // SAFETY: the header's strong count of its owner (see `owner`).
@@ -598,8 +734,9 @@ where
             // started it once (checked above) and nothing else touches the
             // slot of a started greenlet.
             let func = unsafe { (*task.func.get()).take() }.expect("checked at start");
-            // SAFETY: we are the greenlet; the yielder lives on our stack.
-            unsafe { *task.header.yielder.get() = yielder as *const GreenletYielder };
+            // SAFETY: we are the greenlet, started (so the run block exists);
+            // the yielder lives on our stack.
+            unsafe { (*task.header.running()).yielder = yielder as *const GreenletYielder };
             let outcome = match panic::catch_unwind(AssertUnwindSafe(func)) {
                 Ok(value) => Ok(value),
                 Err(payload) if crate::greenlet::is_kill_payload(&*payload) => {
@@ -615,7 +752,7 @@ where
             // Greenlet-local values die here, on the greenlet's own stack and
             // thread, after the closure returned or unwound and before joiners
             // can see the outcome. Panics of their destructors are caught.
-            task.header.stack.locals.destroy();
+            task.header.stack().locals.destroy();
             // SAFETY: the closure has finished; this is the single store,
             // before the hub publishes COMPLETE.
             unsafe { task.completion.store(outcome) };

@@ -248,10 +248,10 @@ pub(crate) fn park_until(deadline: Option<Instant>, on: WaitOn) -> Wake {
 pub(crate) fn pending_interrupt(task: &dyn RawTask, before: Option<bool>) -> Option<Interrupt> {
     let header = task.header();
     let killed = header.state.load().is_killed();
-    if !killed && header.stack.quiet() {
+    if !killed && header.stack().quiet() {
         return None;
     }
-    pending_interrupt_slow(killed, &header.stack, before)
+    pending_interrupt_slow(killed, header.stack(), before)
 }
 
 #[cold]
@@ -340,10 +340,10 @@ fn park_greenlet_until(task: &dyn RawTask, deadline: Option<Instant>, on: WaitOn
     }
     let header = task.header();
     if !header.state.take_notified() {
-        let until = effective(deadline, header.stack.ambient.get(), || {
+        let until = effective(deadline, header.stack().ambient.get(), || {
             unwinding_now() == Some(false)
         });
-        header.record.set_wait(on, until);
+        header.wait_record().set_wait(on, until);
         #[cfg(feature = "tracing")]
         crate::greenlet::tracing::park(on);
         let _timer = until.map(TimerGuard::arm);
@@ -370,7 +370,7 @@ pub(crate) fn park_uninterruptible(
 ) -> Wake {
     let header = task.header();
     if !header.state.take_notified() {
-        header.record.set_wait(on, deadline);
+        header.wait_record().set_wait(on, deadline);
         #[cfg(feature = "tracing")]
         crate::greenlet::tracing::park(on);
         let _timer = deadline.map(TimerGuard::arm);

@@ -85,7 +85,7 @@ pub(crate) fn check_stack_fault(addr: usize) {
     if let Some(header) = current_header_for_signal() {
         let info = header.stack_info();
         if addr >= info.guard_lo && addr < info.guard_hi {
-            let name = header.name.as_deref();
+            let name = header.name();
             crate::stack::overflow::report_and_abort(name, header.id.as_u64(), info.usable);
         }
     }

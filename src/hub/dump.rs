@@ -173,7 +173,7 @@ impl HubContext {
             let state = if Some(header.id) == req.requester {
                 GreenletState::Running
             } else if header.state.load().is_parked() {
-                match header.record.wait() {
+                match header.wait_record().wait() {
                     (Some(on), until) => GreenletState::Parked {
                         on: on.kind,
                         object: on.obj,
@@ -219,7 +219,7 @@ pub(crate) fn info(header: &Header, state: GreenletState, now: u64) -> GreenletI
     let t = &header.record;
     GreenletInfo {
         id: header.id,
-        name: header.name.as_deref().map(String::from),
+        name: header.name().map(String::from),
         state,
         spawned_at: t.site,
         parent: t.parent,

@@ -162,7 +162,7 @@ impl HubContext {
         }
         let size = match header.stack_size {
             0 => self.shared.stack_size,
-            n => n,
+            n => n as usize,
         };
         let stack = match self.stacks.borrow_mut().alloc(size) {
             Ok(stack) => stack,
@@ -181,7 +181,7 @@ impl HubContext {
         };
         // SAFETY: we own the greenlet and have not resumed it yet.
         unsafe {
-            header.set_stack_info(info);
+            header.begin_run(info);
             task.start(stack);
         }
         self.live.borrow_mut().insert(task.clone());
@@ -206,6 +206,8 @@ impl HubContext {
             // for good, so nothing it lent out dangles.
             std::mem::forget(coro);
         }
+        // SAFETY: as above; its frames may still point into the block.
+        unsafe { header.leak_run() };
         if self.shared.watched {
             // The live set's `Arc` may be the last one (`hub::watch`).
             self.remote.watch.retire();
@@ -230,6 +232,8 @@ impl HubContext {
             .take()
             .expect("greenhub: finished greenlet without a coroutine");
         self.stacks.borrow_mut().free(coro.into_stack());
+        // SAFETY: as above; the greenlet will never run again.
+        unsafe { header.end_run() };
         if self.shared.watched {
             // The live set's `Arc` may be the last one (`hub::watch`).
             self.remote.watch.retire();

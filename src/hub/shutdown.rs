@@ -157,6 +157,9 @@ impl HubContext {
                 // is impossible, so forget its stack.
                 std::mem::forget(coro);
             }
+            // SAFETY: as above; frames on the leaked stack may point into
+            // its run block, which is leaked with it.
+            unsafe { header.leak_run() };
             // SAFETY: the greenlet will never run again; we complete it as
             // killed so that joiners return.
             unsafe { task.cancel(JoinError::killed()) };

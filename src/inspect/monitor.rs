@@ -293,7 +293,7 @@ fn check(
 }
 
 fn named(h: &Header) -> (GreenletId, Option<String>, &'static Location<'static>) {
-    (h.id, h.name.as_deref().map(String::from), h.record.site)
+    (h.id, h.name().map(String::from), h.record.site)
 }
 
 /// The greenlet hub `index` of `shared` is running, for a dump that got no
