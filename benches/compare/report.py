@@ -205,7 +205,8 @@ def write(results, elapsed):
              f"{c} {v}" for c, v in lock_versions(["tokio", "may", "corosensei", "crossbeam-deque", "mio"])),
          f"- rounds: {rounds} (every configuration once per round, rounds interleaved)", "",
          "## Targets (issue 21), as ratios in this run", ""]
-    L += targets(g)
+    verdicts = targets(g)
+    L += verdicts
     L += ["", "## Method", "", METHOD, ""]
     for w in ["switch", "spawn", "pingpong", "skynet", "idle", "http", "mixed"]:
         keys = sorted((k for k in g if k[0] == w), key=lambda k: (k[1], -k[2], ORDER.index(k[3])))
@@ -255,7 +256,7 @@ def write(results, elapsed):
         path = os.path.join(HERE, extra)
         if os.path.exists(path):
             L += [open(path).read().rstrip(), ""]
-    missed = [t.split("**")[1] for t in targets(g) if ": MISSED." in t]
+    missed = [t.split("**")[1] for t in verdicts if ": MISSED." in t]
     L += ["## What is missing", "", MISSING.rstrip(), "- Issue 21's targets missed in this run (each verdict above gives the figures and the "
           "measured reason): " + ("; ".join(missed) if missed else "none") + ".", ""]
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:

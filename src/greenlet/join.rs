@@ -119,21 +119,20 @@ impl<T> JoinHandle<T> {
     }
 
     fn join_until(&mut self, deadline: Option<Instant>) -> Option<Result<T, JoinError>> {
-        if matches!(self.outcome, Outcome::Taken) {
+        let joins_itself = context::current_task_ptr() == Some(self.addr());
+        let on = WaitOn::new(WaitKind::Join, self.id().as_u64());
+        let Outcome::Pending(registered) = &mut self.outcome else {
             return Some(Err(JoinError::io(io::Error::other(
                 "greenhub: this greenlet was already joined",
             ))));
-        }
-        if context::current_task_ptr() == Some(self.addr()) {
+        };
+        if joins_itself {
             return Some(Err(JoinError::io(io::Error::new(
                 io::ErrorKind::Deadlock,
                 "greenhub: a greenlet cannot join itself",
             ))));
         }
         loop {
-            let Outcome::Pending(registered) = &mut self.outcome else {
-                unreachable!("checked above, and only a return takes it");
-            };
             // SAFETY: we are the single handle and have not taken the outcome.
             if let Some(outcome) = unsafe { self.task.poll_join(registered) } {
                 self.outcome = Outcome::Taken;
@@ -142,7 +141,6 @@ impl<T> JoinHandle<T> {
             }
             // A registration left behind by a timeout only costs the
             // completer a spurious wake-up of this waiter.
-            let on = WaitOn::new(WaitKind::Join, self.id().as_u64());
             match park_until(deadline, on) {
                 Wake::Woken => {}
                 Wake::TimedOut => return None,
@@ -310,12 +308,13 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if matches!(this.outcome, Outcome::Taken) {
+        let joins_itself = context::current_task_ptr() == Some(this.addr());
+        let Outcome::Pending(registered) = &mut this.outcome else {
             return Poll::Ready(Err(JoinError::io(io::Error::other(
                 "greenhub: this greenlet was already joined",
             ))));
-        }
-        if context::current_task_ptr() == Some(this.addr()) {
+        };
+        if joins_itself {
             // Polled on the greenlet itself (inside `future::block_on`): it
             // would wait for its own end.
             return Poll::Ready(Err(JoinError::io(io::Error::new(
@@ -323,9 +322,6 @@ impl<T> Future for JoinHandle<T> {
                 "greenhub: a greenlet cannot join itself",
             ))));
         }
-        let Outcome::Pending(registered) = &mut this.outcome else {
-            unreachable!("checked above");
-        };
         // SAFETY: we are the single handle and have not taken the outcome.
         match unsafe { this.task.poll_join_waker(registered, cx.waker()) } {
             Some(outcome) => {

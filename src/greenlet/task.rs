@@ -248,9 +248,9 @@ pub(crate) struct Header {
 /// It is a block of its own, from the task-block allocator, made by the hub
 /// that starts the greenlet and freed by the hub that finishes it, so that a
 /// greenlet that is spawned but not started yet, or finished but not joined
-/// yet, costs only its header, closure and output slot (a million spawned
-/// greenlets waiting for their joiner hold 136 bytes less each; the figures
-/// are in benches/compare/PROFILE.md, "The run state apart"). A hub starts
+/// yet, costs only its header, closure and output slot (136 bytes moved out
+/// of the header for one pointer to this block; the figures are in
+/// benches/compare/PROFILE.md, "The run state apart"). A hub starts
 /// and finishes greenlets one after another, so these blocks cycle through
 /// its allocator cache and stay warm.
 ///
