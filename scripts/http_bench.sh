@@ -41,10 +41,11 @@ declare -A CMD=(
     [greenhub-single]="$GH --port 0 --mode single"
     [greenhub-mn2]="$GH --port 0 --mode mn --hubs 2"
     [greenhub-pinned2]="$GH --port 0 --mode pinned --hubs 2"
+    [greenhub-migrate2]="$GH --port 0 --mode migrate --hubs 2"
     [tokio-current]="$TK --port 0"
     [tokio-multi2]="$TK --port 0 --threads 2"
 )
-ORDER=(greenhub-single greenhub-mn2 tokio-current tokio-multi2)
+ORDER=(greenhub-single greenhub-mn2 greenhub-migrate2 tokio-current tokio-multi2)
 SERVERS=${SERVERS:-${ORDER[*]}}
 
 # wrk's latency (e.g. 1.23ms, 850.00us, 1.02s) in microseconds.

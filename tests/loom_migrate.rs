@@ -1,6 +1,6 @@
 //! Loom models of **migration**: how a started migratable greenlet moves
 //! between hubs, as `src/hub/migrate.rs` describes in its module docs
-//! (*owned -> in transit -> owned*), and why a waker may read the greenlet's
+//! (*wake*, *requeue*, *adopt*), and why a waker may read the greenlet's
 //! `owner` (`Header::owner`/`owner_arc` in `src/greenlet/task.rs`) without
 //! racing with the hub that adopts it (`Header::migrate_to`).
 //!
@@ -16,22 +16,28 @@
 //!   stands in for the hub's poller, as in `tests/loom_park.rs`);
 //! - hub 0 (a loom thread) waits for its inbox (the real
 //!   `Doorbell::idle_with`), drains it and *releases* the greenlet with the
-//!   real [`release_to`] (`take_inbox` -> `requeue` -> `release`: mark it in
-//!   transit, push it on its own stealable deque). Then it pops its deque
+//!   real [`release_to`] (`take_inbox` -> `requeue` -> `release`: push it on
+//!   its own stealable deque). Then it pops its deque
 //!   (`next_local`); if it gets the greenlet back it runs it (`run_task`);
 //! - hub 1 (a loom thread) searches: it steals from hub 0's deque until it
 //!   gets the greenlet or knows that hub 0 took it; if it gets it, it runs
 //!   it;
-//! - whichever hub runs it first finds it in transit and *adopts* it with the
-//!   real [`adopt_by`] (`run_task` -> `adopt`: reads `owner`, and writes its
-//!   own index there unless it is already the owner), then runs it with the
+//! - whichever hub runs it first *adopts* it with the real [`adopt_by`]
+//!   (`run_task` -> `adopt`: reads `owner`, and writes its own index there
+//!   unless it is already the owner), then runs it with the
 //!   hub's real resume loop ([`run_until_suspended`]: the final CAS when it
 //!   parks), waits for its inbox when it parked, and completes it when its
 //!   closure returns.
 //!
+//! A third model, `adopt_on_wake`, has a *hub* wake the greenlet: hub 1
+//! wins it from `PARKED` and queues it on itself whoever owns it (adopt on
+//! wake, `hub::schedule`), racing with a plain thread's wake-up, which
+//! pushes it to its owner's inbox; the greenlet parks once more wherever it
+//! ran, and the wake-up that wins that park runs it again, on hub 1 or
+//! through its owner's inbox.
+//!
 //! Stand-ins: the greenlet's stack and its `owner` field are loom
-//! `UnsafeCell`s, and its `live_slot` (of which only "in transit" matters
-//! here) a loom atomic with the same (relaxed) ordering. The stack is
+//! `UnsafeCell`s. The stack is
 //! written by whoever owns the greenlet at that moment (the waker that won
 //! it from `PARKED` until it pushes it, the hub that resumes it). `owner` is
 //! written only by a hub that has the greenlet dequeued (`adopt_by`) and
@@ -40,14 +46,13 @@
 //! torn read but a waker using, or queueing onto, a hub `Arc` that an
 //! adopter is releasing at the same time; the `UnsafeCell` makes loom check
 //! the happens-before edges that the `# Safety` of `migrate_to` relies on.)
-//! Glue that stays here: the greenlet's own code between suspensions, and
-//! the live set (a hub-local `RefCell` in the runtime; joining one ends "in
-//! transit").
+//! Glue that stays here: the greenlet's own code between suspensions (the
+//! shared live set of migratable greenlets plays no part in the moves).
 //!
 //! Invariants asserted by every model:
 //!
 //! - **one run, one owner**: the greenlet is taken off the deque by exactly
-//!   one hub, found in transit, resumed by it, and completes; loom fails the
+//!   one hub, adopted and resumed by it, and completes; loom fails the
 //!   model if two accesses to the stack or to `owner` are not ordered by
 //!   happens-before (in particular, the waker's read of `owner` must happen
 //!   before any adopter's write, through the inbox and the deque);
@@ -60,8 +65,6 @@
 //! Does the model bite? Each mutation below was tried, then undone, and
 //! loom failed the models named. In `src`:
 //!
-//! - `release_to` marks the greenlet in transit *after* the push: both
-//!   models ("not in transit": hub 1 may steal it before the mark);
 //! - `adopt_by` never takes the greenlet over: `migrate_then_park_again`
 //!   (deadlock: the second wake-up goes to hub 0, which has moved on).
 //!   `migrate_on_wake` cannot catch this: nobody reads `owner` after the
@@ -93,7 +96,7 @@ use greenhub::__private::{
 };
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::thread;
 
 /// The parts of one greenlet that migration touches.
@@ -104,9 +107,6 @@ struct Greenlet {
     stack: UnsafeCell<usize>,
     /// Stands in for `Header::owner`: the index of the owning hub.
     owner: UnsafeCell<usize>,
-    /// Stands in for `Header::live_slot == IN_TRANSIT` (relaxed, as
-    /// `LIVE_ORDER`).
-    in_transit: AtomicBool,
     /// Set by the hub that took the greenlet off a deque.
     taken: AtomicBool,
     /// How many times a hub took it off a deque.
@@ -130,7 +130,6 @@ impl Greenlet {
             state: State::new(false),
             stack: UnsafeCell::new(0),
             owner: UnsafeCell::new(0),
-            in_transit: AtomicBool::new(false),
             taken: AtomicBool::new(false),
             dequeued: AtomicUsize::new(0),
             wakes_started: AtomicUsize::new(0),
@@ -162,14 +161,6 @@ struct Task(Arc<Greenlet>);
 
 impl Migrant for Task {
     type Hub = usize;
-
-    fn set_in_transit(&self) {
-        self.0.in_transit.store(true, Relaxed);
-    }
-
-    fn in_transit(&self) -> bool {
-        self.0.in_transit.load(Relaxed)
-    }
 
     fn owned_by(&self, hub: &usize) -> bool {
         self.0.owner() == *hub
@@ -228,22 +219,16 @@ fn resume(g: &Greenlet, parks: bool, second: &mut bool) -> Resumed {
     Resumed::Return
 }
 
-/// `run_task` on hub `me` for the greenlet it just took off a deque: find it
-/// in transit and adopt it, then run it (the real resume loop), waiting for
-/// this hub's inbox whenever it parked for good; complete it at the end.
+/// `run_task` on hub `me` for the greenlet it just took off a deque: adopt
+/// it, then run it (the real resume loop), waiting for this hub's inbox
+/// whenever it parked for good; complete it at the end.
 fn run_migrated(task: &Task, me: usize, remote: &Remote, parks: bool) {
     let g = &*task.0;
     g.taken.store(true, SeqCst);
     g.dequeued.fetch_add(1, SeqCst);
-    // `run_task_as::<true>`: a started greenlet in transit is adopted first.
-    assert!(
-        task.in_transit(),
-        "took a released greenlet off a deque but it is not in transit"
-    );
-    // SAFETY: we have it dequeued, in transit.
+    // `run_task_as::<true>`: a started migratable greenlet is adopted first.
+    // SAFETY: we have it dequeued.
     unsafe { adopt_by(task, &me) };
-    // `LiveSet::insert` into our live set: no longer in transit.
-    g.in_transit.store(false, Relaxed);
     let mut second = false;
     loop {
         match run_until_suspended(&g.state, || resume(g, parks, &mut second)) {
@@ -263,7 +248,7 @@ fn run_migrated(task: &Task, me: usize, remote: &Remote, parks: bool) {
 /// its deque, then pops the deque; runs the greenlet if it got it back.
 fn hub0(g: &Arc<Greenlet>, remote: &Remote, fresh: &StealQueue<Task>, parks: bool) {
     assert_eq!(remote.wait_inbox(), 1, "greenlet pushed twice");
-    // `release` (out of hub 0's live set, then `release_to`); no hub goes idle
+    // `release` (`release_to`); no hub goes idle
     // in these models, so `notify_one` would find no hub to wake.
     release_to(fresh, Task(g.clone()), || {});
     // `next_local`: only hub 1 can have taken it since the push.
@@ -361,9 +346,145 @@ fn migrate_on_wake() {
 /// after it moved: the waker that wins the first wake-up reads hub 0 as the
 /// owner; the one that wins the second must see the adopting hub's write
 /// (hub 1, if it stole it) without a race and push to that hub's inbox.
-/// A wake-up that lands while the greenlet is in transit or running only
+/// A wake-up that lands while the greenlet is queued or running only
 /// leaves a token.
 #[test]
 fn migrate_then_park_again() {
     loom::model(|| model(2, true));
+}
+
+// ---- Adopt on wake ----
+
+/// An inbox item that stops a hub's loop (any other item is the greenlet).
+const STOP: usize = usize::MAX;
+
+/// `run_task` on hub `me` for the greenlet it took off its own deque, in the
+/// adopt-on-wake model: adopt it, run it until it parks or returns. A park
+/// ends the run (the next wake-up may come through any hub); a return
+/// completes it.
+fn run_once(task: &Task, me: usize) {
+    let g = &*task.0;
+    g.dequeued.fetch_add(1, SeqCst);
+    // SAFETY: we have it dequeued.
+    unsafe { adopt_by(task, &me) };
+    let mut second = g.stack.with(|s| {
+        // SAFETY: we own the greenlet (dequeued); loom checks it.
+        unsafe { *s > 1 }
+    });
+    match run_until_suspended(&g.state, || resume(g, true, &mut second)) {
+        Ran::Parked => {}
+        Ran::Returned => {
+            let prev = g.state.complete();
+            assert!(!prev.is_complete(), "completed twice");
+        }
+        Ran::Yielded => unreachable!("the greenlet never yields"),
+        Ran::Abandoned => unreachable!("the model never abandons a greenlet"),
+    }
+}
+
+/// Queues the greenlet on hub `me`'s own deque (`requeue` ->
+/// `release_to`), then takes it back off and runs it (`next_local`): with
+/// no thief in this model, it is the one there.
+fn queue_and_run(g: &Arc<Greenlet>, me: usize, fresh: &StealQueue<Task>) {
+    release_to(fresh, Task(g.clone()), || {});
+    let task = fresh.pop().expect("our own deque holds the greenlet");
+    run_once(&task, me);
+}
+
+/// A hub's loop in the adopt-on-wake model: runs every greenlet that comes
+/// through its inbox, until `STOP`.
+fn hub_loop(g: &Arc<Greenlet>, me: usize, remote: &Remote, fresh: &StealQueue<Task>) {
+    let mut items = std::collections::VecDeque::new();
+    loop {
+        while let Some(item) = items.pop_front() {
+            if item == STOP {
+                return;
+            }
+            queue_and_run(g, me, fresh);
+        }
+        if remote.inbox.drain_into(&mut items) == 0 {
+            remote.doorbell.idle_with(thread::park);
+        }
+    }
+}
+
+/// Hub `me` wakes the greenlet (`hub::schedule` on a hub): if it moved it
+/// out of `PARKED` it reads `owner` and, the greenlet being migratable and
+/// of its runtime, queues it on itself and runs it, whoever owned it.
+fn hub_wake(g: &Arc<Greenlet>, me: usize, fresh: &StealQueue<Task>) {
+    g.wakes_started.fetch_add(1, SeqCst);
+    if g.state.wake() {
+        g.touch_stack();
+        // `may_adopt_woken` reads the owner (to compare runtimes).
+        let _owner = g.owner();
+        g.wins.fetch_add(1, SeqCst);
+        queue_and_run(g, me, fresh);
+    }
+}
+
+/// The greenlet parked on hub 0 and parks once more after its first
+/// resume. Two wake-ups race: hub 1's own (adopt on wake) and a plain
+/// thread's (to the owner's inbox). Whichever wins, and wherever the
+/// greenlet parks the second time, it runs once per wake-up and completes;
+/// the plain waker's read of `owner` is ordered after hub 1's adoption
+/// write, and every touch of the stack is ordered after the last.
+fn adopt_model() {
+    let g = Arc::new(Greenlet::parked_on_hub0());
+    let remotes: Arc<Remotes> = Arc::new([Remote::new(), Remote::new()]);
+    let h0 = {
+        let (g, remotes) = (g.clone(), remotes.clone());
+        thread::spawn(move || {
+            let fresh = StealQueue::new();
+            hub_loop(&g, 0, &remotes[0], &fresh);
+            fresh.is_empty()
+        })
+    };
+    let h1 = {
+        let (g, remotes) = (g.clone(), remotes.clone());
+        thread::spawn(move || {
+            let fresh = StealQueue::new();
+            hub_wake(&g, 1, &fresh);
+            hub_loop(&g, 1, &remotes[1], &fresh);
+            fresh.is_empty()
+        })
+    };
+    let hubs = [h0.thread().clone(), h1.thread().clone()];
+    let w = {
+        let (g, remotes, hubs) = (g.clone(), remotes.clone(), hubs.clone());
+        thread::spawn(move || waker(&g, &remotes, &hubs))
+    };
+    w.join().unwrap();
+    while !g.state.load().is_complete() {
+        thread::yield_now();
+    }
+    for (remote, hub) in remotes.iter().zip(&hubs) {
+        remote.push(STOP, hub);
+    }
+    assert!(h0.join().unwrap(), "hub 0's deque not empty");
+    assert!(h1.join().unwrap(), "hub 1's deque not empty");
+    // SAFETY: every thread that touched the stack has been joined.
+    let touches = g.stack.with(|s| unsafe { *s });
+    assert_eq!(
+        touches,
+        g.wins.load(SeqCst) + 2,
+        "greenlet resumed more or less than once per wake-up"
+    );
+    assert_eq!(
+        g.dequeued.load(SeqCst),
+        g.wins.load(SeqCst),
+        "one run per winning wake-up"
+    );
+    for remote in remotes.iter() {
+        assert!(
+            remote.inbox.is_empty(),
+            "greenlet pushed after it completed"
+        );
+    }
+    assert!(!g.state.wake());
+}
+
+/// See [`adopt_model`].
+#[test]
+fn adopt_on_wake() {
+    loom::model(adopt_model);
 }

@@ -407,3 +407,117 @@ fn shutdown_unwinds_greenlets_that_are_moving() {
     }
     assert_eq!(dropped.load(Ordering::SeqCst), 64);
 }
+
+/// A migratable greenlet parked on a socket, on a hub that then runs a
+/// greenlet that does not yield: the data arrives, the other hub's poller
+/// sees it (a migratable greenlet's fds are in every hub's poller), and
+/// that hub wakes the greenlet and runs it (adopt on wake), while the first
+/// hub is still busy. Without that the greenlet waited for the busy
+/// greenlet to end (here: 10 s).
+#[test]
+fn a_greenlet_woken_by_its_socket_runs_while_its_hub_is_busy() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::AtomicBool;
+    let rt = migrating_runtime(2);
+    let moved = rt.block_on(|| {
+        let listener = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The reader must first park on this greenlet's hub (this greenlet
+        // is `block_on`'s, which never moves). It runs on whichever hub
+        // starts it: try again until it is this one.
+        for attempt in 0..50 {
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let client = std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                go_rx.recv().unwrap();
+                c.write_all(b"x").unwrap();
+                c
+            });
+            let (mut conn, _) = listener.accept().unwrap();
+            let (tx, rx) = greenhub::channel::bounded::<ThreadId>(1);
+            let done = Arc::new(AtomicBool::new(false));
+            let done2 = done.clone();
+            let reader = greenhub::spawn(move || {
+                tx.send(std::thread::current().id()).unwrap();
+                let mut b = [0u8; 1];
+                conn.read_exact(&mut b).unwrap();
+                done2.store(true, Ordering::SeqCst);
+                std::thread::current().id()
+            });
+            // The reader sent, then parked in `read_exact` before this hub
+            // ran us again, if it runs on this hub.
+            let started_on = rx.recv().unwrap();
+            let here = std::thread::current().id();
+            go_tx.send(()).unwrap();
+            if started_on != here {
+                reader.join().unwrap();
+                drop(client.join().unwrap());
+                continue;
+            }
+            // Busy without yielding until the reader is done, 10 s at most.
+            let start = Instant::now();
+            while !done.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(10) {
+                std::hint::spin_loop();
+            }
+            let finished_while_busy = done.load(Ordering::SeqCst);
+            let ran_on = reader.join().unwrap();
+            drop(client.join().unwrap());
+            assert!(
+                finished_while_busy,
+                "attempt {attempt}: the reader waited for its busy hub"
+            );
+            assert_ne!(ran_on, here, "it finished on the other hub");
+            return true;
+        }
+        false
+    });
+    assert!(moved, "the reader never started on block_on's hub");
+    assert!(rt.handle().metrics().total().wakes_adopted >= 1);
+}
+
+/// A run-info dump lists the migratable greenlets with what they wait on,
+/// whichever hub they are parked on.
+#[test]
+fn a_dump_lists_parked_migratable_greenlets() {
+    use greenhub::inspect::{GreenletState, WaitKind};
+    let rt = migrating_runtime(2);
+    rt.block_on(|| {
+        let ev = Arc::new(greenhub::sync::Event::new());
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let ev = ev.clone();
+                greenhub::spawn(move || ev.wait())
+            })
+            .collect();
+        let ids: Vec<_> = hs.iter().map(|h| h.id()).collect();
+        let parked = |info: &greenhub::inspect::RunInfo| {
+            ids.iter()
+                .filter(|id| {
+                    matches!(
+                        info.greenlet(**id).map(|g| g.state),
+                        Some(GreenletState::Parked {
+                            on: WaitKind::Event,
+                            ..
+                        })
+                    )
+                })
+                .count()
+        };
+        let start = Instant::now();
+        let mut info = greenhub::Handle::current().run_info();
+        while parked(&info) < ids.len() && start.elapsed() < Duration::from_secs(10) {
+            greenhub::sleep(Duration::from_millis(5));
+            info = greenhub::Handle::current().run_info();
+        }
+        assert_eq!(parked(&info), ids.len(), "{info}");
+        ev.set();
+        for h in hs {
+            h.join().unwrap();
+        }
+        let after = greenhub::Handle::current().run_info();
+        assert!(
+            ids.iter().all(|id| after.greenlet(*id).is_none()),
+            "{after}"
+        );
+    });
+}

@@ -122,6 +122,16 @@ def targets(g):
         line("HTTP ≥ 1.0× tokio req/s, p99 no worse (2 threads each)", ok,
              f"greenhub-mn (2 hubs) {a[0]:,.0f} req/s, p99 {a[1]:.0f} µs vs tokio-multi (2 workers) {b[0]:,.0f} req/s, p99 {b[1]:.0f} µs: {r:.2f}× req/s."
              + also + ("" if ok else " " + WHY["http"]))
+        mk = [k for k in g if k[0] == "http" and k[3] == "greenhub-migrate"]
+        if mk:
+            c = (summary(g[mk[0]], "http")[0], summary(g[mk[0]], "http", "p99_us")[0])
+            if c[0]:
+                rm = c[0] / b[0]
+                okm = rm >= 1.0 and c[1] <= b[1]
+                line("HTTP with migration (`Builder::migratable`, unsafe opt-in) ≥ 1.0× tokio req/s, p99 no worse",
+                     okm, f"greenhub-migrate (2 hubs) {c[0]:,.0f} req/s, p99 {c[1]:.0f} µs vs tokio-multi "
+                     f"{b[0]:,.0f} req/s, p99 {b[1]:.0f} µs: {rm:.2f}× req/s, p99 {c[1] / b[1]:.2f}× "
+                     f"(greenhub-mn's p99: {a[1] / b[1]:.2f}×)." + ("" if okm else " " + WHY["http_migrate"]))
     s, m = med(g, "mixed", 1, 400, "greenhub-single"), med(g, "mixed", 2, 400, "greenhub-mn")
     if s and m:
         r = s / m
@@ -145,6 +155,7 @@ WHY = {
     "skynet": "",
     "idle": "",
     "http": "",
+    "http_migrate": "",
     "mixed": "",
 }
 # What got a met target there (optional).

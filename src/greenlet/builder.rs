@@ -78,9 +78,12 @@ impl Builder {
     /// (docs/ARCHITECTURE.md, 'The soundness rule'). That is what keeps the
     /// safe API sound, but a hub busy with CPU-bound work then holds on to its
     /// other greenlets while another hub idles: only greenlets that never ran
-    /// can be stolen. A migratable greenlet that is woken (or yields) goes to
-    /// its hub's stealable queue instead, and an idle hub may take it and
-    /// resume it on its own thread.
+    /// can be stolen. A migratable greenlet that yields, or is woken while
+    /// its hub has other greenlets ready, goes to the hub's stealable queue
+    /// instead, and an idle hub may take it and resume it on its own thread.
+    /// A hub that wakes it (a timer, a channel, its socket's event, which
+    /// every hub's poller watches for it) runs it, whichever hub it last ran
+    /// on.
     ///
     /// Not available to greenlets that call [`crate::spawn_local`] (it
     /// returns an error there, see [`Builder::spawn_local`]). A greenlet

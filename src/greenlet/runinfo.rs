@@ -5,13 +5,18 @@
 //! The spawn site, parent and birth time are written once, before the
 //! greenlet is queued, and never change. The wait reason is written by the
 //! greenlet itself just before it parks (`greenlet::wait::park_until`) and
-//! read by its own hub while the greenlet is suspended (the dump runs on the
-//! hub's thread), so it is a plain `Cell`: one thread, never at the same
-//! time. All of it costs a few plain stores per spawn and per park.
+//! read by a hub while the greenlet is suspended: its own hub, on the same
+//! thread, or, for a migratable greenlet (`hub::migrate`), whichever hub
+//! answers the dump, while the greenlet may be woken and run elsewhere. So
+//! the record is three relaxed atomics (plain stores on x86-64): a reader
+//! racing with a park may pair the old kind with the new object, which a
+//! diagnostic dump tolerates, and reads nothing torn. All of it costs a few
+//! plain stores per spawn and per park.
 
-use std::cell::Cell;
 use std::panic::Location;
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use crate::greenlet::GreenletId;
 
@@ -110,18 +115,57 @@ impl RunRecord {
     }
 }
 
+/// Every [`WaitKind`], at the index of its discriminant (the encoding in a
+/// [`WaitRecord`]; `kinds_are_indexed` checks it).
+const KINDS: [WaitKind; 23] = [
+    WaitKind::Park,
+    WaitKind::Sleep,
+    WaitKind::Join,
+    WaitKind::ChannelSend,
+    WaitKind::ChannelRecv,
+    WaitKind::ChannelSelect,
+    WaitKind::QueuePut,
+    WaitKind::QueueGet,
+    WaitKind::QueueJoin,
+    WaitKind::Mutex,
+    WaitKind::RwLock,
+    WaitKind::Semaphore,
+    WaitKind::Condvar,
+    WaitKind::Event,
+    WaitKind::AsyncResult,
+    WaitKind::Barrier,
+    WaitKind::WaitGroup,
+    WaitKind::Group,
+    WaitKind::Readable,
+    WaitKind::Writable,
+    WaitKind::FdWait,
+    WaitKind::Future,
+    WaitKind::Futex,
+];
+
 /// What a started greenlet last parked on. Lives with the rest of its run
-/// state (`greenlet::task::Running`): only a started greenlet parks.
+/// state (`greenlet::task::Running`): only a started greenlet parks. Atomics
+/// (see the module docs): `kind` is 0 before the first park, else the
+/// [`WaitKind`]'s index in `KINDS` plus one; `until` is 0 for no deadline,
+/// else nanoseconds since [`epoch`] plus one.
 pub(crate) struct WaitRecord {
-    wait: Cell<Option<WaitOn>>,
-    until: Cell<Option<Instant>>,
+    kind: AtomicU8,
+    obj: AtomicU64,
+    until: AtomicU64,
+}
+
+/// The origin of `WaitRecord::until`: the first deadline recorded.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 impl WaitRecord {
     pub(crate) const fn new() -> WaitRecord {
         WaitRecord {
-            wait: Cell::new(None),
-            until: Cell::new(None),
+            kind: AtomicU8::new(0),
+            obj: AtomicU64::new(0),
+            until: AtomicU64::new(0),
         }
     }
 
@@ -129,14 +173,29 @@ impl WaitRecord {
     /// itself calls this (see the module docs).
     #[inline]
     pub(crate) fn set_wait(&self, on: WaitOn, until: Option<Instant>) {
-        self.wait.set(Some(on));
-        self.until.set(until);
+        self.kind.store(on.kind as u8 + 1, Relaxed);
+        self.obj.store(on.obj, Relaxed);
+        let until = until.map_or(0, |t| {
+            // A deadline before the epoch (a past one) reads back as the epoch.
+            (t.saturating_duration_since(epoch()).as_nanos() as u64).saturating_add(1)
+        });
+        self.until.store(until, Relaxed);
     }
 
     /// What the greenlet last parked on, and until when. Only meaningful
-    /// while it is parked; read on its hub's thread.
+    /// while it is parked.
     pub(crate) fn wait(&self) -> (Option<WaitOn>, Option<Instant>) {
-        (self.wait.get(), self.until.get())
+        let on = match self.kind.load(Relaxed) {
+            0 => None,
+            k => KINDS
+                .get(usize::from(k) - 1)
+                .map(|&kind| WaitOn::new(kind, self.obj.load(Relaxed))),
+        };
+        let until = match self.until.load(Relaxed) {
+            0 => None,
+            n => Some(epoch() + Duration::from_nanos(n - 1)),
+        };
+        (on, until)
     }
 }
 
@@ -151,4 +210,32 @@ pub(crate) fn coarse_now() -> u64 {
     // Linux, and on failure `ts` stays zero, which only makes ages wrong.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_indexed() {
+        for (i, k) in KINDS.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k:?}");
+        }
+        // The last variant is the last entry: none was left out.
+        assert_eq!(WaitKind::Futex as usize, KINDS.len() - 1);
+    }
+
+    #[test]
+    fn a_record_reads_back() {
+        let r = WaitRecord::new();
+        assert_eq!(r.wait(), (None, None));
+        let t = Instant::now() + Duration::from_secs(3);
+        r.set_wait(WaitOn::new(WaitKind::Readable, 7), Some(t));
+        let (on, until) = r.wait();
+        assert_eq!(on, Some(WaitOn::new(WaitKind::Readable, 7)));
+        let until = until.unwrap();
+        assert!(until <= t && t - until < Duration::from_micros(1));
+        r.set_wait(WaitOn::new(WaitKind::Futex, 9), None);
+        assert_eq!(r.wait(), (Some(WaitOn::new(WaitKind::Futex, 9)), None));
+    }
 }

@@ -231,7 +231,8 @@ pub(crate) struct Header {
     /// starts it, and again once its coroutine is gone. Hub-owned, as the
     /// coroutine inside it: see `Header`'s `Sync` argument.
     run: StdUnsafeCell<*mut Running>,
-    /// Index in the owning hub's live set.
+    /// Index in its live set: its hub's, or for a migratable greenlet the
+    /// runtime's shared one (`Shared::migrants`).
     pub(crate) live_slot: StdAtomicUsize,
     /// Spawn site, parent and age, for the run-info dump (what it waits on
     /// is in [`Running`]).
@@ -314,10 +315,15 @@ pub(crate) struct StackInfo {
 // `Arc` until then). The one exception is a greenlet spawned with the
 // `unsafe` migration opt-in: its spawner promised that nothing on its stack
 // is tied to a thread, and it moves (with its run block) only while
-// suspended and queued, with a deque's release/acquire between the old
-// hub's last touch and the new hub's first (`hub::migrate`);
-// a queue or a live set holds an `Arc` throughout, so the rule above holds
-// for whichever hub owns it last.
+// suspended, with the park's final CAS and the waker's `PARKED ->
+// SCHEDULED` (release/acquire on the state word), then a queue's
+// release/acquire, between the old hub's last touch and the new hub's first
+// (`hub::migrate`); a queue or the shared live set holds an `Arc`
+// throughout, so the rule above holds for whichever hub owns it last. A hub
+// answering a dump also reads such a greenlet's `run` cell and `wait` record
+// from another thread, under the shared live set's lock, which orders it
+// with `begin_run` and `end_run` (`Header::wait_record`); the record's
+// fields are atomics.
 unsafe impl Sync for Header {}
 // SAFETY: as above; the `!Send` coroutine never moves between threads because
 // only its owning hub creates, resumes and removes it.
@@ -461,7 +467,9 @@ impl Header {
     #[inline(always)]
     fn running(&self) -> *mut Running {
         // SAFETY: the cell is written only by the owning hub, on this
-        // thread, while the greenlet is not running (see the callers).
+        // thread, while the greenlet is not running (see the callers; a
+        // dump's read from another hub is ordered by a lock, see
+        // `wait_record`).
         let run = unsafe { *self.run.get() };
         debug_assert!(
             !run.is_null(),
@@ -553,10 +561,16 @@ impl Header {
     }
 
     /// What the started greenlet last parked on. The greenlet writes it;
-    /// its hub reads it while it is suspended, on the same thread.
+    /// its hub reads it while it is suspended, on the same thread, or, for a
+    /// migratable greenlet, a hub answering a dump under the shared live
+    /// set's lock (its fields are atomics: `greenlet::runinfo`).
     #[inline(always)]
     pub(crate) fn wait_record(&self) -> &WaitRecord {
-        // SAFETY: as for `stack`: alive while started, one thread.
+        // SAFETY: alive while started. The `run` pointer changes only in
+        // `begin_run` and `end_run`/`leak_run`, which the owning hub calls
+        // before the greenlet enters its live set and after it leaves it; a
+        // dump reads a migratable greenlet's only while it holds the shared
+        // set's lock (`hub/dump.rs`), so it never overlaps them.
         unsafe { &(*self.running()).wait }
     }
 }
@@ -816,10 +830,6 @@ where
 }
 
 /// Relaxed is enough for the live-set index: only the owning hub reads and
-/// writes it (a migratable greenlet's new hub reads it after taking the
-/// greenlet from a deque, which orders it; see `hub::migrate`).
+/// writes it, or, for a migratable greenlet, whichever hub holds the shared
+/// set's lock (`Shared::migrants`), which orders it.
 pub(crate) const LIVE_ORDER: Ordering = Ordering::Relaxed;
-
-/// `live_slot` of a migratable greenlet that is in no live set, queued for
-/// whichever hub takes it (`hub::migrate`).
-pub(crate) const IN_TRANSIT: usize = usize::MAX - 1;

@@ -131,7 +131,8 @@ pub struct GreenletInfo {
 pub enum GreenletState {
     /// Spawned, waiting for its first run.
     NotStarted,
-    /// Ready to run, waiting for its turn.
+    /// Ready to run, waiting for its turn (a migratable greenlet may also
+    /// be running on another hub).
     Queued,
     /// Running: the greenlet that asked for the dump, or the one holding a
     /// hub that did not answer.
@@ -169,22 +170,17 @@ impl HubContext {
         let now = coarse_now();
         let mut greenlets = Vec::new();
         for task in self.live.borrow().snapshot() {
-            let header = task.header();
-            let state = if Some(header.id) == req.requester {
-                GreenletState::Running
-            } else if header.state.load().is_parked() {
-                match header.wait_record().wait() {
-                    (Some(on), until) => GreenletState::Parked {
-                        on: on.kind,
-                        object: on.obj,
-                        until,
-                    },
-                    (None, _) => GreenletState::Queued,
-                }
-            } else {
-                GreenletState::Queued
-            };
-            greenlets.push(info(header, state, now));
+            greenlets.push(info(task.header(), live_state(task.header(), req), now));
+        }
+        if self.index == 0 {
+            // The migratable greenlets of every hub (`Shared::migrants`).
+            // Under the set's lock their run blocks stay put (`run.rs`), and
+            // what they parked on is atomics (`greenlet::runinfo`): one that
+            // runs elsewhere meanwhile shows as queued, or with a stale wait.
+            let migrants = self.shared.migrants.lock();
+            for task in migrants.iter() {
+                greenlets.push(info(task.header(), live_state(task.header(), req), now));
+            }
         }
         for task in self
             .ready
@@ -211,6 +207,25 @@ impl HubContext {
             },
         };
         (req.reply)(answer);
+    }
+}
+
+/// What the started greenlet of `header`, in a live set, is doing, as the
+/// answer to `req` shows it.
+fn live_state(header: &Header, req: &Request) -> GreenletState {
+    if Some(header.id) == req.requester {
+        GreenletState::Running
+    } else if header.state.load().is_parked() {
+        match header.wait_record().wait() {
+            (Some(on), until) => GreenletState::Parked {
+                on: on.kind,
+                object: on.obj,
+                until,
+            },
+            (None, _) => GreenletState::Queued,
+        }
+    } else {
+        GreenletState::Queued
     }
 }
 

@@ -1,4 +1,6 @@
-//! The set of started, unfinished greenlets of one hub.
+//! The set of started, unfinished greenlets of one hub (a `RefCell` of the
+//! hub's), or of every hub's migratable ones (`Shared::migrants`, behind a
+//! lock: `hub::migrate`).
 //!
 //! A slab of `TaskRef`s: O(1) insert when a greenlet starts and O(1) remove
 //! when it finishes (its slot index is kept in its header). The set is what
@@ -37,6 +39,11 @@ impl LiveSet {
         self.free.push(i);
         self.len -= 1;
         Some(t)
+    }
+
+    /// Every live greenlet.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &TaskRef> {
+        self.slots.iter().flatten()
     }
 
     /// Clones of every live greenlet.

@@ -5,47 +5,52 @@
 //! stays on its hub (docs/ARCHITECTURE.md, 'The soundness rule') and never
 //! comes here.
 //!
-//! # States
+//! # Where a migratable greenlet is
 //!
-//! A started migratable greenlet is, as far as the hubs are concerned:
-//!
-//! - **owned** by hub H: in H's live set (`live_slot` is its index) and
-//!   `owner` is H. It is running on H, parked, or queued in H's `ready`
-//!   (only while H shuts down or while the greenlet is `suspended_unwinding`).
-//! - **in transit**: queued in the stealable deque (`fresh`) of the hub that
-//!   released it, in no live set (`live_slot == IN_TRANSIT`); `owner` still
-//!   names the hub that released it.
+//! From its start to its end it is in the runtime's shared live set
+//! (`Shared::migrants`, behind a lock: any hub may start, adopt and finish
+//! one), and its `owner` names the hub that last ran it. Between runs it is
+//! parked, or queued in exactly one place: a hub's stealable deque
+//! (`fresh`), a hub's `ready` queue, or its owner's inbox. The state word
+//! says `SCHEDULED` whenever it is queued, so no waker can move it then.
 //!
 //! # Moves, and who makes them
 //!
-//! - *owned by H -> in transit*: H, on its own thread, when the greenlet
-//!   becomes runnable there (a wake on H, H draining its inbox, a yield),
-//!   unless H is shutting down or the greenlet suspended mid-unwind
-//!   (`suspended_unwinding`: std counts panics per OS thread). H takes it out of its
-//!   live set, pushes it on `fresh` and wakes an idle hub to come and steal.
-//! - *in transit -> owned by K*: the hub K that pops it (K = H) or steals it,
-//!   in `run_task`, before resuming it: `owner` becomes K (the old owner's
-//!   `Arc` is released) and K inserts it in its live set. A K that is
-//!   shutting down also marks it killed, since K's kill sweep
-//!   (`begin_draining`) may have run before it arrived.
+//! - **Wake** (`hub::schedule`): the waker that moved it `PARKED ->
+//!   SCHEDULED` queues it. A waker running on a hub of the same runtime
+//!   queues it *on its own hub* whichever hub owns it (adopt on wake, as Go's
+//!   `ready` puts a woken goroutine on the waker's P), unless the greenlet
+//!   suspended mid-unwind (`suspended_unwinding`: std counts panics per OS
+//!   thread, so such a greenlet must go back to its own thread). Any other
+//!   waker (a plain thread, another runtime's hub) pushes it to its owner's
+//!   inbox. So a hub that is busy, or descheduled by the kernel, does not
+//!   hold up the greenlets that another hub's poller or timers wake.
+//! - **Requeue** (`HubContext::requeue`) on hub K (a wake on K, K draining
+//!   its inbox, a yield): on K's stealable deque, and an idle hub is
+//!   notified to come and steal ([`release_to`]); on K's `ready` instead
+//!   while K shuts down or the greenlet is suspended mid-unwind.
+//! - **Adopt**: the hub K that dequeues it (pops or steals it) makes itself
+//!   the owner before resuming it, unless it already is ([`adopt_by`]): the
+//!   old owner's `Arc` is released. A K that is shutting down also marks it
+//!   killed, since K's kill sweep (`begin_draining`) may have run before it
+//!   arrived.
 //!
-//! Throughout both moves the state word says `SCHEDULED` and exactly one
-//! queue (or one hub's hands) holds the greenlet, so no other thread can make
-//! a move at the same time: a wake-up only sets `NOTIFIED`, and wakers read
-//! `owner` only after moving a greenlet `PARKED -> SCHEDULED`, never while it
-//! is in transit (`Header::owner`). The deque's push (release) and steal
-//! (acquire) order the old hub's last writes to the header and the stack
-//! before the new hub's first resume.
+//! `owner` is written only by a hub that has the greenlet dequeued, and read
+//! by that hub and by a waker right after its `PARKED -> SCHEDULED` (before
+//! anyone can dequeue it): never at the same time (`Header::owner`). The
+//! queue's push (release) and pop or steal (acquire) order the last run's
+//! writes to the header and the stack before the next hub's first resume.
 //!
-//! Why the greenlet leaves the live set while in transit: the live set is
-//! H's `RefCell`, touched only on H's thread, so the hub that steals it could
-//! not take it out. While in transit the queue's `TaskRef` keeps it alive;
-//! a shutdown finds it when the hub drains its `fresh` deque
-//! (`shutdown_step`), and the run-info dump counts it with the queued
-//! greenlets. A timer it armed on H stays in H's heap when it moves (only H
+//! A timer the greenlet armed on H stays in H's heap when it moves (only H
 //! may touch it): the new hub asks H to cancel it
 //! (`HubRemote::cancel_timer_later`); one that fires before H gets to it is
 //! a spurious wake-up, which every park tolerates (`greenlet::wait::TimerGuard`).
+//! For the same reason a migrating runtime registers each fd with the poller
+//! of every hub (`io/registration.rs`, "Several hubs"): whichever hub polls
+//! first wakes the greenlet and, by the wake rule above, runs it.
+//!
+//! The loom models in `tests/loom_migrate.rs` run these moves ([`release_to`],
+//! [`adopt_by`]) over the real state word, inbox and deques.
 
 use std::ptr;
 use std::sync::Arc;
@@ -53,7 +58,7 @@ use std::sync::Arc;
 use super::HubContext;
 use super::queue::StealQueue;
 use super::remote::HubRemote;
-use crate::greenlet::task::{IN_TRANSIT, LIVE_ORDER, TaskRef};
+use crate::greenlet::task::{Header, TaskRef};
 use crate::hub::stats::bump;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -63,11 +68,6 @@ use std::sync::atomic::Ordering::Relaxed;
 pub trait Migrant {
     /// What names a hub (`Arc<HubRemote>`; an index in the models).
     type Hub: ?Sized;
-    /// Marks it in transit (`live_slot`). Only its owning hub, which has
-    /// just taken it out of its live set.
-    fn set_in_transit(&self);
-    /// Whether it is in transit. Only a hub that has it dequeued.
-    fn in_transit(&self) -> bool;
     /// Whether `hub` owns it. Only a hub that has it dequeued.
     fn owned_by(&self, hub: &Self::Hub) -> bool;
     /// Makes `hub` its owner.
@@ -78,32 +78,25 @@ pub trait Migrant {
     unsafe fn migrate_to(&self, hub: &Self::Hub);
 }
 
-/// *owned -> in transit* (see the module docs), after the owning hub took
-/// `task` out of its live set: marks it in transit, then pushes it on the
-/// hub's stealable deque (the push publishes the mark, and every write the
-/// hub made to the greenlet, to whichever hub pops or steals it), then
-/// `notify` (`IdleRuntime::notify_one`: it is stealable work).
+/// *Requeue* (see the module docs): pushes `task` on the hub's stealable
+/// deque (the push publishes every write the hub made to the greenlet to
+/// whichever hub pops or steals it), then `notify` (`IdleRuntime::notify_one`:
+/// it is stealable work).
 #[inline]
 pub fn release_to<T: Migrant>(fresh: &StealQueue<T>, task: T, notify: impl FnOnce()) {
-    task.set_in_transit();
     fresh.push(task);
     notify();
 }
 
-/// *in transit -> owned by `hub`* (see the module docs), by the hub that took
-/// `task` off a deque: makes `hub` the owner unless it already is. Returns
-/// whether the owner changed. The caller then puts the greenlet in its live
-/// set (which ends "in transit").
+/// *Adopt* (see the module docs), by the hub that took `task` off a queue:
+/// makes `hub` the owner unless it already is. Returns whether the owner
+/// changed.
 ///
 /// # Safety
 ///
-/// The caller has `task` dequeued and it is in transit.
+/// The caller has `task` dequeued.
 #[inline]
 pub unsafe fn adopt_by<T: Migrant>(task: &T, hub: &T::Hub) -> bool {
-    debug_assert!(
-        task.in_transit(),
-        "migrate: adopting a greenlet that is not in transit"
-    );
     if task.owned_by(hub) {
         return false;
     }
@@ -114,16 +107,6 @@ pub unsafe fn adopt_by<T: Migrant>(task: &T, hub: &T::Hub) -> bool {
 
 impl Migrant for TaskRef {
     type Hub = Arc<HubRemote>;
-
-    #[inline]
-    fn set_in_transit(&self) {
-        self.header().live_slot.store(IN_TRANSIT, LIVE_ORDER);
-    }
-
-    #[inline]
-    fn in_transit(&self) -> bool {
-        self.header().live_slot.load(LIVE_ORDER) == IN_TRANSIT
-    }
 
     #[inline]
     fn owned_by(&self, hub: &Arc<HubRemote>) -> bool {
@@ -138,12 +121,13 @@ impl Migrant for TaskRef {
 }
 
 impl HubContext {
-    /// Queues a started greenlet of this hub that became runnable: on the
-    /// stealable deque if it may move now, else on `ready`.
+    /// Queues a started greenlet that was woken on this hub (*requeue* in
+    /// the module docs): on `ready`, or, if it is migratable, may move now
+    /// and this hub has other greenlets ready, on the stealable deque.
     #[inline(always)]
     pub(super) fn requeue(&self, task: TaskRef) {
         if task.header().migratable {
-            self.requeue_migratable(task);
+            self.requeue_migratable(task, true);
         } else {
             // Every switch of a greenlet that stays put comes through here:
             // keep it as cheap as the plain push it replaced.
@@ -151,9 +135,17 @@ impl HubContext {
         }
     }
 
+    /// [`requeue`](Self::requeue) for a migratable greenlet, woken or (if
+    /// not `woken`) yielding.
     #[inline(never)]
-    pub(super) fn requeue_migratable(&self, task: TaskRef) {
-        if self.may_release(&task) {
+    pub(super) fn requeue_migratable(&self, task: TaskRef, woken: bool) {
+        // A woken greenlet that this hub runs next anyway stays local, as
+        // Go's `runnext` and tokio's LIFO slot keep it: releasing it made
+        // the other hub steal it, and the greenlets of a 2-hub HTTP server
+        // bounced between the hubs (about 20% fewer requests per second,
+        // benches/compare/PROFILE.md). A yield releases: it asks to let
+        // others run.
+        if self.may_release(&task) && !(woken && self.ready.borrow().is_empty()) {
             self.release(task);
         } else {
             self.ready.borrow_mut().push_back(task);
@@ -167,36 +159,36 @@ impl HubContext {
         header.is_started() && !header.suspended_unwinding.load(Relaxed) && !self.is_shutting_down()
     }
 
-    /// *owned -> in transit* (see the module docs).
+    /// *Requeue* on the stealable deque (see the module docs).
     fn release(&self, task: TaskRef) {
-        let removed = self.live.borrow_mut().remove(&task);
-        debug_assert!(
-            removed.is_some(),
-            "greenhub: released a greenlet it did not own"
-        );
         release_to(&self.fresh, task, || self.shared.notify_one());
     }
 
-    /// Whether the started, migratable greenlet `task` is in transit, to
-    /// be adopted before it runs.
+    /// *Adopt* (see the module docs): before this hub resumes a started,
+    /// migratable greenlet it dequeued.
     #[inline]
-    pub(super) fn in_transit(task: &TaskRef) -> bool {
-        Migrant::in_transit(task)
-    }
-
-    /// *in transit -> owned by this hub* (see the module docs).
     pub(super) fn adopt(&self, task: &TaskRef) {
-        // SAFETY: we dequeued the greenlet, in transit; nobody else reads or
-        // writes its owner while it is in transit (module docs).
+        // SAFETY: we dequeued the greenlet; nobody else reads or writes its
+        // owner while it is queued (module docs).
         if unsafe { adopt_by(task, &self.remote) } {
             bump(&self.remote.stats.migrated);
         }
-        self.live.borrow_mut().insert(task.clone());
         if self.is_shutting_down() {
-            // It was in no live set when this hub swept them: kill it now,
-            // it unwinds at its blocking point.
+            // It may have been elsewhere when this hub swept the live
+            // greenlets: kill it now, it unwinds at its blocking point.
             task.header().state.kill();
         }
+    }
+
+    /// *Wake* (see the module docs): whether this hub, which has just moved
+    /// the migratable greenlet of `header`, owned by `owner` (another hub),
+    /// `PARKED -> SCHEDULED`, may queue it on itself: the same runtime, and
+    /// not suspended mid-unwind.
+    #[inline]
+    pub(super) fn may_adopt_woken(&self, header: &Header, owner: &HubRemote) -> bool {
+        // `suspended_unwinding` was stored by the owner before its park's
+        // final CAS, which the waker's `PARKED -> SCHEDULED` read.
+        owner.same_runtime(&self.remote) && !header.suspended_unwinding.load(Relaxed)
     }
 
     /// After a migratable greenlet suspended: whether it may move (see

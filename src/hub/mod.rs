@@ -507,7 +507,9 @@ pub(crate) fn schedule_next(task: TaskRef) -> bool {
 
 /// Pushes a started greenlet that was just moved `PARKED -> SCHEDULED` to
 /// its owning hub: straight onto the ready queue when the caller is that hub,
-/// else through the hub's inbox.
+/// else through the hub's inbox. A migratable greenlet woken on another hub
+/// of its runtime goes to the waker's hub instead (adopt on wake,
+/// `migrate.rs`).
 pub(crate) fn schedule(task: TaskRef) {
     let header = task.header();
     let owner = header
@@ -516,6 +518,11 @@ pub(crate) fn schedule(task: TaskRef) {
     if let Some(hub) = context::hub() {
         if std::ptr::eq(Arc::as_ptr(&hub.remote), owner) {
             hub.push_ready(task);
+            return;
+        }
+        if header.migratable && hub.may_adopt_woken(header, owner) {
+            bump(&hub.remote.stats.wakes_adopted);
+            hub.requeue(task);
             return;
         }
         bump(&hub.remote.stats.wakes_sent);

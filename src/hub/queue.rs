@@ -12,7 +12,7 @@
 //! Only greenlets that have never run are put here (docs/ARCHITECTURE.md, 'The
 //! soundness rule'): moving them to another thread moves nothing but their
 //! `Send` closure. The one exception is a started greenlet spawned with the
-//! `unsafe` migration opt-in, queued here "in transit" by its hub
+//! `unsafe` migration opt-in, queued here by the hub that woke it or ran it
 //! (`hub::migrate`).
 
 /// At most this many greenlets move in one steal.

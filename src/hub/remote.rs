@@ -93,6 +93,13 @@ impl HubRemote {
         }
     }
 
+    /// Whether `other` is a hub of the same runtime (they share the
+    /// runtime's termination count).
+    #[inline]
+    pub(crate) fn same_runtime(&self, other: &HubRemote) -> bool {
+        Arc::ptr_eq(&self.pending, &other.pending)
+    }
+
     /// Hands a woken greenlet to this hub from another thread.
     pub(crate) fn push(&self, task: TaskRef) {
         // An error means the hub has exited: its greenlets were unwound or
@@ -165,11 +172,23 @@ impl HubRemote {
 
 impl HubRemote {
     /// Watches `fd` (edge-triggered, both directions) under `token`.
+    /// `exclusive`: one of several pollers that watch `fd` (a migratable
+    /// greenlet's fd, `io/registration.rs`): `EPOLLEXCLUSIVE`, so that an
+    /// edge wakes one hub blocked in its poller rather than all of them
+    /// (one whose poller is not blocked may still see it). The kernel
+    /// refuses `EPOLLRDHUP` with it; a peer's close still reports
+    /// `EPOLLIN`, which wakes readers as well.
     pub(crate) fn register(
         &self,
         fd: std::os::fd::RawFd,
         token: mio::Token,
+        exclusive: bool,
     ) -> std::io::Result<()> {
+        if exclusive {
+            let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLEXCLUSIVE) as u32;
+            self.register_events(fd, token, events)?;
+            return Ok(());
+        }
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
         self.registry
             .register(&mut mio::unix::SourceFd(&fd), token, interest)?;
@@ -177,7 +196,6 @@ impl HubRemote {
         Ok(())
     }
 
-    #[cfg(feature = "patch")]
     /// Watches `fd` under `token` for exactly the epoll `events` given
     /// (`EPOLLET` added; `EPOLLERR` and `EPOLLHUP` are always reported, so
     /// `events` may be 0), where mio's interests would ask for more (a

@@ -88,7 +88,7 @@ impl HubContext {
             if !self.start(&task) {
                 return;
             }
-        } else if MIGRATABLE && Self::in_transit(&task) {
+        } else if MIGRATABLE {
             self.adopt(&task);
         }
         let ran = run_until_suspended(&header.state, || {
@@ -136,7 +136,7 @@ impl HubContext {
         match ran {
             Ran::Yielded => {
                 if MIGRATABLE {
-                    self.requeue_migratable(task);
+                    self.requeue_migratable(task, false);
                 } else {
                     self.ready.borrow_mut().push_back(task);
                 }
@@ -144,8 +144,8 @@ impl HubContext {
                 self.yielded.set(self.maybe_unstarted.get());
             }
             Ran::Parked => bump(&self.remote.stats.parks),
-            Ran::Returned => self.finish(&task),
-            Ran::Abandoned => self.abandon(&task),
+            Ran::Returned => self.finish::<MIGRATABLE>(&task),
+            Ran::Abandoned => self.abandon::<MIGRATABLE>(&task),
         }
     }
 
@@ -184,7 +184,13 @@ impl HubContext {
             header.begin_run(info);
             task.start(stack);
         }
-        self.live.borrow_mut().insert(task.clone());
+        if header.migratable {
+            // After `begin_run`: a dump may read the run block of any
+            // greenlet in this set, from any hub (`dump.rs`).
+            self.shared.migrants.lock().insert(task.clone());
+        } else {
+            self.live.borrow_mut().insert(task.clone());
+        }
         bump(&self.remote.stats.started);
         true
     }
@@ -197,7 +203,7 @@ impl HubContext {
     /// `COMPLETE`, so a later wake-up of it (a timer, an fd, a waiter list
     /// that still names it) finds nothing to schedule.
     #[cold]
-    fn abandon(&self, task: &TaskRef) {
+    fn abandon<const MIGRATABLE: bool>(&self, task: &TaskRef) {
         let header = task.header();
         // SAFETY: owning hub; the greenlet is suspended and no borrow of the
         // slot is live.
@@ -206,13 +212,13 @@ impl HubContext {
             // for good, so nothing it lent out dangles.
             std::mem::forget(coro);
         }
-        // SAFETY: as above; its frames may still point into the block.
-        unsafe { header.leak_run() };
         if self.shared.watched {
             // The live set's `Arc` may be the last one (`hub::watch`).
             self.remote.watch.retire();
         }
-        self.live.borrow_mut().remove(task);
+        self.remove_live::<MIGRATABLE>(task);
+        // SAFETY: as above; its frames may still point into the block.
+        unsafe { header.leak_run() };
         // SAFETY: the greenlet will never run again and has stored no
         // outcome; completing it as killed lets its joiners return.
         unsafe { task.cancel(JoinError::killed()) };
@@ -224,7 +230,7 @@ impl HubContext {
     /// Inlined into both copies of the loop: as a call it added 60
     /// instructions to a spawn+join.
     #[inline(always)]
-    fn finish(&self, task: &TaskRef) {
+    fn finish<const MIGRATABLE: bool>(&self, task: &TaskRef) {
         let header = task.header();
         // SAFETY: owning hub; the coroutine has returned and no borrow of the
         // slot is live.
@@ -232,15 +238,28 @@ impl HubContext {
             .take()
             .expect("greenhub: finished greenlet without a coroutine");
         self.stacks.borrow_mut().free(coro.into_stack());
-        // SAFETY: as above; the greenlet will never run again.
-        unsafe { header.end_run() };
         if self.shared.watched {
             // The live set's `Arc` may be the last one (`hub::watch`).
             self.remote.watch.retire();
         }
-        self.live.borrow_mut().remove(task);
+        self.remove_live::<MIGRATABLE>(task);
+        // SAFETY: as above; the greenlet will never run again. Out of the
+        // live set first: a dump reads the run block of a migratable one
+        // from the shared set, under its lock (`dump.rs`).
+        unsafe { header.end_run() };
         // SAFETY: the closure stored its outcome; coroutine removed above.
         unsafe { task.finish() };
         self.note_ended();
+    }
+
+    /// Takes a started greenlet that is done out of its live set: the
+    /// shared one if it is migratable (`Shared::migrants`), else this hub's.
+    #[inline(always)]
+    fn remove_live<const MIGRATABLE: bool>(&self, task: &TaskRef) {
+        if MIGRATABLE {
+            self.shared.migrants.lock().remove(task);
+        } else {
+            self.live.borrow_mut().remove(task);
+        }
     }
 }

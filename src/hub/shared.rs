@@ -10,10 +10,11 @@ use crate::error::JoinError;
 use crate::greenlet::task::TaskRef;
 use crate::hub::context;
 use crate::hub::idle::{Idle, IdleRuntime};
+use crate::hub::live::LiveSet;
 use crate::hub::queue::{Injector, Stealer};
 use crate::hub::remote::HubRemote;
 use crate::hub::stats::{HubStats, Outside, note_created, note_ended};
-use crate::loom::{AtomicBool, AtomicUsize, Ordering::*, fence};
+use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering::*, fence};
 use crate::offload::BlockingPool;
 use std::sync::atomic::Ordering as StdOrdering;
 
@@ -63,6 +64,11 @@ pub(crate) struct Shared {
     /// Set once a migratable greenlet was built for this runtime: hubs then
     /// route their inbox greenlet by greenlet (`hub::migrate`).
     pub(crate) migrating: AtomicBool,
+    /// The started, unfinished migratable greenlets of every hub: their live
+    /// set (`hub/live.rs`), shared because any hub may wake, adopt and
+    /// finish them (`hub::migrate`). Other greenlets are in their hub's own
+    /// set.
+    pub(crate) migrants: Mutex<LiveSet>,
     /// Escalated panics on their way to `block_on` (`hub::escalate`).
     pub(crate) escalation: crate::hub::escalate::Escalation,
     /// `Builder::deadlock_timeout`: how long the runtime must stay quiet

@@ -61,7 +61,7 @@ impl HubContext {
         let mut revived = false;
         while let Some(task) = self.fresh.pop() {
             if task.header().is_started() {
-                // A migratable greenlet in transit (`migrate`): take it over,
+                // A migratable greenlet released here (`migrate`): take it over,
                 // which kills it, and run it until it has unwound.
                 self.adopt(&task);
                 self.ready.borrow_mut().push_back(task);
@@ -106,7 +106,11 @@ impl HubContext {
             self.shared.idle.end_search();
         }
         let live = self.live.borrow().snapshot();
-        for task in live {
+        // Every hub sweeps the migratable greenlets too: whichever moves one
+        // out of `PARKED` runs it (`hub::migrate`), the others find it killed
+        // already.
+        let migrants = self.shared.migrants.lock().snapshot();
+        for task in live.into_iter().chain(migrants) {
             if task.header().state.kill() {
                 self.push_ready(task);
             }
@@ -140,7 +144,11 @@ impl HubContext {
             // See `run.rs` `finish`.
             self.remote.watch.retire();
         }
-        let stuck = self.live.borrow_mut().take_all();
+        let mut stuck = self.live.borrow_mut().take_all();
+        // The first hub out takes the stuck migratable greenlets: every hub
+        // is past its loop or about to leave it (`terminated`), so none runs
+        // them again.
+        stuck.extend(self.shared.migrants.lock().take_all());
         if !stuck.is_empty() {
             eprintln!(
                 "greenhub: hub {}: {} greenlet(s) were still blocked at runtime shutdown \

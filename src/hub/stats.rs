@@ -63,6 +63,7 @@ pub(crate) struct HubStats {
     pub(crate) parks: AtomicU64,
     pub(crate) wakes_local: AtomicU64,
     pub(crate) wakes_sent: AtomicU64,
+    pub(crate) wakes_adopted: AtomicU64,
     pub(crate) wakes_inbox: AtomicU64,
     pub(crate) steals: AtomicU64,
     pub(crate) stolen: AtomicU64,

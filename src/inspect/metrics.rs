@@ -71,6 +71,9 @@ pub struct HubMetrics {
     pub wakes_local: u64,
     /// Wake-ups this hub sent to greenlets of other hubs.
     pub wakes_sent: u64,
+    /// Migratable greenlets of other hubs that this hub woke and queued on
+    /// itself, to run them here (adopt on wake: `Builder::migratable`).
+    pub wakes_adopted: u64,
     /// Greenlets that arrived through this hub's inbox: woken by other hubs
     /// or by plain threads (and greenlets placed on this hub).
     pub wakes_inbox: u64,
@@ -126,6 +129,7 @@ impl HubMetrics {
             parks: read(&s.parks),
             wakes_local: read(&s.wakes_local),
             wakes_sent: read(&s.wakes_sent),
+            wakes_adopted: read(&s.wakes_adopted),
             wakes_inbox: read(&s.wakes_inbox),
             steals: read(&s.steals),
             stolen: read(&s.stolen),
@@ -157,6 +161,7 @@ impl HubMetrics {
             parks,
             wakes_local,
             wakes_sent,
+            wakes_adopted,
             wakes_inbox,
             steals,
             stolen,
@@ -274,7 +279,7 @@ impl fmt::Display for Metrics {
             write!(f, "{:>12}", format!("hub {i}"))?;
         }
         writeln!(f, "{:>12}", "total")?;
-        let rows: [Row; 23] = [
+        let rows: [Row; 24] = [
             ("alive", HubMetrics::alive),
             ("spawned", |m| m.spawned),
             ("started", |m| m.started),
@@ -287,6 +292,7 @@ impl fmt::Display for Metrics {
             ("parks", |m| m.parks),
             ("wakes local", |m| m.wakes_local),
             ("wakes sent", |m| m.wakes_sent),
+            ("wakes adopted", |m| m.wakes_adopted),
             ("wakes inbox", |m| m.wakes_inbox),
             ("steals", |m| m.steals),
             ("stolen", |m| m.stolen),

@@ -234,7 +234,7 @@ fn park_on(pfds: &[libc::pollfd], deadline: Option<Instant>) -> io::Result<bool>
         let dup = unsafe { OwnedFd::from_raw_fd(dup) };
         let io = Arc::new(ScheduledIo::default());
         io.add_waiter(dir, 0, Waiter::current());
-        if let Err(e) = remote.register(dup.as_raw_fd(), token(&io)) {
+        if let Err(e) = remote.register(dup.as_raw_fd(), token(&io), false) {
             unwatch(watches);
             return Err(e);
         }

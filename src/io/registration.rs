@@ -47,6 +47,23 @@
 //! so it lives until every hub that may still hold an event naming it has
 //! begun its next poll.
 //!
+//! # Every hub, for a migratable greenlet
+//!
+//! When the greenlet that registers the fd is migratable (`hub::migrate`),
+//! it registers it with the poller of every hub of its runtime at once,
+//! not only its own: whichever hub polls first wakes it and, since a
+//! migratable greenlet woken on another hub runs there, runs it. So a hub
+//! that is busy, or waiting for a CPU, does not hold up its greenlets'
+//! sockets: this is how an idle hub takes events from a busy hub's poller
+//! (benches/compare/PROFILE.md, HTTP with 2 hubs). The other registrations
+//! are the same *unregistered* → *registered* move as above, made by a
+//! greenlet that is not on that hub, and the ADD's report of the current
+//! readiness makes it as safe: an edge before it is either seen by the
+//! caller's own registration (made first) or by this one. They are best
+//! effort (the caller's own is what its wait relies on) and cost one ADD and
+//! one DEL per hub and fd, and a spurious dispatch on each hub that polls the
+//! edge after the first.
+//!
 //! # Taking a registration off
 //!
 //! The poller (epoll) keys a registration by *(open file description, fd
@@ -286,10 +303,31 @@ impl Registration {
         // EPOLL_CTL_ADD reports the fd's current readiness (an edge if it is
         // ready now), so nothing that arrived since the caller's syscall is
         // missed by this poller.
-        me.register(fd, token(&self.io))?;
+        let every_hub = Self::caller_migratable(hub);
+        me.register(fd, token(&self.io), every_hub)?;
         slot.push(me.clone());
         slot.file = file;
+        if every_hub {
+            // See "Every hub, for a migratable greenlet": best effort, the
+            // caller's own registration above is what the wait relies on.
+            for other in hub.shared.hubs.iter() {
+                if !slot.hubs().any(|h| Arc::ptr_eq(h, other))
+                    && !other.has_exited()
+                    && other.register(fd, token(&self.io), true).is_ok()
+                {
+                    slot.push(other.clone());
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the greenlet running on `hub` is migratable.
+    fn caller_migratable(hub: &crate::hub::HubContext) -> bool {
+        hub.current().is_some_and(|t| {
+            // SAFETY: the hub holds an `Arc` to the greenlet it is running.
+            unsafe { t.as_ref() }.header().migratable
+        })
     }
 
     /// The event counter of `dir`, to load before a syscall that may block.

@@ -356,6 +356,13 @@ impl Builder {
     /// and `block_on`'s closure stay put. Ignored in pinned and
     /// single-threaded mode.
     ///
+    /// What it costs: a migratable greenlet's sockets are registered with
+    /// every hub's poller (one `epoll_ctl` per hub when it first waits on
+    /// one, and again when it closes), a hub that wakes one runs it, and
+    /// starting and finishing one takes a lock shared by the hubs. What it
+    /// buys: while one hub is busy, or waits for a CPU, another hub wakes
+    /// and runs its greenlets (benches/compare/PROFILE.md, HTTP with 2 hubs).
+    ///
     /// # Safety
     ///
     /// The caller makes the promise of
@@ -476,6 +483,7 @@ impl Builder {
             watched: self.max_blocking_time.is_some(),
             migrate_all: self.migratable && self.mode == Mode::MN,
             migrating: AtomicBool::new(self.migratable && self.mode == Mode::MN),
+            migrants: Default::default(),
             escalation: Default::default(),
             deadlock_after: self.deadlock_timeout,
             blocking: Arc::new(BlockingPool::new(
