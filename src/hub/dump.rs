@@ -100,7 +100,9 @@ pub struct HubInfo {
     /// cannot be stolen.
     pub greenlets: Vec<GreenletInfo>,
     /// Unstarted greenlets in the hub's stealable queue (M:N mode),
-    /// counted, not listed.
+    /// counted, not listed. With the migration opt-in the count also
+    /// includes the started migratable greenlets queued there, which hub 0's
+    /// answer lists as well (a work-stealing deque cannot be walked).
     pub unlisted: usize,
     /// For the deadlock report.
     pub(crate) quiet: HubQuiet,
