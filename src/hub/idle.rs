@@ -42,8 +42,12 @@
 //!   `searching` there), count it as searching, and ring its doorbell.
 //! - **Searching** (`SearchHub::search_stealable`): take a batch from the
 //!   injector, else start a search ([`Idle::try_start_search`]) and steal.
-//!   **A searcher that finds work** leaves the search
-//!   (`SearchHub::leave_search` -> [`Idle::end_search`]); if it was the last
+//!   **A searcher that finds work**, stolen or on its own queues (a
+//!   notified hub counts as a searcher when it wakes), leaves the search
+//!   before it runs it (`SearchHub::leave_search` -> [`Idle::end_search`],
+//!   from `search_stealable` and `HubContext::leave_search_to_run`): a
+//!   greenlet that never gives its hub back must not hold a search count
+//!   (Go's `resetspinning` before `execute`); if it was the last
 //!   searcher it runs fence **F_l** (`SeqCst`), and if work is still visible
 //!   it notifies another idler (Go's `resetspinning`, tokio's "last
 //!   searcher notifies"): parallelism ramps up one hub at a time.

@@ -196,6 +196,7 @@ impl HubContext {
         let _enter = context::enter(self);
         loop {
             if let Some(task) = self.next_local() {
+                self.leave_search_to_run();
                 self.run_task(task);
                 if self.after_run.get() {
                     self.after_run_slow();
@@ -209,6 +210,7 @@ impl HubContext {
                 continue;
             }
             if let Some(task) = self.search() {
+                self.leave_search_to_run();
                 self.run_task(task);
                 if self.after_run.get() {
                     self.after_run_slow();
@@ -219,6 +221,28 @@ impl HubContext {
         }
         self.guard_settle();
         self.exit();
+    }
+
+    /// A hub that is about to run a greenlet stops counting as a searcher
+    /// (`idle.rs`), wherever it found it: its own queues too, not only a
+    /// steal (Go's `resetspinning` before `execute`). A notified hub counts
+    /// as a searcher when it wakes; if it then ran a greenlet from its own
+    /// queues that never gives the hub back, it kept `searching` at its
+    /// limit for good, so no other hub could start a search, and posters
+    /// relied on it: work on its queues was stranded while the other hub
+    /// idled (`tests/rt_steal.rs` `mn_greenlets_placed_on_a_stuck_hub_are_stolen`
+    /// hung in about 1 run in 12).
+    #[inline(always)]
+    fn leave_search_to_run(&self) {
+        if self.searching.get() {
+            self.leave_search_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn leave_search_slow(&self) {
+        search::SearchHub::leave_search(self);
     }
 
     /// See the field.
