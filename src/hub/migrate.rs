@@ -28,7 +28,9 @@
 //! - **Requeue** (`HubContext::requeue`) on hub K (a wake on K, K draining
 //!   its inbox, a yield): on K's stealable deque, and an idle hub is
 //!   notified to come and steal ([`release_to`]); on K's `ready` instead
-//!   while K shuts down or the greenlet is suspended mid-unwind.
+//!   when it was woken and K has nothing else ready (K runs it next: Go's
+//!   `runnext`), while K shuts down, or while the greenlet is suspended
+//!   mid-unwind.
 //! - **Adopt**: the hub K that dequeues it (pops or steals it) makes itself
 //!   the owner before resuming it, unless it already is ([`adopt_by`]): the
 //!   old owner's `Arc` is released. A K that is shutting down also marks it
@@ -45,9 +47,11 @@
 //! may touch it): the new hub asks H to cancel it
 //! (`HubRemote::cancel_timer_later`); one that fires before H gets to it is
 //! a spurious wake-up, which every park tolerates (`greenlet::wait::TimerGuard`).
-//! For the same reason a migrating runtime registers each fd with the poller
-//! of every hub (`io/registration.rs`, "Several hubs"): whichever hub polls
-//! first wakes the greenlet and, by the wake rule above, runs it.
+//!
+//! A migratable greenlet registers each fd it waits on with the poller of
+//! every hub (`io/registration.rs`, "Every hub, for a migratable
+//! greenlet"): whichever hub polls first wakes the greenlet and, by the wake
+//! rule above, runs it.
 //!
 //! The loom models in `tests/loom_migrate.rs` run these moves ([`release_to`],
 //! [`adopt_by`]) over the real state word, inbox and deques.

@@ -177,7 +177,8 @@ impl HubRemote {
     /// edge wakes one hub blocked in its poller rather than all of them
     /// (one whose poller is not blocked may still see it). The kernel
     /// refuses `EPOLLRDHUP` with it; a peer's close still reports
-    /// `EPOLLIN`, which wakes readers as well.
+    /// `EPOLLIN`, which wakes readers as well. A kernel without
+    /// `EPOLLEXCLUSIVE` (before 4.5: `EINVAL`) gets a plain registration.
     pub(crate) fn register(
         &self,
         fd: std::os::fd::RawFd,
@@ -186,8 +187,10 @@ impl HubRemote {
     ) -> std::io::Result<()> {
         if exclusive {
             let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLEXCLUSIVE) as u32;
-            self.register_events(fd, token, events)?;
-            return Ok(());
+            match self.register_events(fd, token, events) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                r => return r,
+            }
         }
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
         self.registry
