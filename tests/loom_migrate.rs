@@ -68,9 +68,15 @@
 //! - `adopt_by` never takes the greenlet over: `migrate_then_park_again`
 //!   (deadlock: the second wake-up goes to hub 0, which has moved on).
 //!   `migrate_on_wake` cannot catch this: nobody reads `owner` after the
-//!   move;
+//!   move; nor can `adopt_on_wake`, where hub 0 still runs whatever reaches
+//!   its inbox;
 //! - `run_until_suspended` ignores a failed final CAS:
-//!   `migrate_then_park_again` (deadlock);
+//!   `migrate_then_park_again` (deadlock) and `adopt_on_wake` (the lost
+//!   wake-up leaves a hub waiting until loom gives up on the branch count);
+//! - `State::wake` reports a win whenever the greenlet is not complete, so
+//!   a wake-up of a running greenlet queues it a second time:
+//!   `adopt_on_wake` ("Causality violation: Concurrent write accesses" on
+//!   the stack: two hubs run it at once);
 //! - `Inbox::push_and_ring` unparks before it pushes: both models (hub 0
 //!   never wakes; hub 1 spins until loom gives up on the branch count).
 //!
